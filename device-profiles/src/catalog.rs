@@ -1,0 +1,226 @@
+//! The catalog of real phones, from very low-end (2 GB, 4× Cortex-A53) to flagships, with estimated figures.
+//!
+//! Entries live in `device-profiles/catalog/*.json`, one file per phone, and are also compiled into the library
+//! ([`builtin`]) so no file is needed at run time. Estimated figures follow [`estimate_figures`]: the theoretical
+//! FP32 peak of the CPU times an efficiency calibrated on the development host, and a fraction of the DRAM's
+//! theoretical bandwidth.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::profile::{Cpu, DeviceProfile, Dram, FigureSource, Figures};
+
+/// Efficiency of the probe's GEMM kernel relative to the 128-bit FP32 peak, measured on the development host
+/// (2-core AMD EPYC, Zen 4, ~3.6 GHz measured with a dependent FP-add chain): 39.4 GFLOP/s on one core against
+/// 16 FLOP/cycle × 3.6 GHz ≈ 58 GFLOP/s. Reproduce with `cargo run --release -p device-profiles --example calibrate`.
+pub const GEMM_EFFICIENCY: f64 = 0.68;
+/// Efficiency of the probe's depthwise 3×3 kernel relative to the same peak (≈ 10.3 GFLOP/s per host core / 58).
+pub const DWCONV_EFFICIENCY: f64 = 0.18;
+/// Fraction of the DRAM's theoretical bandwidth a multi-thread read reaches (a public Cortex-A53 measurement reached
+/// about 40%: 6.9 GB/s on four cores).
+pub const MEM_BW_EFFICIENCY: f64 = 0.40;
+
+/// Estimated figures of a CPU and DRAM: GEMM = peak × [`GEMM_EFFICIENCY`] (one thread: the fastest core's peak),
+/// depthwise = peak × [`DWCONV_EFFICIENCY`], bandwidth = theoretical × [`MEM_BW_EFFICIENCY`]; threads = all cores.
+/// `None` when a core type or clock is unknown.
+pub fn estimate_figures(cpu: &Cpu, dram: &Dram) -> Option<Figures> {
+    let peak = cpu.peak_gflops()?;
+    Some(Figures {
+        gemm_gflops_1t: cpu.peak_gflops_1t()? * GEMM_EFFICIENCY,
+        gemm_gflops_mt: peak * GEMM_EFFICIENCY,
+        dwconv_gflops: peak * DWCONV_EFFICIENCY,
+        mem_bw_gbps: dram.theoretical_gbps() * MEM_BW_EFFICIENCY,
+        bench_ms: 0.0,
+        threads: cpu.core_count(),
+        source: FigureSource::Estimated,
+    })
+}
+
+/// The catalog files compiled into the library: (file name, contents).
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "google-pixel-6a.json",
+        include_str!("../catalog/google-pixel-6a.json"),
+    ),
+    (
+        "google-pixel-8.json",
+        include_str!("../catalog/google-pixel-8.json"),
+    ),
+    ("nokia-g21.json", include_str!("../catalog/nokia-g21.json")),
+    (
+        "samsung-galaxy-a01-core.json",
+        include_str!("../catalog/samsung-galaxy-a01-core.json"),
+    ),
+    (
+        "samsung-galaxy-a03-core.json",
+        include_str!("../catalog/samsung-galaxy-a03-core.json"),
+    ),
+    (
+        "samsung-galaxy-a12.json",
+        include_str!("../catalog/samsung-galaxy-a12.json"),
+    ),
+    (
+        "samsung-galaxy-a13.json",
+        include_str!("../catalog/samsung-galaxy-a13.json"),
+    ),
+    (
+        "samsung-galaxy-a15.json",
+        include_str!("../catalog/samsung-galaxy-a15.json"),
+    ),
+    (
+        "samsung-galaxy-a23-5g.json",
+        include_str!("../catalog/samsung-galaxy-a23-5g.json"),
+    ),
+    (
+        "samsung-galaxy-s23.json",
+        include_str!("../catalog/samsung-galaxy-s23.json"),
+    ),
+    (
+        "vivo-x90-pro.json",
+        include_str!("../catalog/vivo-x90-pro.json"),
+    ),
+    ("xiaomi-14.json", include_str!("../catalog/xiaomi-14.json")),
+    (
+        "xiaomi-redmi-6a.json",
+        include_str!("../catalog/xiaomi-redmi-6a.json"),
+    ),
+    (
+        "xiaomi-redmi-9a.json",
+        include_str!("../catalog/xiaomi-redmi-9a.json"),
+    ),
+    (
+        "xiaomi-redmi-note-11.json",
+        include_str!("../catalog/xiaomi-redmi-note-11.json"),
+    ),
+    (
+        "xiaomi-redmi-note-9.json",
+        include_str!("../catalog/xiaomi-redmi-note-9.json"),
+    ),
+];
+
+/// Parses the built-in catalog, sorted by id.
+///
+/// # Errors
+/// The first entry that fails to parse or validate (its origin is `catalog/<file>`), or a duplicate id.
+pub fn builtin() -> Result<Vec<DeviceProfile>> {
+    let mut profiles = Vec::with_capacity(BUILTIN_FILES.len());
+    for (file, text) in BUILTIN_FILES {
+        profiles.push((
+            format!("catalog/{file}"),
+            DeviceProfile::from_json_str(text, &format!("catalog/{file}"))?,
+        ));
+    }
+    finish(profiles)
+}
+
+/// The built-in entry with this id, if any.
+///
+/// # Errors
+/// As [`builtin`].
+pub fn builtin_by_id(id: &str) -> Result<Option<DeviceProfile>> {
+    Ok(builtin()?.into_iter().find(|p| p.id == id))
+}
+
+/// Reads and validates one profile file.
+///
+/// # Errors
+/// As [`DeviceProfile::from_file`].
+pub fn load_file(path: impl AsRef<Path>) -> Result<DeviceProfile> {
+    DeviceProfile::from_file(path)
+}
+
+/// Reads and validates every `*.json` file in a directory (not recursive), sorted by id.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be listed, the first file that fails, or a duplicate id.
+pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<DeviceProfile>> {
+    let dir = dir.as_ref();
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut profiles = Vec::with_capacity(paths.len());
+    for path in paths {
+        let profile = DeviceProfile::from_file(&path)?;
+        profiles.push((path.display().to_string(), profile));
+    }
+    finish(profiles)
+}
+
+fn finish(mut profiles: Vec<(String, DeviceProfile)>) -> Result<Vec<DeviceProfile>> {
+    profiles.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    for pair in profiles.windows(2) {
+        if pair[0].1.id == pair[1].1.id {
+            return Err(Error::DuplicateId {
+                origin: pair[1].0.clone(),
+                id: pair[1].1.id.clone(),
+            });
+        }
+    }
+    Ok(profiles.into_iter().map(|(_, p)| p).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_matches_the_catalog_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
+        let from_dir = load_dir(&dir).unwrap();
+        let builtin = builtin().unwrap();
+        assert_eq!(
+            from_dir, builtin,
+            "catalog/*.json and BUILTIN_FILES differ: add new files to BUILTIN_FILES"
+        );
+        assert!(builtin.len() >= 12);
+    }
+
+    #[test]
+    fn estimates_follow_the_stated_formula() {
+        for p in builtin().unwrap() {
+            let dram = p
+                .dram
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: catalog entries name their DRAM", p.id));
+            let want = estimate_figures(&p.cpu, dram)
+                .unwrap_or_else(|| panic!("{}: unknown core or clock", p.id));
+            let m = &p.measured;
+            assert_eq!(m.source, FigureSource::Estimated, "{}", p.id);
+            assert_eq!(m.threads, want.threads, "{}", p.id);
+            for (name, got, want) in [
+                ("gemm_gflops_1t", m.gemm_gflops_1t, want.gemm_gflops_1t),
+                ("gemm_gflops_mt", m.gemm_gflops_mt, want.gemm_gflops_mt),
+                ("dwconv_gflops", m.dwconv_gflops, want.dwconv_gflops),
+                ("mem_bw_gbps", m.mem_bw_gbps, want.mem_bw_gbps),
+            ] {
+                assert!(
+                    (got - want).abs() <= 0.01 * want,
+                    "{}: {name} {got} vs formula {want:.2}",
+                    p.id
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, text) = BUILTIN_FILES[0];
+        std::fs::write(dir.path().join(file), text).unwrap();
+        std::fs::write(dir.path().join("copy.json"), text).unwrap();
+        let e = load_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(&e, Error::DuplicateId { origin, .. } if origin.ends_with(file) || origin.ends_with("copy.json")),
+            "{e}"
+        );
+    }
+}

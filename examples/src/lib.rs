@@ -1,0 +1,1 @@
+//! Examples crate (binaries under src/bin).

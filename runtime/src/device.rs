@@ -1,0 +1,111 @@
+//! [`DeviceFacts`]: what the runtime needs to know about the device it runs on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// RAM assumed when a device reports `ram_bytes == 0` (unknown): 1 GiB, a low-end phone.
+pub const UNKNOWN_RAM_ASSUMED_BYTES: u64 = 1 << 30;
+
+/// The runtime's view of a device: enough to predict latency and memory headroom, and to key
+/// cached decisions.
+///
+/// Built from a device profile (probed on the device or taken from the catalog) or read as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFacts {
+    /// Profile id, e.g. `pixel-3a` or `host`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Stable fingerprint of the hardware (SoC, cores, RAM class); a change invalidates cached
+    /// decisions.
+    pub fingerprint: String,
+    /// Capability score: higher is faster; latency scales as `1 / score`. Same scale as the
+    /// manifest's `reference.score`.
+    pub score: f64,
+    /// Total RAM in bytes as the OS reports it; 0 when unknown (then
+    /// [`UNKNOWN_RAM_ASSUMED_BYTES`] is assumed).
+    pub ram_bytes: u64,
+    /// Number of big (performance) cores.
+    pub big_cores: usize,
+}
+
+impl DeviceFacts {
+    /// RAM used for memory budgets: `ram_bytes`, or [`UNKNOWN_RAM_ASSUMED_BYTES`] when unknown.
+    pub fn effective_ram_bytes(&self) -> u64 {
+        if self.ram_bytes == 0 {
+            UNKNOWN_RAM_ASSUMED_BYTES
+        } else {
+            self.ram_bytes
+        }
+    }
+
+    /// Checks that the facts can drive a selection.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDevice`] when the score is not positive and finite or the fingerprint is
+    /// empty.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.score.is_finite() && self.score > 0.0) {
+            return Err(Error::InvalidDevice {
+                device: self.id.clone(),
+                field: "score",
+                reason: format!("must be a positive finite number, got {}", self.score),
+            });
+        }
+        if self.fingerprint.trim().is_empty() {
+            return Err(Error::InvalidDevice {
+                device: self.id.clone(),
+                field: "fingerprint",
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> DeviceFacts {
+        DeviceFacts {
+            id: "phone".into(),
+            name: "Phone".into(),
+            fingerprint: "fp".into(),
+            score: 2.0,
+            ram_bytes: 0,
+            big_cores: 2,
+        }
+    }
+
+    #[test]
+    fn unknown_ram_is_assumed_low_end() {
+        assert_eq!(facts().effective_ram_bytes(), UNKNOWN_RAM_ASSUMED_BYTES);
+        let f = DeviceFacts {
+            ram_bytes: 4 << 30,
+            ..facts()
+        };
+        assert_eq!(f.effective_ram_bytes(), 4 << 30);
+    }
+
+    #[test]
+    fn bad_score_or_fingerprint_rejected() {
+        facts().validate().unwrap();
+        let e = DeviceFacts {
+            score: 0.0,
+            ..facts()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("score"), "{e}");
+        let e = DeviceFacts {
+            fingerprint: " ".into(),
+            ..facts()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("fingerprint"), "{e}");
+    }
+}

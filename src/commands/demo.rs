@@ -1,0 +1,80 @@
+//! `tierforge demo`: the README's main command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use supernet::train::{TrainConfig, trainer::TrainOptions};
+
+/// Arguments of `tierforge demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Fashion-MNIST folder (default: the bundled copy).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Epochs (default from the demo config).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Continue an interrupted demo.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The demo's training config: a small, quick family.
+pub fn demo_config(seed: u64) -> TrainConfig {
+    TrainConfig {
+        seed,
+        epochs: 2,
+        batch_size: 64,
+        sandwich_random: 1,
+        warmup_epochs: 0.1,
+        space: Some(supernet::SearchSpace::small_for(1, 10, 28)),
+        ..TrainConfig::default()
+    }
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let dir = super::find_fashion_mnist(args.data.as_deref())?;
+    let mut cfg = demo_config(args.seed);
+    if let Some(e) = args.epochs {
+        cfg.epochs = e;
+    }
+    let data = supernet::data::load_dir(&dir, cfg.seed)?;
+    eprintln!(
+        "demo: training a family on {} ({} train / {} test images) into {}",
+        dir.display(),
+        data.train.len(),
+        data.test.len(),
+        args.out.display()
+    );
+    let t0 = std::time::Instant::now();
+    let s = supernet::train::train(
+        &cfg,
+        &data,
+        &args.out.join("train"),
+        args.resume,
+        &TrainOptions::default(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("max sub-net test top-1: {:.2}%", 100.0 * s.max_acc);
+        println!("min sub-net test top-1: {:.2}%", 100.0 * s.min_acc);
+        println!(
+            "({} epochs, {:.0} s, everything under {})",
+            s.epochs,
+            t0.elapsed().as_secs_f64(),
+            args.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

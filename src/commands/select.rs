@@ -1,0 +1,118 @@
+//! `tierforge select`: which variant of a bundle a device gets, and why.
+//!
+//! ```text
+//! tierforge select --bundle B [--profile P.json] [--budget-ms N] [--json]
+//! ```
+//! Prints the decision and one line per rejected variant (stdout); `--json` prints
+//! `{ "device": …, "decision": … }` instead. Exit code 0 when a variant fits the budgets, 2 when
+//! none does (the smallest is then reported), 1 on errors.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use runtime::{Bundle, DeviceFacts, Policy, select};
+
+/// Exit code when no variant fits the device's budgets.
+pub const EXIT_NOTHING_FITS: u8 = 2;
+
+/// Arguments of `tierforge select`.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// The bundle folder (the one holding manifest.json).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// A device profile (JSON); without it, the device this runs on is probed.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Latency budget per inference in milliseconds (default: the bundle's).
+    #[arg(long, value_name = "MS")]
+    pub budget_ms: Option<f64>,
+    /// Print the decision as JSON (for machines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `tierforge select` with the default profile loader and probe.
+///
+/// # Errors
+/// An unreadable or invalid bundle or profile, or an invalid budget.
+pub fn run(args: SelectArgs) -> Result<ExitCode> {
+    run_with(args, load_facts_json, todo_probe)
+}
+
+/// Runs `tierforge select` with the given profile loader (for `--profile`) and device probe
+/// (without it).
+///
+/// # Errors
+/// As [`run`], plus whatever `load_profile` or `probe` return.
+pub fn run_with(
+    args: SelectArgs,
+    load_profile: fn(&Path) -> Result<DeviceFacts>,
+    probe: fn() -> Result<DeviceFacts>,
+) -> Result<ExitCode> {
+    let bundle = Bundle::open(&args.bundle)
+        .with_context(|| format!("cannot open bundle {}", args.bundle.display()))?;
+    let device = match &args.profile {
+        Some(p) => load_profile(p)
+            .with_context(|| format!("cannot load device profile {}", p.display()))?,
+        None => probe().context("cannot probe this device; pass --profile FILE instead")?,
+    };
+    let policy = Policy {
+        latency_budget_ms: args.budget_ms,
+        ..Policy::default()
+    };
+    let decision =
+        select(bundle.manifest(), &device, &policy).context("cannot select a variant")?;
+
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            device: &'a DeviceFacts,
+            decision: &'a runtime::Decision,
+        }
+        let out = Out {
+            device: &device,
+            decision: &decision,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "device: {} ({}), score {:.2}, RAM {:.1} GiB, {} big cores",
+            device.id,
+            device.name,
+            device.score,
+            device.ram_bytes as f64 / f64::from(1u32 << 30),
+            device.big_cores
+        );
+        println!("{decision}");
+    }
+    Ok(if decision.fits {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOTHING_FITS)
+    })
+}
+
+/// Reads a [`DeviceFacts`] JSON file (`id`, `name`, `fingerprint`, `score`, `ram_bytes`,
+/// `big_cores`).
+///
+/// # Errors
+/// Unreadable file, malformed JSON, or invalid facts.
+pub fn load_facts_json(path: &Path) -> Result<DeviceFacts> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let facts: DeviceFacts = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a device facts JSON file", path.display()))?;
+    facts.validate()?;
+    Ok(facts)
+}
+
+/// TODO(lead): replace with the device-profiles probe (`DeviceProfile` → `DeviceFacts`).
+///
+/// # Errors
+/// Always, until the probe is wired in.
+pub fn todo_probe() -> Result<DeviceFacts> {
+    anyhow::bail!("probe not wired yet: pass --profile FILE (a DeviceFacts JSON)")
+}

@@ -1,0 +1,120 @@
+//! `tierforge train`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use supernet::train::{Method, TrainConfig, trainer::TrainOptions};
+
+/// Arguments of `tierforge train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Data folder (IDX, CIFAR-10 binary or ImageFolder; detected from its contents).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run folder for checkpoints, metrics and the summary.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training config JSON (see configs/); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training method.
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Evaluate on at most N test images per epoch.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    /// Continue from the run folder's last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--method`
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MethodArg {
+    /// Sandwich rule + in-place distillation (BigNAS).
+    Sandwich,
+    /// Progressive shrinking (Once-for-All).
+    Progressive,
+}
+
+/// Builds the config from a file and flags.
+pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => TrainConfig::load(p)?,
+        None => TrainConfig::default(),
+    };
+    if let Some(e) = args.epochs {
+        cfg.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    if let Some(m) = args.method {
+        cfg.method = match m {
+            MethodArg::Sandwich => Method::Sandwich,
+            MethodArg::Progressive => Method::Progressive,
+        };
+    }
+    if args.train_limit.is_some() {
+        cfg.train_limit = args.train_limit;
+    }
+    if args.eval_limit.is_some() {
+        cfg.eval_limit = args.eval_limit;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Runs `tierforge train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let cfg = resolve_config(&args)?;
+    let data = supernet::data::load_dir(&args.data, cfg.seed)
+        .with_context(|| format!("loading data from {}", args.data.display()))?;
+    eprintln!(
+        "data: {} ({:?}), {} train / {} test images of {}×{}×{}, {} classes",
+        data.root.display(),
+        data.format,
+        data.train.len(),
+        data.test.len(),
+        data.train.channels,
+        data.train.height,
+        data.train.width,
+        data.train.class_names.len()
+    );
+    let opts = TrainOptions {
+        progress: !args.quiet,
+        ..Default::default()
+    };
+    let s = supernet::train::train(&cfg, &data, &args.out, args.resume, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "trained {} epochs ({:?}) in {:.0} s, {:.0} img/s: max sub-net {:.2}%, min sub-net {:.2}% test top-1\ncheckpoint: {}",
+            s.epochs,
+            s.method,
+            s.train_s,
+            s.img_per_s,
+            100.0 * s.max_acc,
+            100.0 * s.min_acc,
+            s.checkpoint.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

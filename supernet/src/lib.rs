@@ -1,0 +1,49 @@
+//! # supernet
+//!
+//! The once-for-all search space ([`SearchSpace`], [`ArchConfig`]), exact cost counting, the
+//! elastic supernet whose sub-networks share one set of max-size weights, and (feature `train`)
+//! data loading and the trainers (sandwich rule with in-place distillation, or OFA progressive
+//! shrinking).
+//!
+//! ```
+//! use supernet::{ArchConfig, SearchSpace, arch_cost};
+//! let space = SearchSpace::default_for(1, 10, 28);
+//! let largest = arch_cost(&space, &ArchConfig::max(&space));
+//! let smallest = arch_cost(&space, &ArchConfig::min(&space));
+//! assert!(largest.macs > smallest.macs);
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod space;
+
+pub use error::{Error, Result};
+pub use space::{
+    Act, ArchConfig, ArchCost, LayerKind, LayerSpec, SPACE_FORMAT_VERSION, SearchSpace, StageSpec,
+    arch_cost, layers,
+};
+pub mod block;
+pub mod elastic;
+pub mod net;
+pub use elastic::BnMode;
+pub use net::Supernet;
+#[cfg(feature = "train")]
+pub mod data;
+pub mod preprocess;
+#[cfg(feature = "train")]
+pub mod train;
+
+/// The compute device, chosen in this one place: burn's `flex` CPU backend by default; build
+/// with `--features cuda` or `--features wgpu` to train on a GPU with no other change.
+pub fn default_device() -> burn::prelude::Device {
+    #[cfg(feature = "cuda")]
+    {
+        return burn::prelude::Device::cuda(0);
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        return burn::prelude::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    }
+    #[allow(unreachable_code)]
+    burn::prelude::Device::flex()
+}

@@ -1,0 +1,338 @@
+//! The elastic supernet: every sub-network of a [`SearchSpace`] runs on one set of weights.
+
+use burn::module::Param;
+use burn::prelude::*;
+use rand::SeedableRng;
+
+use crate::block::{MbBlock, activate};
+use crate::elastic::{BnMode, ElasticBatchNorm, ElasticConv, init};
+use crate::error::{Error, Result};
+use crate::space::{ArchConfig, SearchSpace};
+
+/// The once-for-all supernet.
+#[derive(Module, Debug)]
+pub struct Supernet {
+    /// Stem k=3 conv.
+    pub stem: ElasticConv,
+    /// Stem BN.
+    pub stem_bn: ElasticBatchNorm,
+    /// `stages[s][b]`: block `b` of stage `s` (max depth blocks per stage).
+    pub stages: Vec<Vec<MbBlock>>,
+    /// Final 1×1 conv.
+    pub head: ElasticConv,
+    /// Its BN.
+    pub head_bn: ElasticBatchNorm,
+    /// Classifier weight `[classes, head_channels]`.
+    pub fc_weight: Param<Tensor<2>>,
+    /// Classifier bias `[classes]`.
+    pub fc_bias: Param<Tensor<1>>,
+    /// The search space this supernet was built for.
+    #[module(skip)]
+    pub space: SearchSpace,
+}
+
+impl Supernet {
+    /// A freshly initialised supernet, weights drawn from a ChaCha8 RNG seeded with `seed`.
+    ///
+    /// # Errors
+    /// If the space does not validate.
+    pub fn new(space: &SearchSpace, seed: u64, device: &Device) -> Result<Self> {
+        space.validate()?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let stem = ElasticConv::new(
+            space.in_channels,
+            space.stem_channels,
+            3,
+            space.stem_stride,
+            &mut rng,
+            device,
+        );
+        let mut stages = Vec::new();
+        for (s, st) in space.stages.iter().enumerate() {
+            let hswish = st.act == crate::space::Act::Hswish;
+            let blocks = (0..space.max_depth())
+                .map(|b| {
+                    let cin = if b == 0 { space.stage_in(s) } else { st.width };
+                    let stride = if b == 0 { st.stride } else { 1 };
+                    MbBlock::new(
+                        cin,
+                        st.width,
+                        stride,
+                        space.max_expand(),
+                        &space.kernel_sizes,
+                        hswish,
+                        &mut rng,
+                        device,
+                    )
+                })
+                .collect();
+            stages.push(blocks);
+        }
+        let head = ElasticConv::new(
+            space.last_width(),
+            space.head_channels,
+            1,
+            1,
+            &mut rng,
+            device,
+        );
+        let fc_weight = init::normal(
+            [space.num_classes, space.head_channels],
+            0.01,
+            &mut rng,
+            device,
+        );
+        Ok(Self {
+            stem,
+            stem_bn: ElasticBatchNorm::new(space.stem_channels, device),
+            stages,
+            head,
+            head_bn: ElasticBatchNorm::new(space.head_channels, device),
+            fc_weight: Param::from_tensor(fc_weight),
+            fc_bias: Param::from_tensor(Tensor::zeros([space.num_classes], device)),
+            space: space.clone(),
+        })
+    }
+
+    /// Runs sub-network `arch` (assumed valid: see [`Supernet::try_forward`]).
+    ///
+    /// # Shapes
+    /// `x: [n, in_channels, arch.resolution, arch.resolution]` → logits `[n, num_classes]`
+    pub fn forward(&self, x: Tensor<4>, arch: &ArchConfig, mode: BnMode) -> Tensor<2> {
+        let sp = &self.space;
+        let mut x = activate(
+            self.stem_bn
+                .forward(self.stem.forward(x, sp.stem_channels), mode),
+            false,
+        );
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().take(arch.depths[s]).enumerate() {
+                x = block.forward(x, arch.kernel_sizes[s][b], arch.expand_ratios[s][b], mode);
+            }
+        }
+        let x = activate(
+            self.head_bn
+                .forward(self.head.forward(x, sp.head_channels), mode),
+            true,
+        );
+        let [n, c, _, _] = x.dims();
+        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        pooled.matmul(self.fc_weight.val().transpose()) + self.fc_bias.val().unsqueeze_dim(0)
+    }
+
+    /// [`Supernet::forward`] after checking the arch and the input shape.
+    ///
+    /// # Errors
+    /// An arch outside the space, or an input of the wrong shape.
+    pub fn try_forward(&self, x: Tensor<4>, arch: &ArchConfig, mode: BnMode) -> Result<Tensor<2>> {
+        arch.validate(&self.space)?;
+        let d = x.dims();
+        let want = [
+            d[0],
+            self.space.in_channels,
+            arch.resolution,
+            arch.resolution,
+        ];
+        if d != want || d[0] == 0 {
+            return Err(Error::Shape {
+                what: "supernet input".into(),
+                expected: want.to_vec(),
+                got: d.to_vec(),
+            });
+        }
+        Ok(self.forward(x, arch, mode))
+    }
+
+    /// Sorts every block's hidden channels by importance (see [`MbBlock::sort_channels`]).
+    /// The largest sub-net's function is unchanged.
+    pub fn sort_channels(self) -> Self {
+        let Supernet {
+            stem,
+            stem_bn,
+            stages,
+            head,
+            head_bn,
+            fc_weight,
+            fc_bias,
+            space,
+        } = self;
+        let stages = stages
+            .into_iter()
+            .map(|bs| bs.into_iter().map(MbBlock::sort_channels).collect())
+            .collect();
+        Supernet {
+            stem,
+            stem_bn,
+            stages,
+            head,
+            head_bn,
+            fc_weight,
+            fc_bias,
+            space,
+        }
+    }
+
+    /// Every BN layer of the network, in order.
+    pub fn batch_norms(&self) -> Vec<&ElasticBatchNorm> {
+        let mut v = vec![&self.stem_bn];
+        for b in self.stages.iter().flatten() {
+            v.extend([&b.expand_bn, &b.dw_bn, &b.project_bn]);
+        }
+        v.push(&self.head_bn);
+        v
+    }
+
+    /// Resets every BN's running statistics (mean 0, var 1) before a recalibration.
+    pub fn reset_bn_stats(&self) {
+        for bn in self.batch_norms() {
+            let c = bn.max_channels();
+            let dev = bn.gamma.val().device();
+            bn.running_mean.update(Tensor::zeros([c], &dev));
+            bn.running_var.update(Tensor::ones([c], &dev));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::arch_cost;
+
+    fn input(n: usize, c: usize, r: usize, dev: &Device) -> Tensor<4> {
+        let len = n * c * r * r;
+        let v: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.37).sin()).collect();
+        Tensor::<1>::from_data(TensorData::new(v, [len]), dev).reshape([n, c, r, r])
+    }
+
+    fn calibrate(net: &Supernet, arch: &ArchConfig, dev: &Device) {
+        net.reset_bn_stats();
+        for i in 0..3 {
+            let x =
+                input(8, net.space.in_channels, arch.resolution, dev).add_scalar(i as f32 * 0.1);
+            net.forward(
+                x,
+                arch,
+                BnMode::Calibrate {
+                    momentum: 1.0 / (i as f32 + 1.0),
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn every_subnet_runs_with_the_right_shape() {
+        let dev = Device::flex();
+        let sp = SearchSpace::tiny(1, 10, 16);
+        let net = Supernet::new(&sp, 1, &dev).unwrap();
+        for arch in [ArchConfig::max(&sp), ArchConfig::min(&sp)] {
+            let y = net
+                .try_forward(input(2, 1, arch.resolution, &dev), &arch, BnMode::Train)
+                .unwrap();
+            assert_eq!(y.dims(), [2, 10]);
+        }
+        let bad = net.try_forward(input(2, 3, 16, &dev), &ArchConfig::max(&sp), BnMode::Train);
+        assert!(bad.unwrap_err().to_string().contains("shape mismatch"));
+    }
+
+    #[test]
+    fn trainable_params_match_the_cost_model() {
+        // The largest sub-net uses every weight except the kernel transform matrices.
+        let dev = Device::flex();
+        let sp = SearchSpace::tiny(1, 10, 16);
+        let net = Supernet::new(&sp, 1, &dev).unwrap();
+        let transforms: usize = net
+            .stages
+            .iter()
+            .flatten()
+            .flat_map(|b| b.dw.transforms.iter())
+            .map(|t| t.shape().num_elements())
+            .sum();
+        let bn_running: usize = net.batch_norms().iter().map(|b| 2 * b.max_channels()).sum();
+        let c = arch_cost(&sp, &ArchConfig::max(&sp));
+        assert_eq!(net.num_params(), c.params + transforms + bn_running);
+    }
+
+    #[test]
+    fn channel_sorting_leaves_the_full_network_unchanged() {
+        let dev = Device::flex();
+        let sp = SearchSpace::tiny(1, 10, 16);
+        let net = Supernet::new(&sp, 3, &dev).unwrap();
+        let arch = ArchConfig::max(&sp);
+        calibrate(&net, &arch, &dev);
+        let x = input(4, 1, arch.resolution, &dev);
+        let before = net.forward(x.clone(), &arch, BnMode::Eval);
+        let imp_before = net.stages[0][0].hidden_importance();
+        let net_train_out = net.forward(x.clone(), &arch, BnMode::Train);
+        let sorted = net.sort_channels();
+        let after = sorted.forward(x.clone(), &arch, BnMode::Eval);
+        let t_before = net_train_out.clone();
+        let scale: f32 = before.clone().abs().max().into_scalar();
+        let diff: f32 = (before.clone() - after).abs().max().into_scalar();
+        let tdiff: f32 = (t_before - sorted.forward(x.clone(), &arch, BnMode::Train))
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(
+            diff < 1e-4 * scale.max(1.0) && tdiff < 1e-4,
+            "max diff {diff} (scale {scale}), train-mode diff {tdiff}"
+        );
+        // Also in train mode (batch statistics).
+        let t_after = sorted.forward(x.clone(), &arch, BnMode::Train);
+        let imp = sorted.stages[0][0].hidden_importance();
+        assert!(imp.windows(2).all(|w| w[0] >= w[1]), "not sorted: {imp:?}");
+        let mut a = imp_before.clone();
+        a.sort_by(|x, y| y.total_cmp(x));
+        assert_eq!(a, imp);
+        assert_eq!(t_after.dims(), [4, 10]);
+    }
+
+    #[test]
+    fn smaller_kernel_is_the_transformed_centre() {
+        let dev = Device::flex();
+        let sp = SearchSpace::tiny(1, 10, 16);
+        let net = Supernet::new(&sp, 5, &dev).unwrap();
+        let dw = &net.stages[0][0].dw;
+        // identity transforms at init: the 3x3 kernel is the centre of the 5x5
+        let w5 = dw.active_weight(4, 5);
+        let w3 = dw.active_weight(4, 3);
+        let centre = w5.slice(s![.., .., 1..4, 1..4]);
+        let d: f32 = (centre - w3).abs().max().into_scalar();
+        assert!(d < 1e-7);
+    }
+}
+
+#[cfg(test)]
+mod finite_tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_finite_in_every_mode() {
+        let dev = Device::flex();
+        for size in [12usize, 16, 28] {
+            let sp = SearchSpace::tiny(1, 4, size);
+            let net = Supernet::new(&sp, 1, &dev).unwrap();
+            for arch in [ArchConfig::max(&sp), ArchConfig::min(&sp)] {
+                let r = arch.resolution;
+                let v: Vec<f32> = (0..8 * r * r).map(|i| ((i as f32) * 0.37).sin()).collect();
+                let x = Tensor::<1>::from_data(TensorData::new(v, [8 * r * r]), &dev)
+                    .reshape([8, 1, r, r]);
+                for mode in [
+                    BnMode::Train,
+                    BnMode::Calibrate { momentum: 1.0 },
+                    BnMode::Eval,
+                ] {
+                    let y: Vec<f32> = net
+                        .forward(x.clone(), &arch, mode)
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap();
+                    assert!(
+                        y.iter().all(|v| v.is_finite()),
+                        "size {size} arch {} mode {mode:?}: {y:?}",
+                        arch.short_id()
+                    );
+                }
+            }
+        }
+    }
+}
