@@ -12,6 +12,20 @@ use crate::fallback::FallbackEvent;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A weights file passed its checksum but does not load into its variant's arch.
+    #[error("{}: cannot load the weights: {message}; the bundle was built by an incompatible tierforge — rebuild it", path.display())]
+    LoadFailed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// An input given to a session does not fit the model.
+    #[error("bad input: {reason}")]
+    BadInput {
+        /// What is wrong.
+        reason: String,
+    },
     /// An I/O error on a named file or folder.
     #[error("{}: cannot {action}: {source}; check that the path exists and is readable/writable", path.display())]
     Io {

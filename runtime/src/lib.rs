@@ -87,6 +87,7 @@ pub mod error;
 pub mod fallback;
 pub mod manifest;
 pub mod select;
+pub mod session;
 
 pub use bundle::{Bundle, BundleWriter, Problem, VariantCheck, VerifyReport};
 pub use cache::{
@@ -107,4 +108,5 @@ pub use select::{
     memory_need_bytes, next_smaller, predicted_latency_ms, select, select_excluding, shortfall,
     size_order, smaller_than,
 };
+pub use session::{ImageRef, Prediction, Session, load_net};
 pub use supernet::{ArchConfig, SearchSpace};

@@ -34,7 +34,7 @@ pub fn demo_config(seed: u64) -> TrainConfig {
         seed,
         epochs: 2,
         batch_size: 64,
-        sandwich_random: 1,
+        sandwich_random: 0,
         warmup_epochs: 0.1,
         space: Some(supernet::SearchSpace::small_for(1, 10, 28)),
         ..TrainConfig::default()

@@ -39,7 +39,7 @@ pub struct SelectArgs {
 /// # Errors
 /// An unreadable or invalid bundle or profile, or an invalid budget.
 pub fn run(args: SelectArgs) -> Result<ExitCode> {
-    run_with(args, load_facts_json, todo_probe)
+    run_with(args, load_facts_json, probe_this_device)
 }
 
 /// Runs `tierforge select` with the given profile loader (for `--profile`) and device probe
@@ -101,6 +101,10 @@ pub fn run_with(
 /// # Errors
 /// Unreadable file, malformed JSON, or invalid facts.
 pub fn load_facts_json(path: &Path) -> Result<DeviceFacts> {
+    // A device profile (`tierforge profile --json`, or a catalog phone) first.
+    if let Ok(p) = device_profiles::DeviceProfile::from_file(path) {
+        return Ok(DeviceFacts::from(&p));
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let facts: DeviceFacts = serde_json::from_str(&text)
@@ -109,10 +113,11 @@ pub fn load_facts_json(path: &Path) -> Result<DeviceFacts> {
     Ok(facts)
 }
 
-/// TODO(lead): replace with the device-profiles probe (`DeviceProfile` → `DeviceFacts`).
+/// Profiles this machine with the device-profiles probe (≤ 20 ms).
 ///
 /// # Errors
-/// Always, until the probe is wired in.
-pub fn todo_probe() -> Result<DeviceFacts> {
-    anyhow::bail!("probe not wired yet: pass --profile FILE (a DeviceFacts JSON)")
+/// None in practice: the probe records what it cannot read as unknown.
+pub fn probe_this_device() -> Result<DeviceFacts> {
+    let p = device_profiles::probe(&device_profiles::ProbeOptions::default());
+    Ok(DeviceFacts::from(&p))
 }

@@ -47,3 +47,6 @@ pub fn default_device() -> burn::prelude::Device {
     #[allow(unreachable_code)]
     burn::prelude::Device::flex()
 }
+pub mod plain;
+pub mod weights;
+pub use plain::PlainNet;

@@ -1,0 +1,641 @@
+//! The latency model: a per-op look-up table measured on this host (batch 1, one thread), keyed
+//! like Once-for-All's (op kind, input channels, output channels, input size, kernel, stride —
+//! plus the activation that follows, which costs as much as a small conv here), a fixed
+//! per-inference overhead measured once, and a per-profile scale (host score / profile score).
+//!
+//! The table is cached as JSON (`latency_lut.json`) so each op is measured once per host; ops a
+//! new search space needs are measured and added on the next [`LatencyLut::load_or_measure`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::activation::{hard_swish, relu};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use supernet::{Act, ArchConfig, LayerKind, LayerSpec, PlainNet, SearchSpace, Supernet, layers};
+
+use crate::error::{Error, Result, write_atomic};
+
+/// `format_version` of `latency_lut.json`.
+pub const LUT_FORMAT_VERSION: u32 = 1;
+
+/// The kind of a timed op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Dense k×k conv (the stem).
+    Conv,
+    /// 1×1 conv.
+    Pointwise,
+    /// Depthwise k×k conv.
+    Depthwise,
+    /// Global average pool.
+    Pool,
+    /// Fully connected classifier.
+    Linear,
+    /// Residual addition.
+    Add,
+}
+
+/// Activation after an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActKind {
+    /// None.
+    None,
+    /// ReLU.
+    Relu,
+    /// h-swish.
+    Hswish,
+}
+
+/// The key of one look-up-table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpKey {
+    /// Op kind.
+    pub kind: OpKind,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Input spatial size (square).
+    pub in_size: usize,
+    /// Kernel size (1 for pointwise, pool, linear and add).
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Activation that follows.
+    pub act: ActKind,
+}
+
+impl std::fmt::Display for OpKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {}→{} @{} k{} s{} {:?}",
+            self.kind, self.in_channels, self.out_channels, self.in_size, self.kernel, self.stride, self.act
+        )
+    }
+}
+
+fn key_of(l: &LayerSpec, act: ActKind) -> OpKey {
+    let kind = match l.kind {
+        LayerKind::Conv => OpKind::Conv,
+        LayerKind::Pointwise => OpKind::Pointwise,
+        LayerKind::Depthwise => OpKind::Depthwise,
+        LayerKind::Pool => OpKind::Pool,
+        LayerKind::Linear => OpKind::Linear,
+    };
+    let kernel = if kind == OpKind::Pool { 1 } else { l.kernel };
+    OpKey {
+        kind,
+        in_channels: l.in_channels,
+        out_channels: l.out_channels,
+        in_size: l.in_size,
+        kernel,
+        stride: l.stride,
+        act: if l.act { act } else { ActKind::None },
+    }
+}
+
+fn act_of(a: Act) -> ActKind {
+    match a {
+        Act::Relu => ActKind::Relu,
+        Act::Hswish => ActKind::Hswish,
+    }
+}
+
+/// The ops `PlainNet::forward` runs for `arch`, in order: one per entry of
+/// [`supernet::layers`] (with its activation) plus a residual add per residual block.
+pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
+    let ls = layers(space, arch);
+    let mut out = Vec::with_capacity(ls.len() + 8);
+    let mut i = 0;
+    if let Some(stem) = ls.get(i) {
+        out.push(key_of(stem, ActKind::Relu));
+        i += 1;
+    }
+    for (s, stage) in space.stages.iter().enumerate() {
+        let act = act_of(stage.act);
+        for _ in 0..arch.depths.get(s).copied().unwrap_or(0) {
+            let (Some(e), Some(d), Some(p)) = (ls.get(i), ls.get(i + 1), ls.get(i + 2)) else {
+                break;
+            };
+            out.push(key_of(e, act));
+            out.push(key_of(d, act));
+            out.push(key_of(p, ActKind::None));
+            if d.stride == 1 && e.in_channels == p.out_channels {
+                out.push(OpKey {
+                    kind: OpKind::Add,
+                    in_channels: p.out_channels,
+                    out_channels: p.out_channels,
+                    in_size: p.out_size,
+                    kernel: 1,
+                    stride: 1,
+                    act: ActKind::None,
+                });
+            }
+            i += 3;
+        }
+    }
+    // head (h-swish), pool, classifier
+    for l in &ls[i.min(ls.len())..] {
+        out.push(key_of(l, ActKind::Hswish));
+    }
+    out
+}
+
+/// Every op any arch of `space` can run (the table a search over `space` needs).
+pub fn all_ops(space: &SearchSpace) -> BTreeSet<OpKey> {
+    let mut set = BTreeSet::new();
+    let n = space.stages.len();
+    let d = space.max_depth();
+    for &r in &space.resolutions {
+        for &k in &space.kernel_sizes {
+            for &e in &space.expand_ratios {
+                // the max-depth uniform arch with (k, e) visits every block position
+                let arch = ArchConfig {
+                    resolution: r,
+                    depths: vec![d; n],
+                    kernel_sizes: vec![vec![k; d]; n],
+                    expand_ratios: vec![vec![e; d]; n],
+                };
+                set.extend(ops(space, &arch));
+            }
+        }
+    }
+    set
+}
+
+/// How ops and forwards are timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingOptions {
+    /// Timed runs per op; the median is kept.
+    pub runs: usize,
+    /// Each run repeats the op until it took about this long (µs), then divides.
+    pub min_run_us: f64,
+}
+
+impl Default for TimingOptions {
+    fn default() -> Self {
+        TimingOptions {
+            runs: 7,
+            min_run_us: 300.0,
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Median milliseconds of `f` over `opts.runs` runs, after two warm-up calls.
+fn time_ms(opts: &TimingOptions, mut f: impl FnMut()) -> f64 {
+    f();
+    let t = Instant::now();
+    f();
+    let once_us = t.elapsed().as_secs_f64() * 1e6;
+    let reps = ((opts.min_run_us / once_us.max(1.0)).ceil() as usize).clamp(1, 200);
+    let mut samples: Vec<f64> = (0..opts.runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e3 / reps as f64
+        })
+        .collect();
+    median(&mut samples)
+}
+
+/// Runs `f` on a private one-thread pool (burn's flex backend parallelises with rayon's
+/// current pool), so timings are single-threaded whatever the global pool is.
+pub fn single_threaded<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
+fn random_tensor<const D: usize>(shape: [usize; D], rng: &mut impl Rng, device: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Tensor::<1>::from_data(TensorData::new(v, [n]), device).reshape(shape)
+}
+
+fn apply_act(y: Tensor<4>, act: ActKind) -> Tensor<4> {
+    match act {
+        ActKind::None => y,
+        ActKind::Relu => relu(y),
+        ActKind::Hswish => hard_swish(y),
+    }
+}
+
+/// Times one op on random tensors, batch 1, on the calling thread's rayon pool. Milliseconds.
+pub fn measure_op(key: &OpKey, opts: &TimingOptions, device: &Device) -> f64 {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1a7e);
+    let (c, o, s, k) = (key.in_channels, key.out_channels, key.in_size, key.kernel);
+    match key.kind {
+        OpKind::Conv | OpKind::Pointwise | OpKind::Depthwise => {
+            let groups = if key.kind == OpKind::Depthwise { c } else { 1 };
+            let x = random_tensor([1, c, s, s], &mut rng, device);
+            let w = random_tensor([o, c / groups, k, k], &mut rng, device);
+            let b = random_tensor([o], &mut rng, device);
+            let opt = ConvOptions::new([key.stride; 2], [k / 2, k / 2], [1, 1], groups);
+            time_ms(opts, || {
+                let y = conv2d(x.clone(), w.clone(), Some(b.clone()), opt.clone());
+                drop(apply_act(y, key.act));
+            })
+        }
+        OpKind::Add => {
+            let a = random_tensor([1, c, s, s], &mut rng, device);
+            let b = random_tensor([1, c, s, s], &mut rng, device);
+            time_ms(opts, || drop(a.clone() + b.clone()))
+        }
+        OpKind::Pool => {
+            let x = random_tensor([1, c, s, s], &mut rng, device);
+            time_ms(opts, || drop(x.clone().mean_dim(3).mean_dim(2).reshape([1, c])))
+        }
+        OpKind::Linear => {
+            let x = random_tensor([1, c], &mut rng, device);
+            let w = random_tensor([o, c], &mut rng, device);
+            let b = random_tensor([o], &mut rng, device);
+            time_ms(opts, || {
+                drop(x.clone().matmul(w.clone().transpose()) + b.clone().unsqueeze_dim(0))
+            })
+        }
+    }
+}
+
+/// Times `net.forward` on one random image, on the calling thread's rayon pool. Milliseconds.
+pub fn measure_forward(net: &PlainNet, opts: &TimingOptions, device: &Device) -> f64 {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xf0);
+    let r = net.arch.resolution;
+    let x = random_tensor([1, net.space.in_channels, r, r], &mut rng, device);
+    time_ms(opts, || drop(net.forward(x.clone())))
+}
+
+/// The host the table was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostInfo {
+    /// CPU brand string (sysinfo), or `unknown`.
+    pub cpu: String,
+    /// Capability score of the host (`device_profiles::probe`), same scale as the catalog's.
+    pub score: f64,
+}
+
+impl HostInfo {
+    /// Probes this host (a ~20 ms micro-benchmark).
+    pub fn probe() -> Self {
+        let p = device_profiles::probe(&device_profiles::ProbeOptions::default());
+        let cpu = device_profiles::SystemFacts::from_sysinfo()
+            .cpu_brand
+            .unwrap_or_else(|| "unknown".into());
+        HostInfo { cpu, score: p.score }
+    }
+}
+
+/// One measured op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LutEntry {
+    /// The op.
+    #[serde(flatten)]
+    pub key: OpKey,
+    /// Median milliseconds, batch 1, one thread.
+    pub ms: f64,
+}
+
+/// `latency_lut.json` as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LutFile {
+    /// [`LUT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The host.
+    pub host: HostInfo,
+    /// Fixed cost per inference beyond the listed ops (allocation, reshapes), ms.
+    pub overhead_ms: f64,
+    /// The measured ops.
+    pub entries: Vec<LutEntry>,
+}
+
+/// The latency look-up table of this host (validated, indexed).
+#[derive(Debug, Clone)]
+pub struct LatencyLut {
+    host: HostInfo,
+    overhead_ms: f64,
+    table: HashMap<OpKey, f64>,
+}
+
+impl LatencyLut {
+    /// Measures every op `space` needs, the host score and the fixed overhead (from the largest,
+    /// smallest and a middle sub-net of `space`). Takes a few seconds.
+    pub fn measure(space: &SearchSpace, opts: &TimingOptions) -> Self {
+        let mut lut = LatencyLut {
+            host: HostInfo::probe(),
+            overhead_ms: 0.0,
+            table: HashMap::new(),
+        };
+        lut.measure_missing(space, opts);
+        lut.calibrate_overhead(space, opts);
+        lut
+    }
+
+    /// A table from given parts (for tests, or a table measured elsewhere).
+    pub fn from_parts(host: HostInfo, overhead_ms: f64, entries: impl IntoIterator<Item = (OpKey, f64)>) -> Self {
+        LatencyLut {
+            host,
+            overhead_ms,
+            table: entries.into_iter().collect(),
+        }
+    }
+
+    /// Measures the ops of `space` the table lacks; returns how many it measured.
+    pub fn measure_missing(&mut self, space: &SearchSpace, opts: &TimingOptions) -> usize {
+        let device = supernet::default_device();
+        let missing: Vec<OpKey> = all_ops(space)
+            .into_iter()
+            .filter(|k| !self.table.contains_key(k))
+            .collect();
+        let measured: Vec<(OpKey, f64)> = single_threaded(|| {
+            missing
+                .iter()
+                .map(|k| (*k, measure_op(k, opts, &device)))
+                .collect()
+        });
+        let n = measured.len();
+        self.table.extend(measured);
+        n
+    }
+
+    /// Sets the fixed overhead to the median of (measured forward − sum of ops) over the
+    /// largest, smallest and a middle sub-net (clamped at 0).
+    pub fn calibrate_overhead(&mut self, space: &SearchSpace, opts: &TimingOptions) {
+        let device = supernet::default_device();
+        let mid = ArchConfig::uniform(
+            space,
+            space.resolutions[space.resolutions.len() / 2],
+            space.depths[space.depths.len() / 2],
+            space.kernel_sizes[space.kernel_sizes.len() / 2],
+            space.expand_ratios[space.expand_ratios.len() / 2],
+        );
+        let archs = [ArchConfig::max(space), ArchConfig::min(space), mid];
+        let Ok(net) = Supernet::new(space, 1, &device) else {
+            return;
+        };
+        let mut gaps: Vec<f64> = archs
+            .iter()
+            .filter_map(|a| {
+                let p = PlainNet::extract(&net, a).ok()?.fold();
+                let measured = single_threaded(|| measure_forward(&p, opts, &device));
+                let sum = self.ops_ms(space, a).ok()?;
+                Some(measured - sum)
+            })
+            .collect();
+        self.overhead_ms = median(&mut gaps).max(0.0);
+    }
+
+    /// Loads the table at `path` if it is there (measuring and adding what `space` needs that it
+    /// lacks), else measures it; writes it back when anything changed.
+    ///
+    /// # Errors
+    /// A malformed or foreign-version file (the message says to delete it), or a write error.
+    pub fn load_or_measure(path: &Path, space: &SearchSpace, opts: &TimingOptions) -> Result<Self> {
+        let mut lut = if path.is_file() {
+            Self::load(path)?
+        } else {
+            let lut = Self::measure(space, opts);
+            lut.save(path)?;
+            return Ok(lut);
+        };
+        if lut.measure_missing(space, opts) > 0 {
+            lut.calibrate_overhead(space, opts);
+            lut.save(path)?;
+        }
+        Ok(lut)
+    }
+
+    /// Reads a table.
+    ///
+    /// # Errors
+    /// I/O, malformed JSON, or a `format_version` this build does not read.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let file: LutFile = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.into(),
+            what: "latency table".into(),
+            source,
+        })?;
+        if file.format_version != LUT_FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path: path.into(),
+                found: file.format_version,
+                supported: LUT_FORMAT_VERSION,
+            });
+        }
+        if !(file.host.score.is_finite() && file.host.score > 0.0)
+            || file.entries.iter().any(|e| !(e.ms.is_finite() && e.ms >= 0.0))
+        {
+            return Err(Error::Mismatch {
+                path: path.into(),
+                reason: "host score or an entry's ms is not a finite positive number; delete the \
+                         file to measure the table again"
+                    .into(),
+            });
+        }
+        Ok(LatencyLut {
+            host: file.host,
+            overhead_ms: file.overhead_ms.max(0.0),
+            table: file.entries.into_iter().map(|e| (e.key, e.ms)).collect(),
+        })
+    }
+
+    /// Writes the table (sorted, atomically).
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let sorted: BTreeMap<OpKey, f64> = self.table.iter().map(|(k, v)| (*k, *v)).collect();
+        let file = LutFile {
+            format_version: LUT_FORMAT_VERSION,
+            host: self.host.clone(),
+            overhead_ms: self.overhead_ms,
+            entries: sorted.into_iter().map(|(key, ms)| LutEntry { key, ms }).collect(),
+        };
+        let text = serde_json::to_string_pretty(&file).map_err(|source| Error::Json {
+            path: path.into(),
+            what: "latency table".into(),
+            source,
+        })?;
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// The host the table was measured on.
+    pub fn host(&self) -> &HostInfo {
+        &self.host
+    }
+    /// The fixed overhead per inference, ms.
+    pub fn overhead_ms(&self) -> f64 {
+        self.overhead_ms
+    }
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    fn ops_ms(&self, space: &SearchSpace, arch: &ArchConfig) -> Result<f64> {
+        ops(space, arch)
+            .iter()
+            .map(|k| {
+                self.table
+                    .get(k)
+                    .copied()
+                    .ok_or_else(|| Error::MissingLatency { op: k.to_string() })
+            })
+            .sum()
+    }
+
+    /// Predicted latency of `arch` on this host (batch 1, one thread), ms: the sum of its ops
+    /// plus the fixed overhead.
+    ///
+    /// # Errors
+    /// [`Error::MissingLatency`] when the table was measured for another space.
+    pub fn predict_host_ms(&self, space: &SearchSpace, arch: &ArchConfig) -> Result<f64> {
+        Ok(self.ops_ms(space, arch)? + self.overhead_ms)
+    }
+
+    /// Predicted latency of `arch` on a device of capability score `profile_score`:
+    /// host latency × (host score / profile score).
+    ///
+    /// # Errors
+    /// As [`LatencyLut::predict_host_ms`].
+    pub fn predict_ms(&self, space: &SearchSpace, arch: &ArchConfig, profile_score: f64) -> Result<f64> {
+        Ok(self.predict_host_ms(space, arch)? * self.scale_to(profile_score))
+    }
+
+    /// The factor from host latency to a device of score `profile_score`.
+    pub fn scale_to(&self, profile_score: f64) -> f64 {
+        self.host.score / profile_score.max(1e-9)
+    }
+}
+
+/// Predicted vs measured latency of one arch on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyCheck {
+    /// Arch short id.
+    pub arch: String,
+    /// Predicted, ms.
+    pub predicted_ms: f64,
+    /// Measured `PlainNet::forward`, batch 1, one thread, ms.
+    pub measured_ms: f64,
+    /// |predicted − measured| / measured.
+    pub rel_error: f64,
+}
+
+/// The result of [`validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyValidation {
+    /// One check per arch.
+    pub checks: Vec<LatencyCheck>,
+    /// Median relative error.
+    pub median_rel_error: f64,
+}
+
+/// Compares the table's predictions with measured forwards of `n` random archs (seeded; a
+/// freshly initialised supernet: weights do not change the time).
+///
+/// # Errors
+/// A missing table entry, or an arch the supernet rejects.
+pub fn validate(lut: &LatencyLut, space: &SearchSpace, n: usize, seed: u64, opts: &TimingOptions) -> Result<LatencyValidation> {
+    let device = supernet::default_device();
+    let net = Supernet::new(space, seed, &device).map_err(|e| Error::supernet("building a supernet to time", e))?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a11);
+    let mut checks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let arch = ArchConfig::random(space, &mut rng);
+        let p = PlainNet::extract(&net, &arch).map_err(|e| Error::supernet("extracting a sub-net to time", e))?.fold();
+        let measured_ms = single_threaded(|| measure_forward(&p, opts, &device));
+        let predicted_ms = lut.predict_host_ms(space, &arch)?;
+        checks.push(LatencyCheck {
+            arch: arch.short_id(),
+            predicted_ms,
+            measured_ms,
+            rel_error: (predicted_ms - measured_ms).abs() / measured_ms.max(1e-9),
+        });
+    }
+    let mut errs: Vec<f64> = checks.iter().map(|c| c.rel_error).collect();
+    Ok(LatencyValidation {
+        median_rel_error: median(&mut errs),
+        checks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_cover_layers_and_residuals() {
+        let sp = SearchSpace::tiny(1, 4, 12);
+        let arch = ArchConfig::max(&sp);
+        let o = ops(&sp, &arch);
+        let n_layers = layers(&sp, &arch).len();
+        // tiny: stage 0 (4→6, stride 2): residual only in block 1; stage 1 (6→8): block 1.
+        assert_eq!(o.len(), n_layers + 2);
+        assert_eq!(o[0].act, ActKind::Relu);
+        assert!(o.iter().filter(|k| k.kind == OpKind::Add).count() == 2);
+        let all = all_ops(&sp);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..20 {
+            let a = ArchConfig::random(&sp, &mut rng);
+            assert!(ops(&sp, &a).iter().all(|k| all.contains(k)));
+        }
+    }
+
+    #[test]
+    fn lut_measures_saves_loads_and_predicts() {
+        let sp = SearchSpace::tiny(1, 4, 12);
+        let opts = TimingOptions { runs: 3, min_run_us: 50.0 };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latency_lut.json");
+        let lut = LatencyLut::load_or_measure(&path, &sp, &opts).unwrap();
+        assert!(path.is_file());
+        assert_eq!(lut.len(), all_ops(&sp).len());
+        let again = LatencyLut::load_or_measure(&path, &sp, &opts).unwrap();
+        let big = again.predict_host_ms(&sp, &ArchConfig::max(&sp)).unwrap();
+        let small = again.predict_host_ms(&sp, &ArchConfig::min(&sp)).unwrap();
+        assert!(big > small && small > 0.0, "{big} {small}");
+        // a device with half the host's score is twice as slow
+        let half = again.host().score / 2.0;
+        let slow = again.predict_ms(&sp, &ArchConfig::max(&sp), half).unwrap();
+        assert!((slow - 2.0 * big).abs() < 1e-9);
+        // another space needs more entries, which load_or_measure adds
+        let other = SearchSpace::tiny(1, 4, 16);
+        assert!(again.predict_host_ms(&other, &ArchConfig::max(&other)).is_err());
+        let grown = LatencyLut::load_or_measure(&path, &other, &opts).unwrap();
+        assert!(grown.predict_host_ms(&other, &ArchConfig::max(&other)).is_ok());
+        let v = validate(&grown, &other, 2, 3, &opts).unwrap();
+        assert_eq!(v.checks.len(), 2);
+        assert!(v.median_rel_error.is_finite());
+    }
+}

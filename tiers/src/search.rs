@@ -1,0 +1,561 @@
+//! Evolutionary search per tier (Once-for-All's): a seeded population of feasible sub-nets,
+//! mutation and crossover, constraint rejection, fitness = predicted accuracy.
+//!
+//! Every evaluated sub-net goes into one archive shared by all tiers, and each tier finally
+//! takes the best archived sub-net that meets its budgets. So a tier that is at least as loose
+//! as another in every budget never gets a lower predicted accuracy, and the Pareto fronts
+//! (predicted accuracy vs MACs, vs latency) come from everything the search saw.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use supernet::{ArchConfig, SearchSpace};
+
+use crate::cost::{Costs, costs};
+use crate::error::{Error, Result, write_atomic};
+use crate::latency::{HostInfo, LatencyLut, LatencyValidation};
+use crate::predictor::{AccuracyPredictor, PredictorReport};
+use crate::spec::{ProfileRef, TierConstraint, TierSpec, TierSpecFile};
+
+/// `format_version` of `search.json`.
+pub const SEARCH_FORMAT_VERSION: u32 = 1;
+
+/// Knobs of the evolutionary search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchOptions {
+    /// Population size.
+    pub population: usize,
+    /// Generations.
+    pub generations: usize,
+    /// Fraction of the population kept as parents each generation.
+    pub parent_fraction: f64,
+    /// Fraction of the children made by mutation (the rest by crossover).
+    pub mutation_fraction: f64,
+    /// Probability that a mutation re-draws each gene.
+    pub mutation_prob: f64,
+    /// Seed (ChaCha8).
+    pub seed: u64,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            population: 100,
+            generations: 40,
+            parent_fraction: 0.25,
+            mutation_fraction: 0.5,
+            mutation_prob: 0.1,
+            seed: 42,
+        }
+    }
+}
+
+/// One evaluated sub-net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The sub-net.
+    pub arch: ArchConfig,
+    /// `arch.short_id()`.
+    pub id: String,
+    /// Predicted accuracy, 0..=1.
+    pub predicted_accuracy: f64,
+    /// Static costs.
+    pub costs: Costs,
+    /// Predicted latency on the latency table's host, ms.
+    pub host_latency_ms: f64,
+    /// Predicted latency on the spec's reference profile, ms.
+    pub reference_latency_ms: f64,
+}
+
+impl Candidate {
+    /// Whether it meets `tier`'s budgets (latency translated with `host_score`).
+    pub fn fits(&self, tier: &TierConstraint, host_score: f64) -> bool {
+        self.host_latency_ms <= tier.host_latency_budget_ms(host_score)
+            && self.costs.model_bytes_f32 <= tier.max_model_bytes
+            && self.costs.peak_memory_bytes() <= tier.max_peak_memory_bytes
+    }
+}
+
+/// Scores archs: predicted accuracy, costs and latency, memoised.
+pub struct Evaluator<'a> {
+    space: &'a SearchSpace,
+    predictor: &'a AccuracyPredictor,
+    lut: &'a LatencyLut,
+    reference_score: f64,
+    seen: HashMap<ArchConfig, Candidate>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator over `space`, latencies on a reference device of score `reference_score`.
+    pub fn new(space: &'a SearchSpace, predictor: &'a AccuracyPredictor, lut: &'a LatencyLut, reference_score: f64) -> Self {
+        Evaluator {
+            space,
+            predictor,
+            lut,
+            reference_score,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Scores `arch`.
+    ///
+    /// # Errors
+    /// A latency table without an op the arch runs.
+    pub fn eval(&mut self, arch: &ArchConfig) -> Result<Candidate> {
+        if let Some(c) = self.seen.get(arch) {
+            return Ok(c.clone());
+        }
+        let host_latency_ms = self.lut.predict_host_ms(self.space, arch)?;
+        let c = Candidate {
+            arch: arch.clone(),
+            id: arch.short_id(),
+            predicted_accuracy: self.predictor.predict(arch),
+            costs: costs(self.space, arch),
+            host_latency_ms,
+            reference_latency_ms: host_latency_ms * self.lut.scale_to(self.reference_score),
+        };
+        self.seen.insert(arch.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// Everything evaluated so far.
+    pub fn archive(&self) -> impl Iterator<Item = &Candidate> {
+        self.seen.values()
+    }
+}
+
+/// A genome: every slot's kernel and expand, active or not, so a depth mutation can wake a
+/// slot with the genes it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Genome {
+    resolution: usize,
+    depths: Vec<usize>,
+    kernels: Vec<Vec<usize>>,
+    expands: Vec<Vec<usize>>,
+}
+
+impl Genome {
+    fn random(space: &SearchSpace, rng: &mut ChaCha8Rng) -> Self {
+        let n = space.stages.len();
+        let d = space.max_depth();
+        let pick = |v: &[usize], rng: &mut ChaCha8Rng| v.choose(rng).copied().unwrap_or(1);
+        Genome {
+            resolution: pick(&space.resolutions, rng),
+            depths: (0..n).map(|_| pick(&space.depths, rng)).collect(),
+            kernels: (0..n).map(|_| (0..d).map(|_| pick(&space.kernel_sizes, rng)).collect()).collect(),
+            expands: (0..n).map(|_| (0..d).map(|_| pick(&space.expand_ratios, rng)).collect()).collect(),
+        }
+    }
+
+    fn of(space: &SearchSpace, a: &ArchConfig) -> Self {
+        let d = space.max_depth();
+        let pad = |v: &Vec<usize>, fill: usize| {
+            let mut v = v.clone();
+            v.resize(d, fill);
+            v
+        };
+        Genome {
+            resolution: a.resolution,
+            depths: a.depths.clone(),
+            kernels: a.kernel_sizes.iter().map(|v| pad(v, space.kernel_sizes[0])).collect(),
+            expands: a.expand_ratios.iter().map(|v| pad(v, space.expand_ratios[0])).collect(),
+        }
+    }
+
+    fn arch(&self) -> ArchConfig {
+        ArchConfig {
+            resolution: self.resolution,
+            depths: self.depths.clone(),
+            kernel_sizes: self.kernels.iter().zip(&self.depths).map(|(k, &d)| k[..d.min(k.len())].to_vec()).collect(),
+            expand_ratios: self.expands.iter().zip(&self.depths).map(|(e, &d)| e[..d.min(e.len())].to_vec()).collect(),
+        }
+    }
+
+    fn mutate(&self, space: &SearchSpace, p: f64, rng: &mut ChaCha8Rng) -> Self {
+        let mut g = self.clone();
+        let mut redraw = |x: &mut usize, choices: &[usize], rng: &mut ChaCha8Rng| {
+            if rng.random_bool(p.clamp(0.0, 1.0)) {
+                *x = choices.choose(rng).copied().unwrap_or(*x);
+            }
+        };
+        redraw(&mut g.resolution, &space.resolutions, rng);
+        for d in &mut g.depths {
+            redraw(d, &space.depths, rng);
+        }
+        for k in g.kernels.iter_mut().flatten() {
+            redraw(k, &space.kernel_sizes, rng);
+        }
+        for e in g.expands.iter_mut().flatten() {
+            redraw(e, &space.expand_ratios, rng);
+        }
+        g
+    }
+
+    fn crossover(&self, other: &Genome, rng: &mut ChaCha8Rng) -> Self {
+        let mut g = self.clone();
+        if rng.random_bool(0.5) {
+            g.resolution = other.resolution;
+        }
+        for (a, b) in g.depths.iter_mut().zip(&other.depths) {
+            if rng.random_bool(0.5) {
+                *a = *b;
+            }
+        }
+        for (ra, rb) in g.kernels.iter_mut().zip(&other.kernels).chain(g.expands.iter_mut().zip(&other.expands)) {
+            for (a, b) in ra.iter_mut().zip(rb) {
+                if rng.random_bool(0.5) {
+                    *a = *b;
+                }
+            }
+        }
+        g
+    }
+}
+
+fn describe_misfit(c: &Candidate, t: &TierConstraint, host_score: f64) -> String {
+    format!(
+        "even the smallest sub-net {} needs {:.2} ms on {} (budget {:.2}), {} bytes of weights \
+         (budget {}) and {} bytes of peak memory (budget {})",
+        c.id,
+        c.host_latency_ms * host_score / t.profile.score,
+        t.profile.id,
+        t.max_latency_ms,
+        c.costs.model_bytes_f32,
+        t.max_model_bytes,
+        c.costs.peak_memory_bytes(),
+        t.max_peak_memory_bytes
+    )
+}
+
+/// Evolves a population under `tier`'s budgets; every evaluated arch lands in `ev`'s archive.
+/// Returns the best feasible candidate this run found.
+///
+/// # Errors
+/// [`Error::NoFeasibleArch`] when no sub-net fits, or a latency-table gap.
+pub fn evolve(ev: &mut Evaluator<'_>, tier: &TierConstraint, opts: &SearchOptions, rng: &mut ChaCha8Rng) -> Result<Candidate> {
+    let space = ev.space;
+    let host_score = ev.lut.host().score;
+    let pop_n = opts.population.max(2);
+    let mut pop: Vec<(Genome, Candidate)> = Vec::with_capacity(pop_n);
+    let min = ev.eval(&ArchConfig::min(space))?;
+    if min.fits(tier, host_score) {
+        pop.push((Genome::of(space, &min.arch), min.clone()));
+    }
+    let mut tries = 0;
+    while pop.len() < pop_n && tries < 50 * pop_n {
+        tries += 1;
+        let g = Genome::random(space, rng);
+        let c = ev.eval(&g.arch())?;
+        if c.fits(tier, host_score) {
+            pop.push((g, c));
+        }
+    }
+    if pop.is_empty() {
+        return Err(Error::NoFeasibleArch {
+            tier: tier.name.clone(),
+            reason: describe_misfit(&min, tier, host_score),
+        });
+    }
+    let by_fitness = |a: &(Genome, Candidate), b: &(Genome, Candidate)| {
+        b.1.predicted_accuracy
+            .total_cmp(&a.1.predicted_accuracy)
+            .then(a.1.host_latency_ms.total_cmp(&b.1.host_latency_ms))
+    };
+    let n_parents = ((pop_n as f64 * opts.parent_fraction).round() as usize).clamp(1, pop_n);
+    let n_mut = ((pop_n - n_parents.min(pop_n)) as f64 * opts.mutation_fraction).round() as usize;
+    for _ in 0..opts.generations {
+        pop.sort_by(by_fitness);
+        pop.truncate(n_parents);
+        let parents: Vec<Genome> = pop.iter().map(|(g, _)| g.clone()).collect();
+        let mut children = Vec::with_capacity(pop_n);
+        let mut attempts = 0;
+        while children.len() < pop_n - parents.len() && attempts < 20 * pop_n {
+            attempts += 1;
+            let a = &parents[rng.random_range(0..parents.len())];
+            let g = if children.len() < n_mut {
+                a.mutate(space, opts.mutation_prob, rng)
+            } else {
+                let b = &parents[rng.random_range(0..parents.len())];
+                a.crossover(b, rng)
+            };
+            let c = ev.eval(&g.arch())?;
+            if c.fits(tier, host_score) {
+                children.push((g, c));
+            }
+        }
+        pop.extend(children);
+    }
+    pop.sort_by(by_fitness);
+    Ok(pop[0].1.clone())
+}
+
+/// The cheapest-first Pareto front of `cands` in (cost, predicted accuracy): each point is more
+/// accurate than every cheaper one.
+pub fn pareto_front<'c>(cands: impl IntoIterator<Item = &'c Candidate>, cost: impl Fn(&Candidate) -> f64) -> Vec<Candidate> {
+    let mut v: Vec<&Candidate> = cands.into_iter().collect();
+    v.sort_by(|a, b| {
+        cost(a)
+            .total_cmp(&cost(b))
+            .then(b.predicted_accuracy.total_cmp(&a.predicted_accuracy))
+            .then(a.id.cmp(&b.id))
+    });
+    let mut out: Vec<Candidate> = Vec::new();
+    for c in v {
+        if out.last().is_none_or(|l| c.predicted_accuracy > l.predicted_accuracy) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+/// The sub-net chosen for one tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierChoice {
+    /// The tier.
+    pub tier: TierConstraint,
+    /// The chosen sub-net.
+    pub candidate: Candidate,
+    /// Its predicted latency on the tier's target device, ms.
+    pub target_latency_ms: f64,
+}
+
+/// `search.json`: what a search found, and what it was run with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchResult {
+    /// [`SEARCH_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The search space.
+    pub space: SearchSpace,
+    /// The tier spec searched.
+    pub spec: TierSpecFile,
+    /// The reference device of `reference_latency_ms`.
+    pub reference: ProfileRef,
+    /// The host of the latency table.
+    pub host: HostInfo,
+    /// Search options.
+    pub options: SearchOptions,
+    /// One choice per tier, in spec order.
+    pub tiers: Vec<TierChoice>,
+    /// Pareto front, predicted accuracy vs MACs.
+    pub pareto_macs: Vec<Candidate>,
+    /// Pareto front, predicted accuracy vs reference latency.
+    pub pareto_latency: Vec<Candidate>,
+    /// The accuracy predictor's held-out quality.
+    pub predictor: PredictorReport,
+    /// The latency table's check against measured forwards, if run.
+    pub latency_validation: Option<LatencyValidation>,
+    /// Sub-nets evaluated.
+    pub evaluated: usize,
+    /// Seconds the search took (predictor and table ready).
+    pub seconds: f64,
+}
+
+impl SearchResult {
+    /// Reads `search.json`.
+    ///
+    /// # Errors
+    /// I/O, malformed JSON, or a foreign version.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let r: SearchResult = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.into(),
+            what: "search result".into(),
+            source,
+        })?;
+        if r.format_version != SEARCH_FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path: path.into(),
+                found: r.format_version,
+                supported: SEARCH_FORMAT_VERSION,
+            });
+        }
+        Ok(r)
+    }
+
+    /// Writes `search.json` atomically.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
+            path: path.into(),
+            what: "search result".into(),
+            source,
+        })?;
+        write_atomic(path, text.as_bytes())
+    }
+}
+
+/// Searches every tier of `spec` and picks each tier's sub-net from the shared archive.
+///
+/// # Errors
+/// [`Error::NoFeasibleArch`] naming the first tier nothing fits, or a latency-table gap.
+pub fn search(
+    space: &SearchSpace,
+    spec: &TierSpec,
+    predictor: &AccuracyPredictor,
+    lut: &LatencyLut,
+    opts: &SearchOptions,
+) -> Result<SearchResult> {
+    let t0 = Instant::now();
+    let mut ev = Evaluator::new(space, predictor, lut, spec.reference.score);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    for tier in &spec.tiers {
+        evolve(&mut ev, tier, opts, &mut rng)?;
+    }
+    let host_score = lut.host().score;
+    let mut tiers = Vec::with_capacity(spec.tiers.len());
+    for tier in &spec.tiers {
+        let best = ev
+            .archive()
+            .filter(|c| c.fits(tier, host_score))
+            .max_by(|a, b| {
+                a.predicted_accuracy
+                    .total_cmp(&b.predicted_accuracy)
+                    .then(b.host_latency_ms.total_cmp(&a.host_latency_ms))
+                    .then(b.id.cmp(&a.id))
+            })
+            .cloned()
+            .ok_or_else(|| Error::NoFeasibleArch {
+                tier: tier.name.clone(),
+                reason: "nothing in the archive fits".into(),
+            })?;
+        tiers.push(TierChoice {
+            target_latency_ms: best.host_latency_ms * lut.scale_to(tier.profile.score),
+            tier: tier.clone(),
+            candidate: best,
+        });
+    }
+    let pareto_macs = pareto_front(ev.archive(), |c| c.costs.macs as f64);
+    let pareto_latency = pareto_front(ev.archive(), |c| c.reference_latency_ms);
+    Ok(SearchResult {
+        format_version: SEARCH_FORMAT_VERSION,
+        space: space.clone(),
+        spec: spec.to_file(),
+        reference: spec.reference.clone(),
+        host: lut.host().clone(),
+        options: opts.clone(),
+        tiers,
+        pareto_macs,
+        pareto_latency,
+        predictor: predictor.report.clone(),
+        latency_validation: None,
+        evaluated: ev.seen.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::latency::{OpKind, all_ops};
+    use crate::predictor::{Sample, encode, sample_archs};
+    use crate::spec::{TierFile, default_file};
+    use proptest::prelude::*;
+
+    /// A synthetic table: 1 ns per MAC-ish unit, host score 200.
+    pub(crate) fn fake_lut(space: &SearchSpace) -> LatencyLut {
+        let entries = all_ops(space).into_iter().map(|k| {
+            let o = (k.in_size / k.stride.max(1)).max(1);
+            let work = match k.kind {
+                OpKind::Conv | OpKind::Pointwise => o * o * k.in_channels * k.out_channels * k.kernel * k.kernel,
+                OpKind::Depthwise => o * o * k.out_channels * k.kernel * k.kernel,
+                _ => k.in_channels * k.in_size * k.in_size,
+            };
+            (k, 1e-6 * work as f64 + 0.002)
+        });
+        LatencyLut::from_parts(HostInfo { cpu: "test".into(), score: 200.0 }, 0.01, entries)
+    }
+
+    /// A predictor that likes big nets (accuracy grows with log MACs) plus noise-free arch terms.
+    pub(crate) fn fake_predictor(space: &SearchSpace) -> AccuracyPredictor {
+        let samples: Vec<Sample> = sample_archs(space, 300, 5)
+            .into_iter()
+            .map(|arch| {
+                let m = costs(space, &arch).macs as f64;
+                let f = encode(space, &arch);
+                let acc = 0.5 + 0.03 * m.ln() + 0.001 * f.iter().take(7).sum::<f64>();
+                Sample { arch, accuracy: acc.clamp(0.0, 1.0), val_images: 0, calib_images: 0 }
+            })
+            .collect();
+        AccuracyPredictor::fit(space, &samples, 0.2, 1).unwrap()
+    }
+
+    fn spec_with(tiers: Vec<(f64, u64, u64)>) -> TierSpec {
+        let mut f = default_file();
+        f.tiers = tiers
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ms, model, peak))| TierFile {
+                name: format!("t{i}"),
+                profile: "samsung-galaxy-a01-core".into(),
+                max_latency_ms: ms,
+                max_model_bytes: model,
+                max_peak_memory_bytes: peak,
+            })
+            .collect();
+        TierSpec::try_from_file(f, "test").unwrap()
+    }
+
+    #[test]
+    fn search_is_fast_seeded_and_respects_budgets() {
+        let sp = SearchSpace::small_for(1, 10, 28);
+        let lut = fake_lut(&sp);
+        let pred = fake_predictor(&sp);
+        let spec = TierSpec::default_spec().unwrap();
+        let opts = SearchOptions::default();
+        let t = Instant::now();
+        let r = search(&sp, &spec, &pred, &lut, &opts).unwrap();
+        assert!(t.elapsed().as_secs_f64() < 10.0);
+        let r2 = search(&sp, &spec, &pred, &lut, &opts).unwrap();
+        assert_eq!(r.tiers, r2.tiers);
+        for c in &r.tiers {
+            assert!(c.candidate.fits(&c.tier, lut.host().score));
+            assert!(c.target_latency_ms <= c.tier.max_latency_ms + 1e-9);
+        }
+        // fronts are monotone
+        for f in [&r.pareto_macs, &r.pareto_latency] {
+            assert!(f.windows(2).all(|w| w[1].predicted_accuracy > w[0].predicted_accuracy));
+        }
+        let tight = spec_with(vec![(0.001, 10, 10)]);
+        let e = search(&sp, &tight, &pred, &lut, &opts).unwrap_err().to_string();
+        assert!(e.contains("t0") && e.contains("loosen"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8))]
+        #[test]
+        fn chosen_archs_fit_and_looser_tiers_are_never_worse(
+            budgets in proptest::collection::vec((0.2f64..6.0, 60_000u64..1_000_000, 150_000u64..2_000_000), 2..5),
+            seed in 0u64..1000,
+        ) {
+            let sp = SearchSpace::small_for(1, 10, 28);
+            let lut = fake_lut(&sp);
+            let pred = fake_predictor(&sp);
+            let spec = spec_with(budgets);
+            let opts = SearchOptions { population: 30, generations: 8, seed, ..SearchOptions::default() };
+            let host = lut.host().score;
+            match search(&sp, &spec, &pred, &lut, &opts) {
+                Ok(r) => {
+                    for a in &r.tiers {
+                        prop_assert!(a.candidate.fits(&a.tier, host));
+                        for b in &r.tiers {
+                            if a.tier.is_looser_or_equal(&b.tier, host) {
+                                prop_assert!(a.candidate.predicted_accuracy >= b.candidate.predicted_accuracy);
+                            }
+                        }
+                    }
+                }
+                Err(Error::NoFeasibleArch { .. }) => {}
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}
