@@ -162,9 +162,12 @@ pub(crate) fn remap<const D: usize>(
     f: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> burn::module::Param<Tensor<D>> {
     p.map(|t| {
-        let rg = t.is_require_grad();
-        let t = f(t.detach());
-        if rg { t.require_grad() } else { t }
+        if t.is_require_grad() {
+            // Work on the inner (non-autodiff) tensor so the result is a fresh leaf.
+            Tensor::from_inner(f(t.inner())).require_grad()
+        } else {
+            f(t)
+        }
     })
 }
 

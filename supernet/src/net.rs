@@ -336,3 +336,22 @@ mod finite_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod autodiff_tests {
+    use super::*;
+    use burn::optim::GradientsParams;
+
+    #[test]
+    fn sorting_a_trainable_model_keeps_it_trainable() {
+        let ad = Device::flex().autodiff();
+        let sp = SearchSpace::tiny(1, 4, 12);
+        let net = Supernet::new(&sp, 1, &ad).unwrap().sort_channels();
+        let arch = ArchConfig::max(&sp);
+        let x = Tensor::<4>::ones([2, 1, 12, 12], &ad);
+        let loss = net.forward(x, &arch, BnMode::Train).powi_scalar(2).sum();
+        let g = GradientsParams::from_grads(loss.backward(), &net);
+        let gw: Option<Tensor<4>> = g.get(net.stages[0][0].expand.weight.id);
+        assert!(gw.is_some(), "sorted expand weight got no gradient");
+    }
+}

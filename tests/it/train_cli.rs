@@ -280,3 +280,58 @@ fn kill_9_then_resume_ends_with_the_same_weights() {
     assert_eq!(ma.lines().count(), epochs);
     assert_eq!(mb.lines().count(), epochs);
 }
+
+#[test]
+fn progressive_shrinking_runs_all_phases_and_resumes_exactly() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("idx");
+    write_idx(&data, 160, 12, 4);
+    let cfg_path = tiny_config(t.path(), 4, 4, 12);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["method"] = "progressive".into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let train = |out: &Path, resume: bool| {
+        let mut a = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--config",
+            cfg_path.to_str().unwrap(),
+            "--quiet",
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let a = t.path().join("a");
+    train(&a, false);
+    let phases: Vec<String> = std::fs::read_to_string(a.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["phase"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(phases, ["full", "kernel", "depth", "expand"]);
+    let ck = Checkpoint::open(&a).unwrap();
+    assert!(ck.state.channels_sorted);
+    assert!(ck.load_teacher(&Device::flex()).unwrap().is_some());
+
+    // Interrupt after epoch 3 (teacher taken, inside the depth phase), resume, compare.
+    let b = t.path().join("b");
+    train(&b, false);
+    std::fs::remove_dir_all(b.join("checkpoints/epoch-0004")).unwrap();
+    std::fs::write(b.join("checkpoints/latest"), "epoch-0003").unwrap();
+    let o = train(&b, true);
+    assert!(stderr(&o).contains("epoch 3 of 4"), "{}", stderr(&o));
+    assert_eq!(max_logits(&a), max_logits(&b));
+}

@@ -394,6 +394,7 @@ impl SearchResult {
 }
 
 /// Searches every tier of `spec` and picks each tier's sub-net from the shared archive.
+/// Returns the result and the archive (every evaluated sub-net, sorted by id, for plots).
 ///
 /// # Errors
 /// [`Error::NoFeasibleArch`] naming the first tier nothing fits, or a latency-table gap.
@@ -403,7 +404,7 @@ pub fn search(
     predictor: &AccuracyPredictor,
     lut: &LatencyLut,
     opts: &SearchOptions,
-) -> Result<SearchResult> {
+) -> Result<(SearchResult, Vec<Candidate>)> {
     let t0 = Instant::now();
     let mut ev = Evaluator::new(space, predictor, lut, spec.reference.score);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
@@ -435,7 +436,9 @@ pub fn search(
     }
     let pareto_macs = pareto_front(ev.archive(), |c| c.costs.macs as f64);
     let pareto_latency = pareto_front(ev.archive(), |c| c.reference_latency_ms);
-    Ok(SearchResult {
+    let mut archive: Vec<Candidate> = ev.archive().cloned().collect();
+    archive.sort_by(|a, b| a.id.cmp(&b.id));
+    let result = SearchResult {
         format_version: SEARCH_FORMAT_VERSION,
         space: space.clone(),
         spec: spec.to_file(),
@@ -449,7 +452,8 @@ pub fn search(
         latency_validation: None,
         evaluated: ev.seen.len(),
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((result, archive))
 }
 
 #[cfg(test)]
@@ -512,9 +516,10 @@ pub(crate) mod tests {
         let spec = TierSpec::default_spec().unwrap();
         let opts = SearchOptions::default();
         let t = Instant::now();
-        let r = search(&sp, &spec, &pred, &lut, &opts).unwrap();
+        let (r, archive) = search(&sp, &spec, &pred, &lut, &opts).unwrap();
         assert!(t.elapsed().as_secs_f64() < 10.0);
-        let r2 = search(&sp, &spec, &pred, &lut, &opts).unwrap();
+        assert_eq!(archive.len(), r.evaluated);
+        let (r2, _) = search(&sp, &spec, &pred, &lut, &opts).unwrap();
         assert_eq!(r.tiers, r2.tiers);
         for c in &r.tiers {
             assert!(c.candidate.fits(&c.tier, lut.host().score));
@@ -543,7 +548,7 @@ pub(crate) mod tests {
             let opts = SearchOptions { population: 30, generations: 8, seed, ..SearchOptions::default() };
             let host = lut.host().score;
             match search(&sp, &spec, &pred, &lut, &opts) {
-                Ok(r) => {
+                Ok((r, _)) => {
                     for a in &r.tiers {
                         prop_assert!(a.candidate.fits(&a.tier, host));
                         for b in &r.tiers {

@@ -1,0 +1,358 @@
+//! Building a tiered bundle from a checkpoint and a search result (extract each tier's sub-net,
+//! evaluate its f32 and int8 files on the test set, write `manifest.json` and one safetensors
+//! file per variant through `runtime::BundleWriter`), and verifying one.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use runtime::{Bundle, BundleWriter, Dtype, Family, ManifestFile, Reference, Tier, Variant, VerifyReport};
+use serde::{Deserialize, Serialize};
+use supernet::data::{Batcher, Dataset};
+use supernet::{ArchConfig, Supernet};
+
+use crate::cost::{Costs, costs};
+use crate::error::{Error, Result};
+use crate::eval::{ExtractOptions, evaluate_plain, extract_and_evaluate};
+use crate::predictor::progress_bar;
+use crate::search::SearchResult;
+
+/// What a bundle is built with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleOptions {
+    /// Extraction (BN calibration images, test limit, int8 variants or not).
+    pub extract: ExtractOptions,
+    /// Bundle id (default: the data folder's name, else the space's name).
+    pub bundle_id: Option<String>,
+    /// Default latency budget in the manifest (default: the largest tier budget).
+    pub default_latency_budget_ms: Option<f64>,
+    /// Replace an existing bundle at the target.
+    pub overwrite: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for BundleOptions {
+    fn default() -> Self {
+        BundleOptions {
+            extract: ExtractOptions::default(),
+            bundle_id: None,
+            default_latency_budget_ms: None,
+            overwrite: true,
+            progress: true,
+        }
+    }
+}
+
+/// What the checkpoint contributes to a bundle besides weights.
+#[derive(Debug, Clone)]
+pub struct FamilyInfo {
+    /// Bundle id.
+    pub bundle_id: String,
+    /// Class names.
+    pub labels: Vec<String>,
+    /// Normalisation mean per channel.
+    pub mean: Vec<f32>,
+    /// Normalisation std per channel.
+    pub std: Vec<f32>,
+}
+
+/// One variant written into the bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuiltVariant {
+    /// Variant id (the first tier that chose the arch; `-int8` for the int8 twin).
+    pub id: String,
+    /// The tiers that chose this arch.
+    pub tiers: Vec<String>,
+    /// The sub-net.
+    pub arch: ArchConfig,
+    /// Static costs (estimated file sizes; the real ones are below).
+    pub costs: Costs,
+    /// Predicted accuracy.
+    pub predicted_accuracy: f64,
+    /// Test top-1 of the f32 file.
+    pub test_top1_f32: f64,
+    /// Test top-1 of the int8 file.
+    pub test_top1_int8: Option<f64>,
+    /// Test images measured.
+    pub test_images: usize,
+    /// Real f32 file size.
+    pub bytes_f32: u64,
+    /// Real int8 file size.
+    pub bytes_int8: Option<u64>,
+    /// Predicted latency on the reference device, ms.
+    pub reference_latency_ms: f64,
+}
+
+/// What [`build_bundle`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleSummary {
+    /// The bundle folder.
+    pub dir: PathBuf,
+    /// Bundle id and version.
+    pub bundle_id: String,
+    /// Bundle version (a hash of the weights: changes whenever they do).
+    pub bundle_version: String,
+    /// One entry per distinct arch (its int8 twin, if any, is described in the same entry).
+    pub variants: Vec<BuiltVariant>,
+    /// Budget overruns of the real files (the search used estimates), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// 64-bit FNV-1a, for a reproducible bundle version.
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Builds the bundle at `out` from `model` (the checkpoint's supernet) and `search`: extracts
+/// each tier's sub-net once (tiers that chose the same arch share a variant), evaluates it, and
+/// writes the f32 variants (and int8 twins, dtype `int8`, when `opts.extract.int8`).
+///
+/// # Errors
+/// [`Error::BadSearch`] when the search belongs to another search space, extraction errors, or
+/// the writer's errors (target exists without `overwrite`, I/O).
+#[allow(clippy::too_many_arguments)]
+pub fn build_bundle(
+    model: &Supernet,
+    family: &FamilyInfo,
+    train: &Dataset,
+    test: &Dataset,
+    search: &SearchResult,
+    search_path: &Path,
+    out: &Path,
+    opts: &BundleOptions,
+    device: &Device,
+) -> Result<BundleSummary> {
+    let space = &model.space;
+    if &search.space != space {
+        return Err(Error::BadSearch {
+            path: search_path.into(),
+            reason: "the search ran over another search space than the checkpoint's; run \
+                     `tierforge search` with this checkpoint"
+                .into(),
+        });
+    }
+    if search.tiers.is_empty() {
+        return Err(Error::BadSearch {
+            path: search_path.into(),
+            reason: "the search result has no tiers".into(),
+        });
+    }
+    // distinct archs, in tier order
+    let mut groups: Vec<(String, ArchConfig, Vec<String>, f64, f64)> = Vec::new();
+    for t in &search.tiers {
+        t.candidate.arch.validate(space).map_err(|e| {
+            Error::supernet(format!("{}: tier {}'s arch", search_path.display(), t.tier.name), e)
+        })?;
+        match groups.iter_mut().find(|g| g.1 == t.candidate.arch) {
+            Some(g) => g.2.push(t.tier.name.clone()),
+            None => groups.push((
+                t.tier.name.clone(),
+                t.candidate.arch.clone(),
+                vec![t.tier.name.clone()],
+                t.candidate.predicted_accuracy,
+                t.candidate.reference_latency_ms,
+            )),
+        }
+    }
+    let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
+    let bar = progress_bar(groups.len() as u64, opts.progress, "extracting variants");
+    let mut built = Vec::with_capacity(groups.len());
+    let mut payloads = Vec::new();
+    let mut version = 0xcbf2_9ce4_8422_2325u64;
+    for (id, arch, tiers, predicted, ref_ms) in groups {
+        bar.set_message(id.clone());
+        let e = extract_and_evaluate(model, &arch, train, test, &mut batcher, &opts.extract, device)?;
+        let c = costs(space, &arch);
+        let variant = |id: String, dtype: Dtype, acc: f64| Variant {
+            file: format!("{id}.safetensors"),
+            id,
+            resolution: arch.resolution,
+            arch: arch.clone(),
+            params: c.params,
+            macs: c.macs,
+            model_bytes: 0,
+            dtype,
+            peak_activation_bytes: c.peak_activation_bytes,
+            test_accuracy: Some(acc),
+            predicted_accuracy: Some(predicted),
+            latency_ms: ref_ms.max(1e-6),
+            sha256: String::new(),
+        };
+        version = fnv1a(version, &e.f32_bytes);
+        payloads.push((variant(id.clone(), Dtype::F32, e.test_top1_f32), e.f32_bytes.clone()));
+        if let (Some(b), Some(acc)) = (&e.int8_bytes, e.test_top1_int8) {
+            version = fnv1a(version, b);
+            payloads.push((variant(format!("{id}-int8"), Dtype::Int8, acc), b.clone()));
+        }
+        built.push(BuiltVariant {
+            id,
+            tiers,
+            arch,
+            costs: c,
+            predicted_accuracy: predicted,
+            test_top1_f32: e.test_top1_f32,
+            test_top1_int8: e.test_top1_int8,
+            test_images: e.test_images,
+            bytes_f32: e.f32_bytes.len() as u64,
+            bytes_int8: e.int8_bytes.as_ref().map(|b| b.len() as u64),
+            reference_latency_ms: ref_ms,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let mut warnings = Vec::new();
+    let tiers: Vec<Tier> = search
+        .tiers
+        .iter()
+        .map(|t| {
+            let v = built.iter().find(|b| b.tiers.contains(&t.tier.name));
+            if let Some(v) = v {
+                let peak = v.bytes_f32 + v.costs.peak_activation_bytes;
+                if v.bytes_f32 > t.tier.max_model_bytes || peak > t.tier.max_peak_memory_bytes {
+                    warnings.push(format!(
+                        "tier {}: the real f32 file of {} is {} bytes (peak {}), over the budget {} (peak {})",
+                        t.tier.name, v.id, v.bytes_f32, peak, t.tier.max_model_bytes, t.tier.max_peak_memory_bytes
+                    ));
+                }
+            }
+            Tier {
+                name: t.tier.name.clone(),
+                max_latency_ms: t.tier.max_latency_ms,
+                max_model_bytes: t.tier.max_model_bytes,
+                max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
+                variant: v.map(|v| v.id.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let default_budget = opts
+        .default_latency_budget_ms
+        .unwrap_or_else(|| search.tiers.iter().map(|t| t.tier.max_latency_ms).fold(0.0, f64::max));
+    let bundle_version = format!("{version:016x}");
+    let header = ManifestFile {
+        format_version: runtime::BUNDLE_FORMAT_VERSION,
+        bundle_id: family.bundle_id.clone(),
+        bundle_version: bundle_version.clone(),
+        created_by: format!("tierforge {}", env!("CARGO_PKG_VERSION")),
+        family: Family {
+            name: space.name.clone(),
+            labels: family.labels.clone(),
+            in_channels: space.in_channels,
+            image_size: space.image_size,
+            mean: family.mean.clone(),
+            std: family.std.clone(),
+            search_space: space.clone(),
+        },
+        reference: Reference {
+            profile_id: search.reference.id.clone(),
+            score: search.reference.score,
+        },
+        default_latency_budget_ms: default_budget,
+        variants: vec![],
+        tiers,
+    };
+    let mut writer = BundleWriter::new(header);
+    writer.overwrite(opts.overwrite);
+    for (v, bytes) in payloads {
+        writer.add_variant(v, bytes);
+    }
+    writer
+        .write(out)
+        .map_err(|e| Error::runtime(format!("writing the bundle to {}", out.display()), e))?;
+    Ok(BundleSummary {
+        dir: out.into(),
+        bundle_id: family.bundle_id.clone(),
+        bundle_version,
+        variants: built,
+        warnings,
+    })
+}
+
+/// A re-measured test accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remeasured {
+    /// Variant id.
+    pub id: String,
+    /// What the manifest says.
+    pub manifest: Option<f64>,
+    /// What we measured now.
+    pub measured: f64,
+    /// Test images measured.
+    pub images: usize,
+}
+
+/// The result of [`verify_bundle`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BundleCheck {
+    /// Files, sizes, sha256 and the load check of every variant.
+    pub report: VerifyReport,
+    /// Re-measured accuracies (empty unless asked for; only variants whose file verified).
+    pub remeasured: Vec<Remeasured>,
+}
+
+impl BundleCheck {
+    /// Whether every file verified and loaded, and every re-measured accuracy is within
+    /// `tolerance` (a 0..1 fraction) of the manifest's.
+    pub fn is_ok(&self, tolerance: f64) -> bool {
+        self.report.is_ok()
+            && self
+                .remeasured
+                .iter()
+                .all(|r| r.manifest.is_some_and(|m| (m - r.measured).abs() <= tolerance))
+    }
+}
+
+impl std::fmt::Display for BundleCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.report)?;
+        for r in &self.remeasured {
+            write!(
+                f,
+                "\n  test top-1 {}: manifest {} measured {:.2}% on {} images",
+                r.id,
+                r.manifest.map_or("-".into(), |m| format!("{:.2}%", 100.0 * m)),
+                100.0 * r.measured,
+                r.images
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Verifies the bundle at `path`: every file's presence, size and sha256, and that it loads
+/// into its arch (`PlainNet::from_safetensors`); with `remeasure_test`, also re-measures each
+/// verified variant's top-1 on that test set (preprocessed with the family's mean and std).
+///
+/// # Errors
+/// A bundle that does not open (no or invalid manifest), or a test set of another shape.
+pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<BundleCheck> {
+    let bundle = Bundle::open(path).map_err(|e| Error::runtime(format!("opening the bundle {}", path.display()), e))?;
+    let family = bundle.manifest().family().clone();
+    let device = supernet::default_device();
+    let report = bundle.verify_with(|v, bytes| runtime::load_net(&family, v, bytes, &device).map(|_| ()));
+    let mut remeasured = Vec::new();
+    if let Some(ds) = remeasure_test {
+        if ds.channels != family.in_channels {
+            return Err(Error::Mismatch {
+                path: path.into(),
+                reason: format!(
+                    "the test set has {} channels, the bundle's family {}; pass the dataset the bundle was built from",
+                    ds.channels, family.in_channels
+                ),
+            });
+        }
+        let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
+        for check in report.variants.iter().filter(|c| c.problem.is_none()) {
+            let Ok(v) = bundle.variant(&check.id) else { continue };
+            let Ok(bytes) = bundle.read_variant(&v.id) else { continue };
+            let Ok(net) = runtime::load_net(&family, v, &bytes, &device) else { continue };
+            remeasured.push(Remeasured {
+                id: v.id.clone(),
+                manifest: v.test_accuracy,
+                measured: evaluate_plain(&net, ds, &mut batcher, None, &device),
+                images: ds.len(),
+            });
+        }
+    }
+    Ok(BundleCheck { report, remeasured })
+}

@@ -1,0 +1,211 @@
+//! The Pareto plot: predicted accuracy vs MACs and vs predicted latency on the reference device,
+//! every evaluated sub-net as a grey dot, the front as a line, the chosen tiers marked. SVG
+//! written by hand; a PNG (no text) drawn with the `image` crate.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result, write_atomic};
+use crate::search::{Candidate, SearchResult};
+
+const W: f64 = 520.0;
+const H: f64 = 380.0;
+const ML: f64 = 62.0;
+const MR: f64 = 18.0;
+const MT: f64 = 34.0;
+const MB: f64 = 48.0;
+const TIER_COLORS: [&str; 6] = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b"];
+const TIER_RGB: [[u8; 3]; 6] = [[214, 39, 40], [255, 127, 14], [44, 160, 44], [31, 119, 180], [148, 103, 189], [140, 86, 75]];
+
+struct Panel<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    x: fn(&Candidate) -> f64,
+}
+
+const PANELS: [Panel<'static>; 2] = [
+    Panel {
+        title: "predicted accuracy vs MACs",
+        x_label: "MACs (millions)",
+        x: |c| c.costs.macs as f64 / 1e6,
+    },
+    Panel {
+        title: "predicted accuracy vs latency",
+        x_label: "predicted latency on the reference device (ms)",
+        x: |c| c.reference_latency_ms,
+    },
+];
+
+struct Scale {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Scale {
+    fn of(points: &[(f64, f64)]) -> Self {
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in points {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let px = ((x1 - x0) * 0.05).max(1e-6);
+        let py = ((y1 - y0) * 0.08).max(1e-4);
+        Scale { x0: x0 - px, x1: x1 + px, y0: y0 - py, y1: y1 + py }
+    }
+    fn px(&self, x: f64, y: f64) -> (f64, f64) {
+        (
+            ML + (x - self.x0) / (self.x1 - self.x0) * (W - ML - MR),
+            MT + (1.0 - (y - self.y0) / (self.y1 - self.y0)) * (H - MT - MB),
+        )
+    }
+}
+
+fn front_of(r: &SearchResult, i: usize) -> &[Candidate] {
+    if i == 0 { &r.pareto_macs } else { &r.pareto_latency }
+}
+
+/// The plot as SVG text. `archive` is every evaluated sub-net (may be empty: then only the
+/// fronts and the tiers are drawn).
+pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
+        2.0 * W,
+        H + 24.0
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    for (i, p) in PANELS.iter().enumerate() {
+        let front = front_of(r, i);
+        let mut pts: Vec<(f64, f64)> = archive.iter().chain(front).map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy)).collect();
+        pts.extend(r.tiers.iter().map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)));
+        let sc = Scale::of(&pts);
+        let _ = writeln!(s, r#"<g transform="translate({},0)">"#, i as f64 * W);
+        let _ = writeln!(s, r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#, W / 2.0, p.title);
+        let _ = writeln!(s, r##"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="#444"/>"##, W - ML - MR, H - MT - MB);
+        for k in 0..=4 {
+            let fx = sc.x0 + (sc.x1 - sc.x0) * k as f64 / 4.0;
+            let fy = sc.y0 + (sc.y1 - sc.y0) * k as f64 / 4.0;
+            let (x, _) = sc.px(fx, sc.y0);
+            let (_, y) = sc.px(sc.x0, fy);
+            let _ = writeln!(s, r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{fx:.2}</text>"##, MT, H - MB, H - MB + 15.0);
+            let _ = writeln!(s, r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{fy:.1}%</text>"##, W - MR, ML - 4.0, y + 4.0);
+        }
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, (ML + W - MR) / 2.0, H - 12.0, p.x_label);
+        let _ = writeln!(s, r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">predicted top-1 (%)</text>"#, (MT + H - MB) / 2.0);
+        for c in archive {
+            let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
+            let _ = writeln!(s, r##"<circle cx="{x:.1}" cy="{y:.1}" r="1.6" fill="#bbb"/>"##);
+        }
+        let line: Vec<String> = front
+            .iter()
+            .map(|c| {
+                let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let _ = writeln!(s, r##"<polyline points="{}" fill="none" stroke="#333" stroke-width="1.5"/>"##, line.join(" "));
+        for (t, choice) in r.tiers.iter().enumerate() {
+            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.predicted_accuracy);
+            let col = TIER_COLORS[t % TIER_COLORS.len()];
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="{col}" stroke="black"/><text x="{:.1}" y="{:.1}" fill="{col}">{}</text>"#,
+                x + 7.0,
+                y - 6.0 - 11.0 * (t % 2) as f64,
+                escape(&choice.tier.name)
+            );
+        }
+        let _ = writeln!(s, "</g>");
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="{:.1}" fill="#555">reference device: {} (score {:.0}); grey: sub-nets evaluated by the search; line: Pareto front; dots: chosen tiers</text>"#,
+        H + 16.0,
+        escape(&r.reference.id),
+        r.reference.score
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The plot as an RGB image (no text: axes, dots, fronts and tier markers).
+pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
+    let (w, h) = ((2.0 * W) as u32, H as u32);
+    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    let mut put = |img: &mut image::RgbImage, x: f64, y: f64, c: [u8; 3]| {
+        let (x, y) = (x.round(), y.round());
+        if x >= 0.0 && y >= 0.0 && (x as u32) < w && (y as u32) < h {
+            img.put_pixel(x as u32, y as u32, image::Rgb(c));
+        }
+    };
+    let line = |img: &mut image::RgbImage, a: (f64, f64), b: (f64, f64), c: [u8; 3], put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
+        let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
+        for i in 0..=n {
+            let t = i as f64 / n as f64;
+            put(img, a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t, c);
+        }
+    };
+    let disc = |img: &mut image::RgbImage, cx: f64, cy: f64, r: f64, c: [u8; 3], put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
+        let ri = r.ceil() as i64;
+        for dy in -ri..=ri {
+            for dx in -ri..=ri {
+                if ((dx * dx + dy * dy) as f64) <= r * r {
+                    put(img, cx + dx as f64, cy + dy as f64, c);
+                }
+            }
+        }
+    };
+    for (i, p) in PANELS.iter().enumerate() {
+        let off = i as f64 * W;
+        let front = front_of(r, i);
+        let mut pts: Vec<(f64, f64)> = archive.iter().chain(front).map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy)).collect();
+        pts.extend(r.tiers.iter().map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)));
+        let sc = Scale::of(&pts);
+        let grey = [68, 68, 68];
+        let (l, rr, t, b) = (off + ML, off + W - MR, MT, H - MB);
+        for (a, bb) in [((l, t), (rr, t)), ((rr, t), (rr, b)), ((rr, b), (l, b)), ((l, b), (l, t))] {
+            line(&mut img, a, bb, grey, &mut put);
+        }
+        for c in archive {
+            let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
+            disc(&mut img, off + x, y, 1.2, [180, 180, 180], &mut put);
+        }
+        for pair in front.windows(2) {
+            let (x0, y0) = sc.px((p.x)(&pair[0]), 100.0 * pair[0].predicted_accuracy);
+            let (x1, y1) = sc.px((p.x)(&pair[1]), 100.0 * pair[1].predicted_accuracy);
+            line(&mut img, (off + x0, y0), (off + x1, y1), [40, 40, 40], &mut put);
+        }
+        for (k, choice) in r.tiers.iter().enumerate() {
+            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.predicted_accuracy);
+            disc(&mut img, off + x, y, 5.5, [0, 0, 0], &mut put);
+            disc(&mut img, off + x, y, 4.0, TIER_RGB[k % TIER_RGB.len()], &mut put);
+        }
+    }
+    img
+}
+
+/// Writes `pareto.svg` and `pareto.png` into `dir`.
+///
+/// # Errors
+/// I/O or PNG encoding errors, naming the file.
+pub fn write_plots(dir: &Path, r: &SearchResult, archive: &[Candidate]) -> Result<()> {
+    write_atomic(&dir.join("pareto.svg"), svg(r, archive).as_bytes())?;
+    let png = dir.join("pareto.png");
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    png_image(r, archive)
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|source| Error::Plot { path: png.clone(), source })?;
+    write_atomic(&png, bytes.get_ref())
+}
