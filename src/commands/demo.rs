@@ -28,23 +28,18 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
-/// The demo's training config: a small, quick family.
-pub fn demo_config(seed: u64) -> TrainConfig {
-    TrainConfig {
-        seed,
-        epochs: 2,
-        batch_size: 64,
-        sandwich_random: 0,
-        warmup_epochs: 0.1,
-        space: Some(supernet::SearchSpace::small_for(1, 10, 28)),
-        ..TrainConfig::default()
-    }
+/// The demo's training config: `configs/demo.json`, compiled in (a small, quick family).
+pub fn demo_config(seed: u64) -> anyhow::Result<TrainConfig> {
+    let mut cfg: TrainConfig = serde_json::from_str(include_str!("../../configs/demo.json"))?;
+    cfg.seed = seed;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = super::find_fashion_mnist(args.data.as_deref())?;
-    let mut cfg = demo_config(args.seed);
+    let mut cfg = demo_config(args.seed)?;
     if let Some(e) = args.epochs {
         cfg.epochs = e;
     }

@@ -19,7 +19,7 @@ pub struct ProfileArgs {
     #[arg(long, default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub budget_ms: u32,
     /// Threads of the multi-thread benchmarks (default: all usable cores).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long = "probe-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// List every catalog phone and this host as a table sorted by score.
     #[arg(long)]
