@@ -127,7 +127,7 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="10" y="{:.1}" fill="#555">reference device: {} (score {:.0}); grey: sub-nets evaluated by the search; line: Pareto front; dots: chosen tiers</text>"#,
+        r##"<text x="10" y="{:.1}" fill="#555">reference device: {} (score {:.0}); grey: sub-nets evaluated by the search; line: Pareto front; dots: chosen tiers</text>"##,
         H + 16.0,
         escape(&r.reference.id),
         r.reference.score

@@ -179,7 +179,7 @@ impl Genome {
 
     fn mutate(&self, space: &SearchSpace, p: f64, rng: &mut ChaCha8Rng) -> Self {
         let mut g = self.clone();
-        let mut redraw = |x: &mut usize, choices: &[usize], rng: &mut ChaCha8Rng| {
+        let redraw = |x: &mut usize, choices: &[usize], rng: &mut ChaCha8Rng| {
             if rng.random_bool(p.clamp(0.0, 1.0)) {
                 *x = choices.choose(rng).copied().unwrap_or(*x);
             }
