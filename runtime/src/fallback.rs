@@ -79,12 +79,76 @@ pub fn choose_and_load<T>(
     device: &DeviceFacts,
     policy: &Policy,
     cache: &DecisionCache,
-    mut load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+    load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
 ) -> Result<Loaded<T>> {
+    let plan = plan(bundle, device, policy, cache)?;
+    load_planned(bundle, device, policy, cache, plan, load)
+}
+
+/// The first half of [`choose_and_load`]: the selector's decision and what the cache says,
+/// without reading any weights. Split out so callers can time selection apart from loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The selector's decision for this device.
+    pub decision: Decision,
+    /// The cache key of this bundle, device and policy.
+    pub key: CacheKey,
+    /// What the cache said.
+    pub cache_lookup: CacheLookup,
+}
+
+impl Plan {
+    /// The variant loading starts at: the cached one when the cache has a valid entry naming
+    /// a variant of this bundle, else the selector's choice.
+    pub fn start<'a>(&'a self, bundle: &Bundle) -> &'a str {
+        match &self.cache_lookup {
+            CacheLookup::Hit(d) if bundle.manifest().variant(&d.variant).is_some() => &d.variant,
+            _ => &self.decision.chosen,
+        }
+    }
+}
+
+/// Selects a variant of `bundle` for `device` and looks the decision up in `cache` (no file
+/// is read but the cache's).
+///
+/// # Errors
+/// [`Error::InvalidPolicy`] / [`Error::InvalidDevice`].
+pub fn plan(
+    bundle: &Bundle,
+    device: &DeviceFacts,
+    policy: &Policy,
+    cache: &DecisionCache,
+) -> Result<Plan> {
     let manifest = bundle.manifest();
     let decision = select(manifest, device, policy)?;
     let key = CacheKey::new(manifest, device, policy);
     let cache_lookup = cache.lookup(&key);
+    Ok(Plan {
+        decision,
+        key,
+        cache_lookup,
+    })
+}
+
+/// The second half of [`choose_and_load`]: verifies and loads from `plan`'s start, stepping
+/// down on failure, and persists the final choice.
+///
+/// # Errors
+/// [`Error::AllVariantsFailed`] listing each failure when no variant loads.
+pub fn load_planned<T>(
+    bundle: &Bundle,
+    device: &DeviceFacts,
+    policy: &Policy,
+    cache: &DecisionCache,
+    plan: Plan,
+    mut load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+) -> Result<Loaded<T>> {
+    let manifest = bundle.manifest();
+    let Plan {
+        decision,
+        key,
+        cache_lookup,
+    } = plan;
     let cached = match &cache_lookup {
         CacheLookup::Hit(d) if manifest.variant(&d.variant).is_some() => Some(d.clone()),
         _ => None,

@@ -383,14 +383,9 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     let mut model = Supernet::new(&space, a.seed, &ad)?;
     let mut optim = Optimizer::new(cfg.optimizer);
     // Progressive shrinking's expand phase: the frozen full network is the teacher (taken when
-    // the kernel phase starts) and the hidden channels have been sorted once.
-    let teacher = if a.method == BenchMethod::Progressive {
-        let t = model.valid();
-        model = model.sort_channels();
-        Some(t)
-    } else {
-        None
-    };
+    // the kernel phase starts). The trainer also sorts the hidden channels once before this
+    // phase; a permutation changes no cost, so the bench leaves the order as it is.
+    let teacher = (a.method == BenchMethod::Progressive).then(|| model.valid());
 
     let mut buf = Vec::new();
     let mut resized = Vec::new();

@@ -8,7 +8,10 @@ fn profile_json_and_catalog() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(v["score"].as_f64().unwrap() > 0.0, "{v}");
-    assert!(v["measured"]["gemm_gflops_mt"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["measured"]["gemm_gflops_mt"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
     // the printed profile is a valid profile file that `select --profile` can read back
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("me.json");
@@ -24,9 +27,20 @@ fn profile_json_and_catalog() {
 
 #[test]
 fn demo_config_matches_the_committed_file() {
-    let committed = supernet::train::TrainConfig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/demo.json"))).unwrap();
-    let full = supernet::train::TrainConfig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/fmnist-full.json"))).unwrap();
+    let committed = supernet::train::TrainConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/demo.json"
+    )))
+    .unwrap();
+    let full = supernet::train::TrainConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/fmnist-full.json"
+    )))
+    .unwrap();
     assert_eq!(committed.space, full.space);
-    assert_eq!(committed.space, Some(supernet::SearchSpace::small_for(1, 10, 28)));
+    assert_eq!(
+        committed.space,
+        Some(supernet::SearchSpace::small_for(1, 10, 28))
+    );
     assert_eq!(committed.epochs, 2);
 }

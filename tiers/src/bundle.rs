@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;
-use runtime::{Bundle, BundleWriter, Dtype, Family, ManifestFile, Reference, Tier, Variant, VerifyReport};
+use runtime::{
+    Bundle, BundleWriter, Dtype, Family, ManifestFile, Reference, Tier, Variant, VerifyReport,
+};
 use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, Dataset};
 use supernet::{ArchConfig, Supernet};
@@ -100,7 +102,9 @@ pub struct BundleSummary {
 
 /// 64-bit FNV-1a, for a reproducible bundle version.
 fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Builds the bundle at `out` from `model` (the checkpoint's supernet) and `search`: extracts
@@ -141,7 +145,10 @@ pub fn build_bundle(
     let mut groups: Vec<(String, ArchConfig, Vec<String>, f64, f64)> = Vec::new();
     for t in &search.tiers {
         t.candidate.arch.validate(space).map_err(|e| {
-            Error::supernet(format!("{}: tier {}'s arch", search_path.display(), t.tier.name), e)
+            Error::supernet(
+                format!("{}: tier {}'s arch", search_path.display(), t.tier.name),
+                e,
+            )
         })?;
         match groups.iter_mut().find(|g| g.1 == t.candidate.arch) {
             Some(g) => g.2.push(t.tier.name.clone()),
@@ -161,7 +168,15 @@ pub fn build_bundle(
     let mut version = 0xcbf2_9ce4_8422_2325u64;
     for (id, arch, tiers, predicted, ref_ms) in groups {
         bar.set_message(id.clone());
-        let e = extract_and_evaluate(model, &arch, train, test, &mut batcher, &opts.extract, device)?;
+        let e = extract_and_evaluate(
+            model,
+            &arch,
+            train,
+            test,
+            &mut batcher,
+            &opts.extract,
+            device,
+        )?;
         let c = costs(space, &arch);
         let variant = |id: String, dtype: Dtype, acc: f64| Variant {
             file: format!("{id}.safetensors"),
@@ -179,7 +194,10 @@ pub fn build_bundle(
             sha256: String::new(),
         };
         version = fnv1a(version, &e.f32_bytes);
-        payloads.push((variant(id.clone(), Dtype::F32, e.test_top1_f32), e.f32_bytes.clone()));
+        payloads.push((
+            variant(id.clone(), Dtype::F32, e.test_top1_f32),
+            e.f32_bytes.clone(),
+        ));
         if let (Some(b), Some(acc)) = (&e.int8_bytes, e.test_top1_int8) {
             version = fnv1a(version, b);
             payloads.push((variant(format!("{id}-int8"), Dtype::Int8, acc), b.clone()));
@@ -225,9 +243,13 @@ pub fn build_bundle(
             }
         })
         .collect();
-    let default_budget = opts
-        .default_latency_budget_ms
-        .unwrap_or_else(|| search.tiers.iter().map(|t| t.tier.max_latency_ms).fold(0.0, f64::max));
+    let default_budget = opts.default_latency_budget_ms.unwrap_or_else(|| {
+        search
+            .tiers
+            .iter()
+            .map(|t| t.tier.max_latency_ms)
+            .fold(0.0, f64::max)
+    });
     let bundle_version = format!("{version:016x}");
     let header = ManifestFile {
         format_version: runtime::BUNDLE_FORMAT_VERSION,
@@ -295,10 +317,10 @@ impl BundleCheck {
     /// `tolerance` (a 0..1 fraction) of the manifest's.
     pub fn is_ok(&self, tolerance: f64) -> bool {
         self.report.is_ok()
-            && self
-                .remeasured
-                .iter()
-                .all(|r| r.manifest.is_some_and(|m| (m - r.measured).abs() <= tolerance))
+            && self.remeasured.iter().all(|r| {
+                r.manifest
+                    .is_some_and(|m| (m - r.measured).abs() <= tolerance)
+            })
     }
 }
 
@@ -310,7 +332,8 @@ impl std::fmt::Display for BundleCheck {
                 f,
                 "\n  test top-1 {}: manifest {} measured {:.2}% on {} images",
                 r.id,
-                r.manifest.map_or("-".into(), |m| format!("{:.2}%", 100.0 * m)),
+                r.manifest
+                    .map_or("-".into(), |m| format!("{:.2}%", 100.0 * m)),
                 100.0 * r.measured,
                 r.images
             )?;
@@ -326,10 +349,12 @@ impl std::fmt::Display for BundleCheck {
 /// # Errors
 /// A bundle that does not open (no or invalid manifest), or a test set of another shape.
 pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<BundleCheck> {
-    let bundle = Bundle::open(path).map_err(|e| Error::runtime(format!("opening the bundle {}", path.display()), e))?;
+    let bundle = Bundle::open(path)
+        .map_err(|e| Error::runtime(format!("opening the bundle {}", path.display()), e))?;
     let family = bundle.manifest().family().clone();
     let device = supernet::default_device();
-    let report = bundle.verify_with(|v, bytes| runtime::load_net(&family, v, bytes, &device).map(|_| ()));
+    let report =
+        bundle.verify_with(|v, bytes| runtime::load_net(&family, v, bytes, &device).map(|_| ()));
     let mut remeasured = Vec::new();
     if let Some(ds) = remeasure_test {
         if ds.channels != family.in_channels {
@@ -343,9 +368,15 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
         }
         let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
         for check in report.variants.iter().filter(|c| c.problem.is_none()) {
-            let Ok(v) = bundle.variant(&check.id) else { continue };
-            let Ok(bytes) = bundle.read_variant(&v.id) else { continue };
-            let Ok(net) = runtime::load_net(&family, v, &bytes, &device) else { continue };
+            let Ok(v) = bundle.variant(&check.id) else {
+                continue;
+            };
+            let Ok(bytes) = bundle.read_variant(&v.id) else {
+                continue;
+            };
+            let Ok(net) = runtime::load_net(&family, v, &bytes, &device) else {
+                continue;
+            };
             remeasured.push(Remeasured {
                 id: v.id.clone(),
                 manifest: v.test_accuracy,

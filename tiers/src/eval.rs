@@ -5,15 +5,21 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use supernet::data::{Augment, Batcher, Dataset};
-use supernet::train::recalibrate_bn;
 use supernet::train::eval::EVAL_BATCH;
+use supernet::train::recalibrate_bn;
 use supernet::{ArchConfig, PlainNet, Supernet};
 
 use crate::error::{Error, Result};
 
 /// Top-1 accuracy (0..1) of a plain network on the first `limit` images of `ds` (all when
 /// `None`), resized to the network's resolution exactly as the supernet's evaluation does.
-pub fn evaluate_plain(net: &PlainNet, ds: &Dataset, batcher: &mut Batcher, limit: Option<usize>, device: &Device) -> f64 {
+pub fn evaluate_plain(
+    net: &PlainNet,
+    ds: &Dataset,
+    batcher: &mut Batcher,
+    limit: Option<usize>,
+    device: &Device,
+) -> f64 {
     let n = limit.unwrap_or(ds.len()).min(ds.len());
     let (c, h, w) = (ds.channels, ds.height, ds.width);
     let r = net.arch.resolution;
@@ -23,7 +29,8 @@ pub fn evaluate_plain(net: &PlainNet, ds: &Dataset, batcher: &mut Batcher, limit
         let (_, labels) = batcher.fill::<rand_chacha::ChaCha8Rng>(ds, chunk, Augment::none(), None);
         let labels = labels.to_vec();
         let x = batcher.resized(chunk.len(), c, h, w, r).to_vec();
-        let x = Tensor::<1>::from_data(TensorData::new(x, [chunk.len() * c * r * r]), device).reshape([chunk.len(), c, r, r]);
+        let x = Tensor::<1>::from_data(TensorData::new(x, [chunk.len() * c * r * r]), device)
+            .reshape([chunk.len(), c, r, r]);
         let pred: Vec<i64> = net
             .forward(x)
             .argmax(1)
@@ -50,8 +57,15 @@ pub fn extract_folded(
     calib_images: usize,
     device: &Device,
 ) -> Result<PlainNet> {
-    arch.validate(&model.space)
-        .map_err(|e| Error::supernet(format!("sub-net {} does not belong to the checkpoint's space", arch.short_id()), e))?;
+    arch.validate(&model.space).map_err(|e| {
+        Error::supernet(
+            format!(
+                "sub-net {} does not belong to the checkpoint's space",
+                arch.short_id()
+            ),
+            e,
+        )
+    })?;
     recalibrate_bn(model, arch, calib, batcher, calib_images, device);
     Ok(PlainNet::extract(model, arch)
         .map_err(|e| Error::supernet(format!("extracting {}", arch.short_id()), e))?
@@ -117,8 +131,12 @@ pub fn extract_and_evaluate(
             .map_err(|e| Error::supernet(format!("encoding {}", arch.short_id()), e))
     };
     let reload_and_eval = |bytes: &[u8], what: &str, batcher: &mut Batcher| -> Result<f64> {
-        let re = PlainNet::from_safetensors(bytes, space, arch, what, device)
-            .map_err(|e| Error::supernet(format!("reloading the {what} weights of {}", arch.short_id()), e))?;
+        let re = PlainNet::from_safetensors(bytes, space, arch, what, device).map_err(|e| {
+            Error::supernet(
+                format!("reloading the {what} weights of {}", arch.short_id()),
+                e,
+            )
+        })?;
         Ok(evaluate_plain(&re, test, batcher, opts.test_limit, device))
     };
     let f32_bytes = encode(false)?;
@@ -152,7 +170,9 @@ pub(crate) mod tests {
         let mut labels = Vec::with_capacity(n);
         for i in 0..n {
             let l = i % classes;
-            let mut v: Vec<u8> = (0..size * size).map(|p| ((p * 37 + (i + seed) * 101) % 50) as u8).collect();
+            let mut v: Vec<u8> = (0..size * size)
+                .map(|p| ((p * 37 + (i + seed) * 101) % 50) as u8)
+                .collect();
             let row = (2 * l + 1) % size;
             for x in 0..size {
                 v[row * size + x] = 250;
@@ -187,11 +207,28 @@ pub(crate) mod tests {
         let data = toy_split();
         let mut b = Batcher::new(vec![0.2], vec![0.3]);
         for arch in [ArchConfig::max(&sp), ArchConfig::min(&sp)] {
-            let e = extract_and_evaluate(&model, &arch, &data.train, &data.test, &mut b, &ExtractOptions { calib_images: 64, test_limit: None, int8: true }, &dev).unwrap();
+            let e = extract_and_evaluate(
+                &model,
+                &arch,
+                &data.train,
+                &data.test,
+                &mut b,
+                &ExtractOptions {
+                    calib_images: 64,
+                    test_limit: None,
+                    int8: true,
+                },
+                &dev,
+            )
+            .unwrap();
             // the supernet, recalibrated the same way, agrees with the reloaded f32 file
             recalibrate_bn(&model, &arch, &data.train, &mut b, 64, &dev);
             let want = evaluate(&model, &arch, &data.test, &mut b, None, &dev);
-            assert!((e.test_top1_f32 - want).abs() < 1e-9, "{} vs {want}", e.test_top1_f32);
+            assert!(
+                (e.test_top1_f32 - want).abs() < 1e-9,
+                "{} vs {want}",
+                e.test_top1_f32
+            );
             assert!(e.int8_bytes.as_ref().unwrap().len() < e.f32_bytes.len());
             assert!(e.test_top1_int8.is_some());
             assert_eq!(e.test_images, 24);

@@ -78,7 +78,13 @@ impl std::fmt::Display for OpKey {
         write!(
             f,
             "{:?} {}→{} @{} k{} s{} {:?}",
-            self.kind, self.in_channels, self.out_channels, self.in_size, self.kernel, self.stride, self.act
+            self.kind,
+            self.in_channels,
+            self.out_channels,
+            self.in_size,
+            self.kernel,
+            self.stride,
+            self.act
         )
     }
 }
@@ -231,7 +237,11 @@ pub fn single_threaded<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-fn random_tensor<const D: usize>(shape: [usize; D], rng: &mut impl Rng, device: &Device) -> Tensor<D> {
+fn random_tensor<const D: usize>(
+    shape: [usize; D],
+    rng: &mut impl Rng,
+    device: &Device,
+) -> Tensor<D> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     Tensor::<1>::from_data(TensorData::new(v, [n]), device).reshape(shape)
@@ -268,7 +278,9 @@ pub fn measure_op(key: &OpKey, opts: &TimingOptions, device: &Device) -> f64 {
         }
         OpKind::Pool => {
             let x = random_tensor([1, c, s, s], &mut rng, device);
-            time_ms(opts, || drop(x.clone().mean_dim(3).mean_dim(2).reshape([1, c])))
+            time_ms(opts, || {
+                drop(x.clone().mean_dim(3).mean_dim(2).reshape([1, c]))
+            })
         }
         OpKind::Linear => {
             let x = random_tensor([1, c], &mut rng, device);
@@ -306,7 +318,10 @@ impl HostInfo {
         let cpu = device_profiles::SystemFacts::from_sysinfo()
             .cpu_brand
             .unwrap_or_else(|| "unknown".into());
-        HostInfo { cpu, score: p.score }
+        HostInfo {
+            cpu,
+            score: p.score,
+        }
     }
 }
 
@@ -358,7 +373,11 @@ impl LatencyLut {
     }
 
     /// A table from given parts (for tests, or a table measured elsewhere).
-    pub fn from_parts(host: HostInfo, overhead_ms: f64, entries: impl IntoIterator<Item = (OpKey, f64)>) -> Self {
+    pub fn from_parts(
+        host: HostInfo,
+        overhead_ms: f64,
+        entries: impl IntoIterator<Item = (OpKey, f64)>,
+    ) -> Self {
         LatencyLut {
             host,
             overhead_ms,
@@ -450,7 +469,10 @@ impl LatencyLut {
             });
         }
         if !(file.host.score.is_finite() && file.host.score > 0.0)
-            || file.entries.iter().any(|e| !(e.ms.is_finite() && e.ms >= 0.0))
+            || file
+                .entries
+                .iter()
+                .any(|e| !(e.ms.is_finite() && e.ms >= 0.0))
         {
             return Err(Error::Mismatch {
                 path: path.into(),
@@ -476,7 +498,10 @@ impl LatencyLut {
             format_version: LUT_FORMAT_VERSION,
             host: self.host.clone(),
             overhead_ms: self.overhead_ms,
-            entries: sorted.into_iter().map(|(key, ms)| LutEntry { key, ms }).collect(),
+            entries: sorted
+                .into_iter()
+                .map(|(key, ms)| LutEntry { key, ms })
+                .collect(),
         };
         let text = serde_json::to_string_pretty(&file).map_err(|source| Error::Json {
             path: path.into(),
@@ -529,7 +554,12 @@ impl LatencyLut {
     ///
     /// # Errors
     /// As [`LatencyLut::predict_host_ms`].
-    pub fn predict_ms(&self, space: &SearchSpace, arch: &ArchConfig, profile_score: f64) -> Result<f64> {
+    pub fn predict_ms(
+        &self,
+        space: &SearchSpace,
+        arch: &ArchConfig,
+        profile_score: f64,
+    ) -> Result<f64> {
         Ok(self.predict_host_ms(space, arch)? * self.scale_to(profile_score))
     }
 
@@ -566,14 +596,23 @@ pub struct LatencyValidation {
 ///
 /// # Errors
 /// A missing table entry, or an arch the supernet rejects.
-pub fn validate(lut: &LatencyLut, space: &SearchSpace, n: usize, seed: u64, opts: &TimingOptions) -> Result<LatencyValidation> {
+pub fn validate(
+    lut: &LatencyLut,
+    space: &SearchSpace,
+    n: usize,
+    seed: u64,
+    opts: &TimingOptions,
+) -> Result<LatencyValidation> {
     let device = supernet::default_device();
-    let net = Supernet::new(space, seed, &device).map_err(|e| Error::supernet("building a supernet to time", e))?;
+    let net = Supernet::new(space, seed, &device)
+        .map_err(|e| Error::supernet("building a supernet to time", e))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a11);
     let mut checks = Vec::with_capacity(n);
     for _ in 0..n {
         let arch = ArchConfig::random(space, &mut rng);
-        let p = PlainNet::extract(&net, &arch).map_err(|e| Error::supernet("extracting a sub-net to time", e))?.fold();
+        let p = PlainNet::extract(&net, &arch)
+            .map_err(|e| Error::supernet("extracting a sub-net to time", e))?
+            .fold();
         let measured_ms = single_threaded(|| measure_forward(&p, opts, &device));
         let predicted_ms = lut.predict_host_ms(space, &arch)?;
         checks.push(LatencyCheck {
@@ -615,7 +654,10 @@ mod tests {
     #[test]
     fn lut_measures_saves_loads_and_predicts() {
         let sp = SearchSpace::tiny(1, 4, 12);
-        let opts = TimingOptions { runs: 3, min_run_us: 50.0 };
+        let opts = TimingOptions {
+            runs: 3,
+            min_run_us: 50.0,
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("latency_lut.json");
         let lut = LatencyLut::load_or_measure(&path, &sp, &opts).unwrap();
@@ -631,9 +673,17 @@ mod tests {
         assert!((slow - 2.0 * big).abs() < 1e-9);
         // another space needs more entries, which load_or_measure adds
         let other = SearchSpace::tiny(1, 4, 16);
-        assert!(again.predict_host_ms(&other, &ArchConfig::max(&other)).is_err());
+        assert!(
+            again
+                .predict_host_ms(&other, &ArchConfig::max(&other))
+                .is_err()
+        );
         let grown = LatencyLut::load_or_measure(&path, &other, &opts).unwrap();
-        assert!(grown.predict_host_ms(&other, &ArchConfig::max(&other)).is_ok());
+        assert!(
+            grown
+                .predict_host_ms(&other, &ArchConfig::max(&other))
+                .is_ok()
+        );
         let v = validate(&grown, &other, 2, 3, &opts).unwrap();
         assert_eq!(v.checks.len(), 2);
         assert!(v.median_rel_error.is_finite());

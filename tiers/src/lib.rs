@@ -39,7 +39,9 @@ pub mod predictor;
 pub mod search;
 pub mod spec;
 
-pub use bundle::{BundleCheck, BundleOptions, BundleSummary, BuiltVariant, build_bundle, verify_bundle};
+pub use bundle::{
+    BuiltVariant, BundleCheck, BundleOptions, BundleSummary, build_bundle, verify_bundle,
+};
 pub use cost::{Costs, costs, model_bytes};
 pub use error::{Error, Result};
 pub use eval::{ExtractOptions, Extracted, evaluate_plain, extract_and_evaluate, extract_folded};

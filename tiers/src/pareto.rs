@@ -14,8 +14,17 @@ const ML: f64 = 62.0;
 const MR: f64 = 18.0;
 const MT: f64 = 34.0;
 const MB: f64 = 48.0;
-const TIER_COLORS: [&str; 6] = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b"];
-const TIER_RGB: [[u8; 3]; 6] = [[214, 39, 40], [255, 127, 14], [44, 160, 44], [31, 119, 180], [148, 103, 189], [140, 86, 75]];
+const TIER_COLORS: [&str; 6] = [
+    "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b",
+];
+const TIER_RGB: [[u8; 3]; 6] = [
+    [214, 39, 40],
+    [255, 127, 14],
+    [44, 160, 44],
+    [31, 119, 180],
+    [148, 103, 189],
+    [140, 86, 75],
+];
 
 struct Panel<'a> {
     title: &'a str,
@@ -45,7 +54,12 @@ struct Scale {
 
 impl Scale {
     fn of(points: &[(f64, f64)]) -> Self {
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
         for &(x, y) in points {
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -57,7 +71,12 @@ impl Scale {
         }
         let px = ((x1 - x0) * 0.05).max(1e-6);
         let py = ((y1 - y0) * 0.08).max(1e-4);
-        Scale { x0: x0 - px, x1: x1 + px, y0: y0 - py, y1: y1 + py }
+        Scale {
+            x0: x0 - px,
+            x1: x1 + px,
+            y0: y0 - py,
+            y1: y1 + py,
+        }
     }
     fn px(&self, x: f64, y: f64) -> (f64, f64) {
         (
@@ -68,7 +87,11 @@ impl Scale {
 }
 
 fn front_of(r: &SearchResult, i: usize) -> &[Candidate] {
-    if i == 0 { &r.pareto_macs } else { &r.pareto_latency }
+    if i == 0 {
+        &r.pareto_macs
+    } else {
+        &r.pareto_latency
+    }
 }
 
 /// The plot as SVG text. `archive` is every evaluated sub-net (may be empty: then only the
@@ -84,25 +107,68 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     for (i, p) in PANELS.iter().enumerate() {
         let front = front_of(r, i);
-        let mut pts: Vec<(f64, f64)> = archive.iter().chain(front).map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy)).collect();
-        pts.extend(r.tiers.iter().map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)));
+        let mut pts: Vec<(f64, f64)> = archive
+            .iter()
+            .chain(front)
+            .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
+            .collect();
+        pts.extend(
+            r.tiers
+                .iter()
+                .map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)),
+        );
         let sc = Scale::of(&pts);
         let _ = writeln!(s, r#"<g transform="translate({},0)">"#, i as f64 * W);
-        let _ = writeln!(s, r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#, W / 2.0, p.title);
-        let _ = writeln!(s, r##"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="#444"/>"##, W - ML - MR, H - MT - MB);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#,
+            W / 2.0,
+            p.title
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
+            W - ML - MR,
+            H - MT - MB
+        );
         for k in 0..=4 {
             let fx = sc.x0 + (sc.x1 - sc.x0) * k as f64 / 4.0;
             let fy = sc.y0 + (sc.y1 - sc.y0) * k as f64 / 4.0;
             let (x, _) = sc.px(fx, sc.y0);
             let (_, y) = sc.px(sc.x0, fy);
-            let _ = writeln!(s, r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{fx:.2}</text>"##, MT, H - MB, H - MB + 15.0);
-            let _ = writeln!(s, r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{fy:.1}%</text>"##, W - MR, ML - 4.0, y + 4.0);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{fx:.2}</text>"##,
+                MT,
+                H - MB,
+                H - MB + 15.0
+            );
+            let _ = writeln!(
+                s,
+                r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{fy:.1}%</text>"##,
+                W - MR,
+                ML - 4.0,
+                y + 4.0
+            );
         }
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, (ML + W - MR) / 2.0, H - 12.0, p.x_label);
-        let _ = writeln!(s, r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">predicted top-1 (%)</text>"#, (MT + H - MB) / 2.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            (ML + W - MR) / 2.0,
+            H - 12.0,
+            p.x_label
+        );
+        let _ = writeln!(
+            s,
+            r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">predicted top-1 (%)</text>"#,
+            (MT + H - MB) / 2.0
+        );
         for c in archive {
             let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
-            let _ = writeln!(s, r##"<circle cx="{x:.1}" cy="{y:.1}" r="1.6" fill="#bbb"/>"##);
+            let _ = writeln!(
+                s,
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="1.6" fill="#bbb"/>"##
+            );
         }
         let line: Vec<String> = front
             .iter()
@@ -111,9 +177,16 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
                 format!("{x:.1},{y:.1}")
             })
             .collect();
-        let _ = writeln!(s, r##"<polyline points="{}" fill="none" stroke="#333" stroke-width="1.5"/>"##, line.join(" "));
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#333" stroke-width="1.5"/>"##,
+            line.join(" ")
+        );
         for (t, choice) in r.tiers.iter().enumerate() {
-            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.predicted_accuracy);
+            let (x, y) = sc.px(
+                (p.x)(&choice.candidate),
+                100.0 * choice.candidate.predicted_accuracy,
+            );
             let col = TIER_COLORS[t % TIER_COLORS.len()];
             let _ = writeln!(
                 s,
@@ -137,7 +210,9 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
 }
 
 fn escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The plot as an RGB image (no text: axes, dots, fronts and tier markers).
@@ -150,14 +225,23 @@ pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
             img.put_pixel(x as u32, y as u32, image::Rgb(c));
         }
     };
-    let line = |img: &mut image::RgbImage, a: (f64, f64), b: (f64, f64), c: [u8; 3], put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
+    let line = |img: &mut image::RgbImage,
+                a: (f64, f64),
+                b: (f64, f64),
+                c: [u8; 3],
+                put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
         let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
         for i in 0..=n {
             let t = i as f64 / n as f64;
             put(img, a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t, c);
         }
     };
-    let disc = |img: &mut image::RgbImage, cx: f64, cy: f64, r: f64, c: [u8; 3], put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
+    let disc = |img: &mut image::RgbImage,
+                cx: f64,
+                cy: f64,
+                r: f64,
+                c: [u8; 3],
+                put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
         let ri = r.ceil() as i64;
         for dy in -ri..=ri {
             for dx in -ri..=ri {
@@ -170,12 +254,25 @@ pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
     for (i, p) in PANELS.iter().enumerate() {
         let off = i as f64 * W;
         let front = front_of(r, i);
-        let mut pts: Vec<(f64, f64)> = archive.iter().chain(front).map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy)).collect();
-        pts.extend(r.tiers.iter().map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)));
+        let mut pts: Vec<(f64, f64)> = archive
+            .iter()
+            .chain(front)
+            .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
+            .collect();
+        pts.extend(
+            r.tiers
+                .iter()
+                .map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)),
+        );
         let sc = Scale::of(&pts);
         let grey = [68, 68, 68];
         let (l, rr, t, b) = (off + ML, off + W - MR, MT, H - MB);
-        for (a, bb) in [((l, t), (rr, t)), ((rr, t), (rr, b)), ((rr, b), (l, b)), ((l, b), (l, t))] {
+        for (a, bb) in [
+            ((l, t), (rr, t)),
+            ((rr, t), (rr, b)),
+            ((rr, b), (l, b)),
+            ((l, b), (l, t)),
+        ] {
             line(&mut img, a, bb, grey, &mut put);
         }
         for c in archive {
@@ -185,12 +282,28 @@ pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
         for pair in front.windows(2) {
             let (x0, y0) = sc.px((p.x)(&pair[0]), 100.0 * pair[0].predicted_accuracy);
             let (x1, y1) = sc.px((p.x)(&pair[1]), 100.0 * pair[1].predicted_accuracy);
-            line(&mut img, (off + x0, y0), (off + x1, y1), [40, 40, 40], &mut put);
+            line(
+                &mut img,
+                (off + x0, y0),
+                (off + x1, y1),
+                [40, 40, 40],
+                &mut put,
+            );
         }
         for (k, choice) in r.tiers.iter().enumerate() {
-            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.predicted_accuracy);
+            let (x, y) = sc.px(
+                (p.x)(&choice.candidate),
+                100.0 * choice.candidate.predicted_accuracy,
+            );
             disc(&mut img, off + x, y, 5.5, [0, 0, 0], &mut put);
-            disc(&mut img, off + x, y, 4.0, TIER_RGB[k % TIER_RGB.len()], &mut put);
+            disc(
+                &mut img,
+                off + x,
+                y,
+                4.0,
+                TIER_RGB[k % TIER_RGB.len()],
+                &mut put,
+            );
         }
     }
     img
@@ -206,6 +319,9 @@ pub fn write_plots(dir: &Path, r: &SearchResult, archive: &[Candidate]) -> Resul
     let mut bytes = std::io::Cursor::new(Vec::new());
     png_image(r, archive)
         .write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|source| Error::Plot { path: png.clone(), source })?;
+        .map_err(|source| Error::Plot {
+            path: png.clone(),
+            source,
+        })?;
     write_atomic(&png, bytes.get_ref())
 }

@@ -99,9 +99,16 @@ fn say(opts: &PipelineOptions, msg: impl fmt::Display) {
 }
 
 fn open(checkpoint: &Path, opts: &PipelineOptions) -> Result<(Checkpoint, DataSplit)> {
-    let ck = Checkpoint::open(checkpoint)
-        .map_err(|e| Error::supernet(format!("opening the checkpoint {}", checkpoint.display()), e))?;
-    let dir = opts.data_dir.clone().unwrap_or_else(|| ck.state.data_dir.clone());
+    let ck = Checkpoint::open(checkpoint).map_err(|e| {
+        Error::supernet(
+            format!("opening the checkpoint {}", checkpoint.display()),
+            e,
+        )
+    })?;
+    let dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| ck.state.data_dir.clone());
     let data = supernet::data::load_dir(&dir, ck.state.config.seed).map_err(|e| {
         Error::supernet(
             format!("loading the data the checkpoint was trained on from {} (pass another data folder to use it)", dir.display()),
@@ -123,16 +130,29 @@ fn spec_of(opts: &PipelineOptions) -> Result<TierSpec> {
 ///
 /// # Errors
 /// Checkpoint, data, tier spec, file and search errors, each naming its file.
-pub fn run_search(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> Result<SearchResult> {
+pub fn run_search(
+    checkpoint: &Path,
+    out_dir: &Path,
+    opts: &PipelineOptions,
+) -> Result<SearchResult> {
     let spec = spec_of(opts)?;
     let (ck, data) = open(checkpoint, opts)?;
     let space = ck.state.space.clone();
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, "create folder", e))?;
 
-    say(opts, format!("latency table: {}", out_dir.join(files::LUT).display()));
+    say(
+        opts,
+        format!("latency table: {}", out_dir.join(files::LUT).display()),
+    );
     let lut = LatencyLut::load_or_measure(&out_dir.join(files::LUT), &space, &opts.timing)?;
     let validation = if opts.lut_validation_archs > 0 {
-        let v = validate(&lut, &space, opts.lut_validation_archs, opts.seed, &opts.timing)?;
+        let v = validate(
+            &lut,
+            &space,
+            opts.lut_validation_archs,
+            opts.seed,
+            &opts.timing,
+        )?;
         say(
             opts,
             format!(
@@ -162,7 +182,15 @@ pub fn run_search(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> 
         progress: opts.progress,
     };
     let mut batcher = Batcher::new(ck.state.mean.clone(), ck.state.std.clone());
-    let samples = measure_samples(&model, &calib, &val, &mut batcher, &sampling, &out_dir.join(files::SAMPLES), &device)?;
+    let samples = measure_samples(
+        &model,
+        &calib,
+        &val,
+        &mut batcher,
+        &sampling,
+        &out_dir.join(files::SAMPLES),
+        &device,
+    )?;
     let predictor = AccuracyPredictor::fit(&space, &samples, 0.2, opts.seed)?;
     predictor.save(&out_dir.join(files::PREDICTOR))?;
     let r = &predictor.report;
@@ -183,7 +211,13 @@ pub fn run_search(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> 
     };
     let (mut result, archive) = search(&space, &spec, &predictor, &lut, &search_opts)?;
     result.latency_validation = validation;
-    say(opts, format!("search: {} sub-nets evaluated in {:.2} s", result.evaluated, result.seconds));
+    say(
+        opts,
+        format!(
+            "search: {} sub-nets evaluated in {:.2} s",
+            result.evaluated, result.seconds
+        ),
+    );
     result.save(&out_dir.join(files::SEARCH))?;
     write_plots(out_dir, &result, &archive)?;
     Ok(result)
@@ -191,7 +225,11 @@ pub fn run_search(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> 
 
 /// The search file inside `search`, which may be the file itself or its folder.
 pub fn search_file(search: &Path) -> PathBuf {
-    if search.is_dir() { search.join(files::SEARCH) } else { search.to_path_buf() }
+    if search.is_dir() {
+        search.join(files::SEARCH)
+    } else {
+        search.to_path_buf()
+    }
 }
 
 /// Builds the bundle at `out` from the checkpoint and the search at `search` (a folder written
@@ -199,7 +237,12 @@ pub fn search_file(search: &Path) -> PathBuf {
 ///
 /// # Errors
 /// Checkpoint, data, search-file, extraction and writer errors.
-pub fn run_bundle(checkpoint: &Path, search: &Path, out: &Path, opts: &PipelineOptions) -> Result<BundleSummary> {
+pub fn run_bundle(
+    checkpoint: &Path,
+    search: &Path,
+    out: &Path,
+    opts: &PipelineOptions,
+) -> Result<BundleSummary> {
     let search_path = search_file(search);
     let result = SearchResult::load(&search_path)?;
     let (ck, data) = open(checkpoint, opts)?;
@@ -228,8 +271,25 @@ pub fn run_bundle(checkpoint: &Path, search: &Path, out: &Path, opts: &PipelineO
         progress: opts.progress,
         ..BundleOptions::default()
     };
-    say(opts, format!("bundle: extracting {} tiers into {}", result.tiers.len(), out.display()));
-    build_bundle(&model, &family, &data.train, &data.test, &result, &search_path, out, &bopts, &device)
+    say(
+        opts,
+        format!(
+            "bundle: extracting {} tiers into {}",
+            result.tiers.len(),
+            out.display()
+        ),
+    );
+    build_bundle(
+        &model,
+        &family,
+        &data.train,
+        &data.test,
+        &result,
+        &search_path,
+        out,
+        &bopts,
+        &device,
+    )
 }
 
 /// One row of the tier table.
@@ -288,7 +348,10 @@ pub fn tier_rows(search: &SearchResult, bundle: &BundleSummary) -> Vec<TierRow> 
         .tiers
         .iter()
         .filter_map(|t| {
-            let v = bundle.variants.iter().find(|v| v.tiers.contains(&t.tier.name))?;
+            let v = bundle
+                .variants
+                .iter()
+                .find(|v| v.tiers.contains(&t.tier.name))?;
             Some(TierRow {
                 tier: t.tier.name.clone(),
                 variant: v.id.clone(),
@@ -312,7 +375,16 @@ impl fmt::Display for PipelineSummary {
         writeln!(
             f,
             "{:<10} {:<34} {:>7} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}  device",
-            "tier", "arch", "MMACs", "params", "f32 B", "int8 B", "pred%", "f32%", "int8%", "lat ms"
+            "tier",
+            "arch",
+            "MMACs",
+            "params",
+            "f32 B",
+            "int8 B",
+            "pred%",
+            "f32%",
+            "int8%",
+            "lat ms"
         )?;
         for r in &self.rows {
             writeln!(
@@ -326,7 +398,8 @@ impl fmt::Display for PipelineSummary {
                 r.bytes_int8.map_or("-".into(), |b| b.to_string()),
                 100.0 * r.predicted_accuracy,
                 100.0 * r.test_top1_f32,
-                r.test_top1_int8.map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
+                r.test_top1_int8
+                    .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
                 r.latency_ms,
                 r.device
             )?;
@@ -334,7 +407,8 @@ impl fmt::Display for PipelineSummary {
         write!(
             f,
             "latency table error (median) {}; predictor RMSE {:.2} pt, Kendall τ {:.3} ({} sub-nets); search {:.2} s\nbundle: {}",
-            self.lut_median_rel_error.map_or("-".into(), |e| format!("{:.1}%", 100.0 * e)),
+            self.lut_median_rel_error
+                .map_or("-".into(), |e| format!("{:.1}%", 100.0 * e)),
             100.0 * self.predictor.rmse,
             self.predictor.kendall_tau,
             self.predictor.samples,
@@ -353,7 +427,11 @@ impl fmt::Display for PipelineSummary {
 ///
 /// # Errors
 /// As [`run_search`] and [`run_bundle`].
-pub fn run_all(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> Result<PipelineSummary> {
+pub fn run_all(
+    checkpoint: &Path,
+    out_dir: &Path,
+    opts: &PipelineOptions,
+) -> Result<PipelineSummary> {
     let search_dir = out_dir.join("search");
     let bundle_dir = out_dir.join("bundle");
     let result = run_search(checkpoint, &search_dir, opts)?;
@@ -361,7 +439,10 @@ pub fn run_all(checkpoint: &Path, out_dir: &Path, opts: &PipelineOptions) -> Res
     Ok(PipelineSummary {
         rows: tier_rows(&result, &bundle),
         reference: result.reference.clone(),
-        lut_median_rel_error: result.latency_validation.as_ref().map(|v| v.median_rel_error),
+        lut_median_rel_error: result
+            .latency_validation
+            .as_ref()
+            .map(|v| v.median_rel_error),
         predictor: result.predictor.clone(),
         search_seconds: result.seconds,
         search_dir,

@@ -34,7 +34,11 @@ pub fn feature_len(space: &SearchSpace) -> usize {
 pub fn encode(space: &SearchSpace, arch: &ArchConfig) -> Vec<f64> {
     let mut v = Vec::with_capacity(feature_len(space));
     let one_hot = |v: &mut Vec<f64>, choices: &[usize], x: Option<usize>| {
-        v.extend(choices.iter().map(|c| if Some(*c) == x { 1.0 } else { 0.0 }));
+        v.extend(
+            choices
+                .iter()
+                .map(|c| if Some(*c) == x { 1.0 } else { 0.0 }),
+        );
     };
     for s in 0..space.stages.len() {
         for b in 0..space.max_depth() {
@@ -247,7 +251,13 @@ pub fn rmse(pred: &[f64], truth: &[f64]) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    (pred.iter().zip(truth).map(|(p, t)| (p - t) * (p - t)).sum::<f64>() / n as f64).sqrt()
+    (pred
+        .iter()
+        .zip(truth)
+        .map(|(p, t)| (p - t) * (p - t))
+        .sum::<f64>()
+        / n as f64)
+        .sqrt()
 }
 
 /// Kendall's τ-b rank correlation (ties handled); 1 for identical rankings, −1 for reversed,
@@ -327,7 +337,9 @@ pub fn ridge_fit(x: &[Vec<f64>], y: &[f64], lambda: f64) -> Result<(Vec<f64>, f6
     let p = x.first().map_or(0, Vec::len);
     if n == 0 || x.iter().any(|r| r.len() != p) || !(lambda > 0.0) {
         return Err(Error::Predictor {
-            reason: format!("ridge needs ≥ 1 sample of equal-length features and λ > 0 (got {n} samples, λ {lambda})"),
+            reason: format!(
+                "ridge needs ≥ 1 sample of equal-length features and λ > 0 (got {n} samples, λ {lambda})"
+            ),
         });
     }
     let mut xm = vec![0.0; p];
@@ -440,10 +452,18 @@ impl AccuracyPredictor {
     ///
     /// # Errors
     /// Fewer than 4 samples, or archs outside `space`.
-    pub fn fit(space: &SearchSpace, samples: &[Sample], held_out_fraction: f64, seed: u64) -> Result<Self> {
+    pub fn fit(
+        space: &SearchSpace,
+        samples: &[Sample],
+        held_out_fraction: f64,
+        seed: u64,
+    ) -> Result<Self> {
         if samples.len() < 4 {
             return Err(Error::Predictor {
-                reason: format!("{} measured sub-nets; sample at least 4 (use ≥ 500 for a real run)", samples.len()),
+                reason: format!(
+                    "{} measured sub-nets; sample at least 4 (use ≥ 500 for a real run)",
+                    samples.len()
+                ),
             });
         }
         if let Some(s) = samples.iter().find(|s| s.arch.validate(space).is_err()) {
@@ -455,10 +475,14 @@ impl AccuracyPredictor {
         let y: Vec<f64> = samples.iter().map(|s| s.accuracy).collect();
         let mut idx: Vec<usize> = (0..samples.len()).collect();
         idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x9e37));
-        let n_out = ((samples.len() as f64 * held_out_fraction).round() as usize).clamp(2, samples.len() - 2);
+        let n_out = ((samples.len() as f64 * held_out_fraction).round() as usize)
+            .clamp(2, samples.len() - 2);
         let (out, tr) = idx.split_at(n_out);
         let pick = |ix: &[usize]| -> (Vec<Vec<f64>>, Vec<f64>) {
-            (ix.iter().map(|&i| x[i].clone()).collect(), ix.iter().map(|&i| y[i]).collect())
+            (
+                ix.iter().map(|&i| x[i].clone()).collect(),
+                ix.iter().map(|&i| y[i]).collect(),
+            )
         };
         let (xt, yt) = pick(tr);
         let (xo, yo) = pick(out);
@@ -516,7 +540,8 @@ impl AccuracyPredictor {
         if &p.space != space || p.weights.len() != feature_len(space) {
             return Err(Error::Mismatch {
                 path: path.into(),
-                reason: "the predictor was fitted for another search space; delete it to refit".into(),
+                reason: "the predictor was fitted for another search space; delete it to refit"
+                    .into(),
             });
         }
         Ok(p)
@@ -549,7 +574,10 @@ mod tests {
         assert_eq!(f.len(), feature_len(&sp));
         // one kernel + one expand per active block, one depth per stage, one resolution
         let active: usize = a.depths.iter().sum();
-        assert_eq!(f.iter().sum::<f64>() as usize, 2 * active + sp.stages.len() + 1);
+        assert_eq!(
+            f.iter().sum::<f64>() as usize,
+            2 * active + sp.stages.len() + 1
+        );
     }
 
     #[test]
@@ -574,7 +602,12 @@ mod tests {
             .map(|arch| {
                 let f = encode(&sp, &arch);
                 let acc = 0.7 + f.iter().zip(&true_w).map(|(a, b)| a * b).sum::<f64>();
-                Sample { arch, accuracy: acc, val_images: 0, calib_images: 0 }
+                Sample {
+                    arch,
+                    accuracy: acc,
+                    val_images: 0,
+                    calib_images: 0,
+                }
             })
             .collect();
         let pred = AccuracyPredictor::fit(&sp, &samples, 0.2, 3).unwrap();
@@ -588,7 +621,10 @@ mod tests {
         let x: Vec<Vec<f64>> = samples.iter().map(|s| encode(&sp, &s.arch)).collect();
         let y: Vec<f64> = samples.iter().map(|s| s.accuracy).collect();
         let (w, b) = ridge_fit(&x, &y, 1e-6).unwrap();
-        let fit: Vec<f64> = x.iter().map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>()).collect();
+        let fit: Vec<f64> = x
+            .iter()
+            .map(|r| b + r.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+            .collect();
         assert!(rmse(&fit, &y) < 1e-6);
     }
 
@@ -597,14 +633,27 @@ mod tests {
         let sp = SearchSpace::tiny(1, 4, 12);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("samples.jsonl");
-        let s = Sample { arch: ArchConfig::max(&sp), accuracy: 0.5, val_images: 10, calib_images: 10 };
+        let s = Sample {
+            arch: ArchConfig::max(&sp),
+            accuracy: 0.5,
+            val_images: 10,
+            calib_images: 10,
+        };
         let line = serde_json::to_string(&s).unwrap();
         std::fs::write(&p, format!("{line}\n{}", &line[..line.len() / 2])).unwrap();
         assert_eq!(read_samples(&p, &sp).unwrap(), vec![s.clone()]);
         std::fs::write(&p, format!("{}\n{line}\n", &line[..10])).unwrap();
-        assert!(read_samples(&p, &sp).unwrap_err().to_string().contains("line 1"));
+        assert!(
+            read_samples(&p, &sp)
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
         let other = SearchSpace::small_for(1, 10, 28);
         std::fs::write(&p, format!("{line}\n")).unwrap();
-        assert!(matches!(read_samples(&p, &other), Err(Error::Mismatch { .. })));
+        assert!(matches!(
+            read_samples(&p, &other),
+            Err(Error::Mismatch { .. })
+        ));
     }
 }

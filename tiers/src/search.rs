@@ -93,7 +93,12 @@ pub struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     /// An evaluator over `space`, latencies on a reference device of score `reference_score`.
-    pub fn new(space: &'a SearchSpace, predictor: &'a AccuracyPredictor, lut: &'a LatencyLut, reference_score: f64) -> Self {
+    pub fn new(
+        space: &'a SearchSpace,
+        predictor: &'a AccuracyPredictor,
+        lut: &'a LatencyLut,
+        reference_score: f64,
+    ) -> Self {
         Evaluator {
             space,
             predictor,
@@ -148,8 +153,12 @@ impl Genome {
         Genome {
             resolution: pick(&space.resolutions, rng),
             depths: (0..n).map(|_| pick(&space.depths, rng)).collect(),
-            kernels: (0..n).map(|_| (0..d).map(|_| pick(&space.kernel_sizes, rng)).collect()).collect(),
-            expands: (0..n).map(|_| (0..d).map(|_| pick(&space.expand_ratios, rng)).collect()).collect(),
+            kernels: (0..n)
+                .map(|_| (0..d).map(|_| pick(&space.kernel_sizes, rng)).collect())
+                .collect(),
+            expands: (0..n)
+                .map(|_| (0..d).map(|_| pick(&space.expand_ratios, rng)).collect())
+                .collect(),
         }
     }
 
@@ -163,8 +172,16 @@ impl Genome {
         Genome {
             resolution: a.resolution,
             depths: a.depths.clone(),
-            kernels: a.kernel_sizes.iter().map(|v| pad(v, space.kernel_sizes[0])).collect(),
-            expands: a.expand_ratios.iter().map(|v| pad(v, space.expand_ratios[0])).collect(),
+            kernels: a
+                .kernel_sizes
+                .iter()
+                .map(|v| pad(v, space.kernel_sizes[0]))
+                .collect(),
+            expands: a
+                .expand_ratios
+                .iter()
+                .map(|v| pad(v, space.expand_ratios[0]))
+                .collect(),
         }
     }
 
@@ -172,8 +189,18 @@ impl Genome {
         ArchConfig {
             resolution: self.resolution,
             depths: self.depths.clone(),
-            kernel_sizes: self.kernels.iter().zip(&self.depths).map(|(k, &d)| k[..d.min(k.len())].to_vec()).collect(),
-            expand_ratios: self.expands.iter().zip(&self.depths).map(|(e, &d)| e[..d.min(e.len())].to_vec()).collect(),
+            kernel_sizes: self
+                .kernels
+                .iter()
+                .zip(&self.depths)
+                .map(|(k, &d)| k[..d.min(k.len())].to_vec())
+                .collect(),
+            expand_ratios: self
+                .expands
+                .iter()
+                .zip(&self.depths)
+                .map(|(e, &d)| e[..d.min(e.len())].to_vec())
+                .collect(),
         }
     }
 
@@ -207,7 +234,12 @@ impl Genome {
                 *a = *b;
             }
         }
-        for (ra, rb) in g.kernels.iter_mut().zip(&other.kernels).chain(g.expands.iter_mut().zip(&other.expands)) {
+        for (ra, rb) in g
+            .kernels
+            .iter_mut()
+            .zip(&other.kernels)
+            .chain(g.expands.iter_mut().zip(&other.expands))
+        {
             for (a, b) in ra.iter_mut().zip(rb) {
                 if rng.random_bool(0.5) {
                     *a = *b;
@@ -238,7 +270,12 @@ fn describe_misfit(c: &Candidate, t: &TierConstraint, host_score: f64) -> String
 ///
 /// # Errors
 /// [`Error::NoFeasibleArch`] when no sub-net fits, or a latency-table gap.
-pub fn evolve(ev: &mut Evaluator<'_>, tier: &TierConstraint, opts: &SearchOptions, rng: &mut ChaCha8Rng) -> Result<Candidate> {
+pub fn evolve(
+    ev: &mut Evaluator<'_>,
+    tier: &TierConstraint,
+    opts: &SearchOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<Candidate> {
     let space = ev.space;
     let host_score = ev.lut.host().score;
     let pop_n = opts.population.max(2);
@@ -297,7 +334,10 @@ pub fn evolve(ev: &mut Evaluator<'_>, tier: &TierConstraint, opts: &SearchOption
 
 /// The cheapest-first Pareto front of `cands` in (cost, predicted accuracy): each point is more
 /// accurate than every cheaper one.
-pub fn pareto_front<'c>(cands: impl IntoIterator<Item = &'c Candidate>, cost: impl Fn(&Candidate) -> f64) -> Vec<Candidate> {
+pub fn pareto_front<'c>(
+    cands: impl IntoIterator<Item = &'c Candidate>,
+    cost: impl Fn(&Candidate) -> f64,
+) -> Vec<Candidate> {
     let mut v: Vec<&Candidate> = cands.into_iter().collect();
     v.sort_by(|a, b| {
         cost(a)
@@ -307,7 +347,10 @@ pub fn pareto_front<'c>(cands: impl IntoIterator<Item = &'c Candidate>, cost: im
     });
     let mut out: Vec<Candidate> = Vec::new();
     for c in v {
-        if out.last().is_none_or(|l| c.predicted_accuracy > l.predicted_accuracy) {
+        if out
+            .last()
+            .is_none_or(|l| c.predicted_accuracy > l.predicted_accuracy)
+        {
             out.push(c.clone());
         }
     }
@@ -469,13 +512,22 @@ pub(crate) mod tests {
         let entries = all_ops(space).into_iter().map(|k| {
             let o = (k.in_size / k.stride.max(1)).max(1);
             let work = match k.kind {
-                OpKind::Conv | OpKind::Pointwise => o * o * k.in_channels * k.out_channels * k.kernel * k.kernel,
+                OpKind::Conv | OpKind::Pointwise => {
+                    o * o * k.in_channels * k.out_channels * k.kernel * k.kernel
+                }
                 OpKind::Depthwise => o * o * k.out_channels * k.kernel * k.kernel,
                 _ => k.in_channels * k.in_size * k.in_size,
             };
             (k, 1e-6 * work as f64 + 0.002)
         });
-        LatencyLut::from_parts(HostInfo { cpu: "test".into(), score: 200.0 }, 0.01, entries)
+        LatencyLut::from_parts(
+            HostInfo {
+                cpu: "test".into(),
+                score: 200.0,
+            },
+            0.01,
+            entries,
+        )
     }
 
     /// A predictor that likes big nets (accuracy grows with log MACs) plus noise-free arch terms.
@@ -486,7 +538,12 @@ pub(crate) mod tests {
                 let m = costs(space, &arch).macs as f64;
                 let f = encode(space, &arch);
                 let acc = 0.5 + 0.03 * m.ln() + 0.001 * f.iter().take(7).sum::<f64>();
-                Sample { arch, accuracy: acc.clamp(0.0, 1.0), val_images: 0, calib_images: 0 }
+                Sample {
+                    arch,
+                    accuracy: acc.clamp(0.0, 1.0),
+                    val_images: 0,
+                    calib_images: 0,
+                }
             })
             .collect();
         AccuracyPredictor::fit(space, &samples, 0.2, 1).unwrap()
@@ -527,10 +584,15 @@ pub(crate) mod tests {
         }
         // fronts are monotone
         for f in [&r.pareto_macs, &r.pareto_latency] {
-            assert!(f.windows(2).all(|w| w[1].predicted_accuracy > w[0].predicted_accuracy));
+            assert!(
+                f.windows(2)
+                    .all(|w| w[1].predicted_accuracy > w[0].predicted_accuracy)
+            );
         }
         let tight = spec_with(vec![(0.001, 10, 10)]);
-        let e = search(&sp, &tight, &pred, &lut, &opts).unwrap_err().to_string();
+        let e = search(&sp, &tight, &pred, &lut, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t0") && e.contains("loosen"), "{e}");
     }
 

@@ -167,7 +167,8 @@ impl TierSpec {
         if file.tiers.is_empty() {
             return Err(bad("tiers".into(), "must list at least one tier"));
         }
-        let catalog = device_profiles::catalog::builtin().map_err(|source| Error::Profiles { source })?;
+        let catalog =
+            device_profiles::catalog::builtin().map_err(|source| Error::Profiles { source })?;
         let find = |id: &str| -> Result<ProfileRef> {
             catalog
                 .iter()
@@ -189,13 +190,19 @@ impl TierSpec {
                 return Err(bad(format!("tiers[{i}].name"), "must be unique"));
             }
             if !(t.max_latency_ms.is_finite() && t.max_latency_ms > 0.0) {
-                return Err(bad(format!("tiers[{i}].max_latency_ms"), "must be a positive number of milliseconds"));
+                return Err(bad(
+                    format!("tiers[{i}].max_latency_ms"),
+                    "must be a positive number of milliseconds",
+                ));
             }
             if t.max_model_bytes == 0 {
                 return Err(bad(format!("tiers[{i}].max_model_bytes"), "must be > 0"));
             }
             if t.max_peak_memory_bytes == 0 {
-                return Err(bad(format!("tiers[{i}].max_peak_memory_bytes"), "must be > 0"));
+                return Err(bad(
+                    format!("tiers[{i}].max_peak_memory_bytes"),
+                    "must be > 0",
+                ));
             }
             tiers.push(TierConstraint {
                 profile: find(&t.profile)?,
@@ -273,25 +280,48 @@ mod tests {
         v["tiers"][0]["max_latency_msec"] = 1.0.into();
         std::fs::write(&p, v.to_string()).unwrap();
         let e = TierSpec::load(&p).unwrap_err().to_string();
-        assert!(e.contains("max_latency_msec") && e.contains("t.json"), "{e}");
+        assert!(
+            e.contains("max_latency_msec") && e.contains("t.json"),
+            "{e}"
+        );
 
         let mut f = default_file();
         f.format_version = 9;
         std::fs::write(&p, serde_json::to_string(&f).unwrap()).unwrap();
-        assert!(matches!(TierSpec::load(&p), Err(Error::FormatVersion { found: 9, .. })));
+        assert!(matches!(
+            TierSpec::load(&p),
+            Err(Error::FormatVersion { found: 9, .. })
+        ));
 
         let cases: Vec<(&str, Box<dyn Fn(&mut TierSpecFile)>)> = vec![
-            ("tiers[1].name", Box::new(|f| f.tiers[1].name = f.tiers[0].name.clone())),
-            ("tiers[0].max_latency_ms", Box::new(|f| f.tiers[0].max_latency_ms = -1.0)),
-            ("tiers[2].max_model_bytes", Box::new(|f| f.tiers[2].max_model_bytes = 0)),
-            ("nokia-3310", Box::new(|f| f.tiers[0].profile = "nokia-3310".into())),
+            (
+                "tiers[1].name",
+                Box::new(|f| f.tiers[1].name = f.tiers[0].name.clone()),
+            ),
+            (
+                "tiers[0].max_latency_ms",
+                Box::new(|f| f.tiers[0].max_latency_ms = -1.0),
+            ),
+            (
+                "tiers[2].max_model_bytes",
+                Box::new(|f| f.tiers[2].max_model_bytes = 0),
+            ),
+            (
+                "nokia-3310",
+                Box::new(|f| f.tiers[0].profile = "nokia-3310".into()),
+            ),
             ("at least one tier", Box::new(|f| f.tiers.clear())),
         ];
         for (want, edit) in cases {
             let mut f = default_file();
             edit(&mut f);
-            let e = TierSpec::try_from_file(f, "spec.json").unwrap_err().to_string();
-            assert!(e.contains(want) && e.contains("spec.json"), "want {want}: {e}");
+            let e = TierSpec::try_from_file(f, "spec.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(want) && e.contains("spec.json"),
+                "want {want}: {e}"
+            );
         }
     }
 }

@@ -249,8 +249,9 @@ pub fn train(
     let max_arch = ArchConfig::max(&space);
     let min_arch = ArchConfig::min(&space);
     trim_metrics(run_dir, state.epochs_done)?;
-    let mut last = None;
+    let mut last: Option<EpochMetrics> = None;
     let mut ckpt_dir = PathBuf::new();
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
 
     while state.epochs_done < cfg.epochs {
         let epoch = state.epochs_done + 1;
@@ -355,11 +356,34 @@ pub fn train(
             if let Some(pb) = &pb {
                 pb.inc(1);
                 if s % 10 == 0 {
+                    let acc = last
+                        .as_ref()
+                        .map(|m| {
+                            format!(
+                                "  last max/min {:.1}%/{:.1}%",
+                                100.0 * m.max_acc,
+                                100.0 * m.min_acc
+                            )
+                        })
+                        .unwrap_or_default();
                     pb.set_message(format!(
-                        "loss {:.3} lr {:.4}",
+                        "loss {:.3} lr {:.4}{acc}",
                         loss_sum / (s + 1) as f64,
                         lr
                     ));
+                }
+                if !tty && spe >= 10 && (s + 1) % (spe / 10) == 0 {
+                    // no terminal (CI, logs): a plain line every 10% of the epoch
+                    let el = t0.elapsed().as_secs_f64();
+                    eprintln!(
+                        "epoch {epoch}/{}: {:>3}% loss {:.3} lr {:.4} {:.0} img/s ETA {:.0} s",
+                        cfg.epochs,
+                        100 * (s + 1) / spe,
+                        loss_sum / (s + 1) as f64,
+                        lr,
+                        ((s + 1) * cfg.batch_size) as f64 / el,
+                        el / (s + 1) as f64 * (spe - s - 1) as f64
+                    );
                 }
             }
         }

@@ -1,0 +1,307 @@
+//! The device cache: what the probe measured on this device, persisted in the app's data folder
+//! so that later launches skip the micro-benchmark.
+//!
+//! An entry is valid for one hardware fingerprint (computed from cheap reads of `/proc` and
+//! `/sys`, no benchmark: see [`hardware_fingerprint`]), one runtime version and one probe
+//! thread count. A changed device, a runtime upgrade or another thread count makes it stale; a
+//! corrupt file is reported as such and rewritten by the next [`DeviceCache::store`]. Writes
+//! are atomic (temporary file + fsync + rename).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use device_profiles::probe::{Hardware, abi, read_hardware};
+use device_profiles::{
+    Cpu, DeviceProfile, FORMAT_VERSION, FigureSource, Figures, Fingerprint, SysReader, TierClass,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{sibling_name, sync_dir, write_synced};
+use crate::device::DeviceFacts;
+use crate::error::{Error, Result};
+
+/// The `format_version` of the device cache file.
+pub const DEVICE_CACHE_FORMAT_VERSION: u32 = 1;
+
+/// The device cache's file name inside the app data folder.
+pub const DEVICE_CACHE_FILE_NAME: &str = "tierforge-device.json";
+
+/// The hardware fingerprint of this device from cheap reads only (CPU, RAM, SoC, ISA; no
+/// micro-benchmark), as 16 hex digits.
+///
+/// It equals `device_profiles::probe_with(_, reader).fingerprint()`: both hash the same
+/// [`read_hardware`] output with [`Fingerprint::of`], which ignores every measured number.
+pub fn hardware_fingerprint(reader: &dyn SysReader) -> String {
+    fingerprint_of_hardware(read_hardware(reader)).to_string()
+}
+
+/// [`Fingerprint::of`] a profile built from `hw` with no measurements.
+pub fn fingerprint_of_hardware(hw: Hardware) -> Fingerprint {
+    let unmeasured = Figures {
+        gemm_gflops_1t: 0.0,
+        gemm_gflops_mt: 0.0,
+        dwconv_gflops: 0.0,
+        mem_bw_gbps: 0.0,
+        bench_ms: 0.0,
+        threads: 0,
+        source: FigureSource::Measured,
+    };
+    let profile = DeviceProfile {
+        format_version: FORMAT_VERSION,
+        id: String::new(),
+        name: hw.name,
+        soc: hw.soc,
+        os: hw.os,
+        abi: abi().to_string(),
+        cpu: Cpu {
+            clusters: hw.clusters,
+            isa: hw.isa,
+        },
+        ram_bytes: hw.ram_bytes,
+        ram_variants_gb: Vec::new(),
+        dram: None,
+        measured: unmeasured,
+        score: 0.0,
+        tier: TierClass::VeryLow,
+        notes: None,
+        assumptions: Vec::new(),
+        sources: Vec::new(),
+    };
+    Fingerprint::of(&profile)
+}
+
+/// A cached device: the facts the selector needs and the figures they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachedDevice {
+    /// [`hardware_fingerprint`] when the probe ran.
+    pub hardware_fingerprint: String,
+    /// The runtime version that probed (the benchmark may change between versions).
+    pub runtime_version: String,
+    /// Threads the probe's multi-thread benchmarks were asked to use (`None`: all).
+    pub probe_threads: Option<usize>,
+    /// What the selector uses.
+    pub facts: DeviceFacts,
+    /// The probe's measurements.
+    pub measured: Figures,
+    /// When the probe ran, seconds since the Unix epoch.
+    pub probed_at_unix_s: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceCacheFile {
+    format_version: u32,
+    device: CachedDevice,
+}
+
+/// The outcome of [`DeviceCache::lookup`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceLookup {
+    /// Facts for exactly this device, runtime and thread count.
+    Hit(CachedDevice),
+    /// No cache file.
+    Miss,
+    /// Facts for another device, runtime version or thread count.
+    Stale {
+        /// What differs.
+        reason: String,
+    },
+    /// The file could not be read, parsed or validated; it will be rewritten on the next store.
+    Corrupt {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The device cache in an app data folder (one small JSON file).
+#[derive(Debug, Clone)]
+pub struct DeviceCache {
+    dir: PathBuf,
+}
+
+impl DeviceCache {
+    /// A cache in `app_data_dir` (created on the first store).
+    pub fn new(app_data_dir: impl Into<PathBuf>) -> Self {
+        DeviceCache {
+            dir: app_data_dir.into(),
+        }
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(DEVICE_CACHE_FILE_NAME)
+    }
+
+    /// The folder the cache lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Looks up the facts for the device with `hardware_fingerprint`, probed with
+    /// `probe_threads`. Never fails.
+    pub fn lookup(&self, hardware_fingerprint: &str, probe_threads: Option<usize>) -> DeviceLookup {
+        let path = self.path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return DeviceLookup::Miss,
+            Err(e) => {
+                return DeviceLookup::Corrupt {
+                    reason: format!("{}: {e}", path.display()),
+                };
+            }
+        };
+        let file: DeviceCacheFile = match serde_json::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                return DeviceLookup::Corrupt {
+                    reason: format!("{}: malformed: {e}", path.display()),
+                };
+            }
+        };
+        if file.format_version != DEVICE_CACHE_FORMAT_VERSION {
+            return DeviceLookup::Corrupt {
+                reason: format!(
+                    "{}: format_version {} (this runtime writes {DEVICE_CACHE_FORMAT_VERSION})",
+                    path.display(),
+                    file.format_version
+                ),
+            };
+        }
+        let d = file.device;
+        if let Err(e) = d.facts.validate() {
+            return DeviceLookup::Corrupt {
+                reason: format!("{}: {e}", path.display()),
+            };
+        }
+        let reason = if d.hardware_fingerprint != hardware_fingerprint {
+            format!(
+                "hardware changed (fingerprint {} → {hardware_fingerprint})",
+                d.hardware_fingerprint
+            )
+        } else if d.runtime_version != env!("CARGO_PKG_VERSION") {
+            format!(
+                "probed by runtime {} (this is {})",
+                d.runtime_version,
+                env!("CARGO_PKG_VERSION")
+            )
+        } else if d.probe_threads != probe_threads {
+            format!(
+                "probed with {:?} threads (now {:?})",
+                d.probe_threads, probe_threads
+            )
+        } else {
+            return DeviceLookup::Hit(d);
+        };
+        DeviceLookup::Stale { reason }
+    }
+
+    /// Stores `device`, replacing the file atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the folder or file cannot be written.
+    pub fn store(&self, device: &CachedDevice) -> Result<()> {
+        let file = DeviceCacheFile {
+            format_version: DEVICE_CACHE_FORMAT_VERSION,
+            device: device.clone(),
+        };
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, "create folder", e))?;
+        let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+        let tmp = sibling_name(&self.dir, DEVICE_CACHE_FILE_NAME, "tmp");
+        let path = self.path();
+        let result = write_synced(&tmp, text.as_bytes()).and_then(|()| {
+            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename into place", e))
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        sync_dir(&self.dir)
+    }
+
+    /// Removes the cache file (absent is fine).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it exists and cannot be removed.
+    pub fn clear(&self) -> Result<()> {
+        match fs::remove_file(self.path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::io(self.path(), "remove", e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use device_profiles::{FsReader, ProbeOptions, probe_with};
+
+    fn cached(fp: &str) -> CachedDevice {
+        CachedDevice {
+            hardware_fingerprint: fp.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            probe_threads: None,
+            facts: DeviceFacts {
+                id: "host".into(),
+                name: "Host".into(),
+                fingerprint: fp.into(),
+                score: 100.0,
+                ram_bytes: 4 << 30,
+                big_cores: 2,
+            },
+            measured: Figures {
+                gemm_gflops_1t: 1.0,
+                gemm_gflops_mt: 2.0,
+                dwconv_gflops: 1.0,
+                mem_bw_gbps: 3.0,
+                bench_ms: 5.0,
+                threads: 2,
+                source: FigureSource::Measured,
+            },
+            probed_at_unix_s: 1,
+        }
+    }
+
+    #[test]
+    fn cheap_fingerprint_equals_the_probed_one() {
+        let probed = probe_with(
+            &ProbeOptions {
+                budget_ms: 2,
+                threads: Some(1),
+            },
+            &FsReader,
+        );
+        assert_eq!(
+            hardware_fingerprint(&FsReader),
+            probed.fingerprint().to_string()
+        );
+        assert_eq!(DeviceFacts::from(&probed).fingerprint, hardware_fingerprint(&FsReader));
+    }
+
+    #[test]
+    fn hit_stale_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = DeviceCache::new(tmp.path().join("app"));
+        assert_eq!(c.lookup("fp", None), DeviceLookup::Miss);
+        c.store(&cached("fp")).unwrap();
+        assert_eq!(c.lookup("fp", None), DeviceLookup::Hit(cached("fp")));
+        assert!(matches!(c.lookup("other", None), DeviceLookup::Stale { .. }));
+        assert!(matches!(c.lookup("fp", Some(1)), DeviceLookup::Stale { .. }));
+        assert_eq!(fs::read_dir(c.dir()).unwrap().count(), 1, "temporary left");
+
+        fs::write(c.path(), "{ not json").unwrap();
+        assert!(matches!(c.lookup("fp", None), DeviceLookup::Corrupt { .. }));
+        let mut bad = cached("fp");
+        bad.facts.score = -1.0;
+        c.store(&bad).unwrap();
+        assert!(matches!(c.lookup("fp", None), DeviceLookup::Corrupt { .. }));
+        c.store(&cached("fp")).unwrap();
+        assert!(matches!(c.lookup("fp", None), DeviceLookup::Hit(_)));
+        c.clear().unwrap();
+        c.clear().unwrap();
+        assert_eq!(c.lookup("fp", None), DeviceLookup::Miss);
+    }
+}
