@@ -29,6 +29,10 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Recalibrate BN for one sub-net and print its test top-1.
     Eval(commands::eval::EvalArgs),
+    /// Search the best sub-net per device tier (accuracy predictor + latency table + evolution).
+    Search(commands::search::SearchArgs),
+    /// Extract the searched tiers into a bundle, or verify a bundle.
+    Bundle(commands::bundle::BundleArgs),
     /// Profile this machine (or list the phone catalog).
     Profile(commands::profile::ProfileArgs),
     /// Pick the bundle variant for a device and explain why.
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => commands::demo::run(a),
         Command::Train(a) => commands::train::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Search(a) => commands::search::run(a),
+        Command::Bundle(a) => commands::bundle::run(a),
         Command::Profile(a) => commands::profile::run(a),
         Command::Select(a) => commands::select::run(a),
     };

@@ -1,8 +1,10 @@
 //! One file per subcommand.
 
+pub mod bundle;
 pub mod demo;
 pub mod eval;
 pub mod profile;
+pub mod search;
 pub mod select;
 pub mod train;
 

@@ -408,7 +408,7 @@ pub struct AccuracyPredictor {
     pub report: PredictorReport,
 }
 
-const LAMBDAS: [f64; 6] = [1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0];
+const LAMBDAS: [f64; 9] = [1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
 
 fn choose_lambda(x: &[Vec<f64>], y: &[f64]) -> f64 {
     let n = x.len();

@@ -400,6 +400,53 @@ pub struct SearchResult {
     pub seconds: f64,
 }
 
+impl std::fmt::Display for SearchResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<10} {:<34} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>9}  device",
+            "tier", "arch", "MMACs", "params", "f32 B", "int8 B", "pred%", "lat ms", "ref ms"
+        )?;
+        for t in &self.tiers {
+            let c = &t.candidate;
+            writeln!(
+                f,
+                "{:<10} {:<34} {:>7.2} {:>8} {:>9} {:>9} {:>7.2} {:>9.3} {:>9.3}  {}",
+                t.tier.name,
+                c.id,
+                c.costs.macs as f64 / 1e6,
+                c.costs.params,
+                c.costs.model_bytes_f32,
+                c.costs.model_bytes_int8,
+                100.0 * c.predicted_accuracy,
+                t.target_latency_ms,
+                c.reference_latency_ms,
+                t.tier.profile.id
+            )?;
+        }
+        let p = &self.predictor;
+        write!(
+            f,
+            "reference {} (score {:.0}); host score {:.0}; latency table error (median) {}; \
+             predictor RMSE {:.2} pt, Kendall τ {:.3} ({} sub-nets); {} sub-nets searched in {:.2} s",
+            self.reference.id,
+            self.reference.score,
+            self.host.score,
+            self.latency_validation
+                .as_ref()
+                .map_or("-".into(), |v| format!(
+                    "{:.1}%",
+                    100.0 * v.median_rel_error
+                )),
+            100.0 * p.rmse,
+            p.kendall_tau,
+            p.samples,
+            self.evaluated,
+            self.seconds
+        )
+    }
+}
+
 impl SearchResult {
     /// Reads `search.json`.
     ///
@@ -507,7 +554,7 @@ pub(crate) mod tests {
     use crate::spec::{TierFile, default_file};
     use proptest::prelude::*;
 
-    /// A synthetic table: 1 ns per MAC-ish unit, host score 200.
+    /// A synthetic table: 0.1 ns per MAC plus 0.5 µs per op (close to the real host), score 200.
     pub(crate) fn fake_lut(space: &SearchSpace) -> LatencyLut {
         let entries = all_ops(space).into_iter().map(|k| {
             let o = (k.in_size / k.stride.max(1)).max(1);
@@ -518,7 +565,7 @@ pub(crate) mod tests {
                 OpKind::Depthwise => o * o * k.out_channels * k.kernel * k.kernel,
                 _ => k.in_channels * k.in_size * k.in_size,
             };
-            (k, 1e-6 * work as f64 + 0.002)
+            (k, 1e-7 * work as f64 + 0.0005)
         });
         LatencyLut::from_parts(
             HostInfo {

@@ -23,6 +23,18 @@ pub enum Method {
     Progressive,
 }
 
+/// Which children a sandwich step trains besides the largest sub-net.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SandwichSchedule {
+    /// The smallest and `sandwich_random` random sub-nets every step (BigNAS).
+    #[default]
+    Full,
+    /// One child per step, alternating the smallest and a random sub-net: about half the cost
+    /// of `Full` with one random child, and the middle of the family still gets trained.
+    Alternate,
+}
+
 /// The optimizer and its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -78,6 +90,8 @@ pub struct TrainConfig {
     pub method: Method,
     /// Random sub-nets per sandwich step (besides the largest and the smallest).
     pub sandwich_random: usize,
+    /// Which children a sandwich step trains.
+    pub sandwich_schedule: SandwichSchedule,
     /// Sub-nets sampled per progressive-shrinking step.
     pub ps_subnets_per_step: usize,
     /// Fractions of all steps for the four PS phases (full, kernel, depth, expand).
@@ -109,6 +123,7 @@ impl Default for TrainConfig {
             batch_size: 64,
             method: Method::Sandwich,
             sandwich_random: 2,
+            sandwich_schedule: SandwichSchedule::Full,
             ps_subnets_per_step: 2,
             ps_phases: [0.25, 0.25, 0.25, 0.25],
             optimizer: OptimizerConfig::Sgd {

@@ -10,6 +10,6 @@ pub mod schedule;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};
-pub use config::{Method, OptimizerConfig, TrainConfig};
+pub use config::{Method, OptimizerConfig, SandwichSchedule, TrainConfig};
 pub use eval::{evaluate, recalibrate_bn};
 pub use trainer::{EpochMetrics, TrainSummary, train};

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, TrainState};
-use super::config::{Method, TrainConfig};
+use super::config::{Method, SandwichSchedule, TrainConfig};
 use super::eval::{evaluate, recalibrate_bn};
 use super::loss::{cross_entropy_smooth, distill, teacher_probs};
 use super::optim::Optimizer;
@@ -274,9 +274,20 @@ pub fn train(
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &ad);
             let total = match cfg.method {
                 Method::Sandwich => {
-                    let mut archs = vec![max_arch.clone(), min_arch.clone()];
-                    for _ in 0..cfg.sandwich_random {
-                        archs.push(ArchConfig::random(&space, &mut rng));
+                    let mut archs = vec![max_arch.clone()];
+                    match cfg.sandwich_schedule {
+                        SandwichSchedule::Full => {
+                            archs.push(min_arch.clone());
+                            for _ in 0..cfg.sandwich_random {
+                                archs.push(ArchConfig::random(&space, &mut rng));
+                            }
+                        }
+                        SandwichSchedule::Alternate if step % 2 == 0 => {
+                            archs.push(min_arch.clone())
+                        }
+                        SandwichSchedule::Alternate => {
+                            archs.push(ArchConfig::random(&space, &mut rng))
+                        }
                     }
                     let x = to_tensor(
                         batcher.resized(n, c, h, w, max_arch.resolution),

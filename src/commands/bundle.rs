@@ -1,0 +1,151 @@
+//! `tierforge bundle`: build a tiered bundle from a checkpoint and a search, or verify one.
+//!
+//! ```text
+//! tierforge bundle --checkpoint RUN --search SEARCH_DIR --out BUNDLE [--int8]
+//! tierforge bundle verify BUNDLE [--test [--data DIR]]
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Arguments of `tierforge bundle`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BundleArgs {
+    /// `verify BUNDLE`: check a bundle instead of building one.
+    #[command(subcommand)]
+    pub action: Option<BundleAction>,
+    /// A run folder or a checkpoint folder.
+    #[arg(long, required = true)]
+    pub checkpoint: Option<PathBuf>,
+    /// The folder `tierforge search --out` wrote (or its search.json).
+    #[arg(long, required = true)]
+    pub search: Option<PathBuf>,
+    /// The bundle folder to write (replaced if it exists).
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    /// Also write int8 variants (per-channel symmetric weights, dtype `int8`) beside the f32 ones.
+    #[arg(long)]
+    pub int8: bool,
+    /// Data folder (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Evaluate variants on at most N test images (default: all).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Training images BN is recalibrated on before extraction.
+    #[arg(long, default_value_t = 2000)]
+    pub calib: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Subcommands of `tierforge bundle`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BundleAction {
+    /// Verify every file of a bundle (size, sha256, loads into its arch); exit 1 on failure.
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `tierforge bundle verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Also re-measure each variant's test top-1 and compare it with the manifest.
+    #[arg(long)]
+    pub test: bool,
+    /// Data folder for --test (default: the bundled Fashion-MNIST).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Largest accepted difference of re-measured and manifest accuracy, in percentage points.
+    #[arg(long, default_value_t = 0.5)]
+    pub tolerance_pt: f64,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `tierforge bundle`.
+pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
+    if let Some(BundleAction::Verify(v)) = args.action {
+        return verify(v);
+    }
+    let (Some(checkpoint), Some(search), Some(out)) = (args.checkpoint, args.search, args.out)
+    else {
+        anyhow::bail!(
+            "tierforge bundle needs --checkpoint, --search and --out (or `bundle verify BUNDLE`)"
+        );
+    };
+    let opts = tiers::PipelineOptions {
+        int8: args.int8,
+        data_dir: args.data,
+        test_limit: args.test_limit,
+        calib_images: args.calib,
+        ..tiers::PipelineOptions::default()
+    };
+    let summary = tiers::run_bundle(&checkpoint, &search, &out, &opts)
+        .with_context(|| format!("building the bundle {}", out.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:<34} {:>9} {:>9} {:>7} {:>7} {:>7}  tiers",
+        "variant", "arch", "f32 B", "int8 B", "pred%", "f32%", "int8%"
+    );
+    for v in &summary.variants {
+        println!(
+            "{:<10} {:<34} {:>9} {:>9} {:>7.2} {:>7.2} {:>7}  {}",
+            v.id,
+            v.arch.short_id(),
+            v.bytes_f32,
+            v.bytes_int8.map_or("-".into(), |b| b.to_string()),
+            100.0 * v.predicted_accuracy,
+            100.0 * v.test_top1_f32,
+            v.test_top1_int8
+                .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
+            v.tiers.join(",")
+        );
+    }
+    for w in &summary.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "wrote bundle {} v{} to {}",
+        summary.bundle_id,
+        summary.bundle_version,
+        summary.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let test = if args.test {
+        let dir = super::find_fashion_mnist(args.data.as_deref())?;
+        let data = supernet::data::load_dir(&dir, 0)
+            .with_context(|| format!("loading the test set from {}", dir.display()))?;
+        Some(data.test)
+    } else {
+        None
+    };
+    let check = tiers::verify_bundle(&args.bundle, test.as_ref())
+        .with_context(|| format!("verifying {}", args.bundle.display()))?;
+    let ok = check.is_ok(args.tolerance_pt / 100.0);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": ok, "report": check.report, "remeasured": check.remeasured})
+        );
+    } else {
+        println!("{check}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
