@@ -65,6 +65,19 @@ impl DeviceFacts {
     }
 }
 
+impl From<&device_profiles::DeviceProfile> for DeviceFacts {
+    fn from(p: &device_profiles::DeviceProfile) -> Self {
+        DeviceFacts {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            fingerprint: format!("{}", p.fingerprint()),
+            score: p.score,
+            ram_bytes: p.ram_bytes.unwrap_or(0),
+            big_cores: p.big_core_count() as usize,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,18 +120,5 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.to_string().contains("fingerprint"), "{e}");
-    }
-}
-
-impl From<&device_profiles::DeviceProfile> for DeviceFacts {
-    fn from(p: &device_profiles::DeviceProfile) -> Self {
-        DeviceFacts {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            fingerprint: format!("{}", p.fingerprint()),
-            score: p.score,
-            ram_bytes: p.ram_bytes.unwrap_or(0),
-            big_cores: p.big_core_count() as usize,
-        }
     }
 }

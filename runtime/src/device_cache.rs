@@ -278,7 +278,10 @@ mod tests {
             hardware_fingerprint(&FsReader),
             probed.fingerprint().to_string()
         );
-        assert_eq!(DeviceFacts::from(&probed).fingerprint, hardware_fingerprint(&FsReader));
+        assert_eq!(
+            DeviceFacts::from(&probed).fingerprint,
+            hardware_fingerprint(&FsReader)
+        );
     }
 
     #[test]
@@ -288,8 +291,14 @@ mod tests {
         assert_eq!(c.lookup("fp", None), DeviceLookup::Miss);
         c.store(&cached("fp")).unwrap();
         assert_eq!(c.lookup("fp", None), DeviceLookup::Hit(cached("fp")));
-        assert!(matches!(c.lookup("other", None), DeviceLookup::Stale { .. }));
-        assert!(matches!(c.lookup("fp", Some(1)), DeviceLookup::Stale { .. }));
+        assert!(matches!(
+            c.lookup("other", None),
+            DeviceLookup::Stale { .. }
+        ));
+        assert!(matches!(
+            c.lookup("fp", Some(1)),
+            DeviceLookup::Stale { .. }
+        ));
         assert_eq!(fs::read_dir(c.dir()).unwrap().count(), 1, "temporary left");
 
         fs::write(c.path(), "{ not json").unwrap();

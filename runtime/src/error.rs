@@ -214,6 +214,19 @@ pub enum Error {
         /// The excluded ids.
         excluded: Vec<String>,
     },
+    /// The inference thread pool could not be sized (it exists already: rayon's global pool is
+    /// created once per process).
+    #[error(
+        "cannot use {requested} inference threads: {reason}; {in_force} threads are in force (set the count before the first inference, or with RAYON_NUM_THREADS)"
+    )]
+    Threads {
+        /// The count asked for.
+        requested: usize,
+        /// The pool's size.
+        in_force: usize,
+        /// rayon's message.
+        reason: String,
+    },
     /// Every variant of a bundle failed to verify or load.
     #[error("{}: no variant could be loaded:{}; re-copy the bundle (and check the runtime matches the bundle)", dir.display(), FailureList(failures))]
     AllVariantsFailed {

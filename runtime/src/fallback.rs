@@ -141,8 +141,27 @@ pub fn load_planned<T>(
     policy: &Policy,
     cache: &DecisionCache,
     plan: Plan,
-    mut load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+    load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
 ) -> Result<Loaded<T>> {
+    let (mut loaded, to_store) = load_unpersisted(bundle, device, policy, plan, load)?;
+    if let Some((key, entry)) = to_store {
+        loaded.cache_error = cache.store(&key, &entry).err();
+    }
+    Ok(loaded)
+}
+
+/// A decision cache entry still to be written.
+pub(crate) type ToStore = (CacheKey, CachedDecision);
+
+/// [`load_planned`] without the cache write: also returns the entry to store, if the cache
+/// needs updating (the launcher persists it after timing the load).
+pub(crate) fn load_unpersisted<T>(
+    bundle: &Bundle,
+    device: &DeviceFacts,
+    policy: &Policy,
+    plan: Plan,
+    mut load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+) -> Result<(Loaded<T>, Option<ToStore>)> {
     let manifest = bundle.manifest();
     let Plan {
         decision,
@@ -182,7 +201,7 @@ pub fn load_planned<T>(
                 message,
             }),
             Ok(model) => {
-                let cache_error = if cached.is_some() && events.is_empty() {
+                let to_store = if cached.is_some() && events.is_empty() {
                     None
                 } else {
                     let mut step_downs = cached.map(|d| d.step_downs).unwrap_or_default();
@@ -206,16 +225,17 @@ pub fn load_planned<T>(
                         predicted_latency_ms: predicted_latency_ms(manifest, v, device),
                         step_downs,
                     };
-                    cache.store(&key, &entry).err()
+                    Some((key, entry))
                 };
-                return Ok(Loaded {
+                let loaded = Loaded {
                     model,
                     variant: (*v).clone(),
                     decision,
                     cache_lookup,
                     events,
-                    cache_error,
-                });
+                    cache_error: None,
+                };
+                return Ok((loaded, to_store));
             }
         }
     }

@@ -11,6 +11,13 @@
 //! latency and memory budgets, verifies its file, loads it, steps down on failure, and persists
 //! the result.
 //!
+//! An app does all of that in one call with [`Launcher`]: the device is probed once (≤ 20 ms)
+//! and its facts cached by a hardware fingerprint read cheaply from `/proc` and `/sys`, so a
+//! warm launch runs no benchmark; [`Launch::predict`] watches the first latencies and steps
+//! down when they run over budget; the [`LaunchReport`] says what happened and how long each
+//! step took. [`eval::accuracy`] measures a [`Session`]'s accuracy through the same
+//! preprocessing an app uses.
+//!
 //! ```
 //! use runtime::{
 //!     ArchConfig, BUNDLE_FORMAT_VERSION, Bundle, BundleWriter, DecisionCache, DeviceFacts, Dtype,
@@ -83,11 +90,16 @@
 pub mod bundle;
 pub mod cache;
 pub mod device;
+pub mod device_cache;
 pub mod error;
+pub mod eval;
 pub mod fallback;
+pub mod launch;
 pub mod manifest;
 pub mod select;
 pub mod session;
+#[doc(hidden)]
+pub mod test_support;
 
 pub use bundle::{Bundle, BundleWriter, Problem, VariantCheck, VerifyReport};
 pub use cache::{
@@ -95,9 +107,18 @@ pub use cache::{
     StepDown, StepDownReason,
 };
 pub use device::{DeviceFacts, UNKNOWN_RAM_ASSUMED_BYTES};
+pub use device_cache::{
+    CachedDevice, DEVICE_CACHE_FILE_NAME, DEVICE_CACHE_FORMAT_VERSION, DeviceCache, DeviceLookup,
+    hardware_fingerprint,
+};
 pub use error::{Error, Result};
 pub use fallback::{
-    AdaptiveLatency, FallbackEvent, LatencyVerdict, Loaded, choose_and_load, step_down_slow,
+    AdaptiveLatency, FallbackEvent, LatencyVerdict, Loaded, Plan, choose_and_load, load_planned,
+    plan, step_down_slow,
+};
+pub use launch::{
+    CacheStatus, Launch, LaunchOptions, LaunchReport, LaunchTimings, Launcher, set_threads,
+    threads_in_force,
 };
 pub use manifest::{
     BUNDLE_FORMAT_VERSION, Dtype, Family, MANIFEST_FILE_NAME, Manifest, ManifestFile, Reference,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `tierforge` binary in temp folders.
 
 mod profile_cli;
+mod runtime_cli;
 mod train_cli;
 mod util;

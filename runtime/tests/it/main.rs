@@ -1,7 +1,10 @@
 //! The runtime's integration tests: bundles written to temp folders with fake weights.
 
+mod accuracy;
 mod bundle;
 mod cache;
 mod common;
 mod fallback;
+mod launch;
+mod real_bundle;
 mod select;
