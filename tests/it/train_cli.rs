@@ -98,7 +98,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     std::fs::write(&f, &b[..b.len() / 2]).unwrap();
     let o = train(&d);
     let e = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("train-images-idx3-ubyte") && e.contains("truncated") && !e.contains("panicked"),
         "{e}"
@@ -157,7 +157,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         af.to_str().unwrap(),
     ]);
     let e = stderr(&o);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         e.contains("arch.json") && e.contains("kernel_sizes[0][1] = 9"),
         "{e}"
