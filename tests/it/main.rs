@@ -2,5 +2,6 @@
 
 mod profile_cli;
 mod runtime_cli;
+mod tiers_cli;
 mod train_cli;
 mod util;
