@@ -115,8 +115,17 @@ pub fn probe_with(options: &ProbeOptions, reader: &dyn SysReader) -> DeviceProfi
         threads: u32::try_from(r.threads).unwrap_or(u32::MAX),
         source: FigureSource::Measured,
     };
+    let mut profile = profile_from_hardware(hw, measured);
+    profile.id = format!("host-{}", profile.fingerprint());
+    profile
+}
+
+/// A profile of this device from hardware facts and figures (score and tier derived from them);
+/// its `id` is left empty. With zeroed figures it still has the device's fingerprint, which
+/// depends on the hardware only: the runtime uses that to recognise a device without measuring.
+pub fn profile_from_hardware(hw: Hardware, measured: Figures) -> DeviceProfile {
     let score = capability_score(&measured);
-    let mut profile = DeviceProfile {
+    DeviceProfile {
         format_version: FORMAT_VERSION,
         id: String::new(),
         name: hw.name,
@@ -136,9 +145,7 @@ pub fn probe_with(options: &ProbeOptions, reader: &dyn SysReader) -> DeviceProfi
         notes: None,
         assumptions: Vec::new(),
         sources: Vec::new(),
-    };
-    profile.id = format!("host-{}", profile.fingerprint());
-    profile
+    }
 }
 
 /// The Android ABI name of the target this crate was compiled for.

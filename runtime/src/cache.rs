@@ -202,18 +202,8 @@ impl DecisionCache {
             key: key.clone(),
             decision: decision.clone(),
         });
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, "create folder", e))?;
         let text = serde_json::to_string_pretty(&file).unwrap_or_default();
-        let tmp = sibling_name(&self.dir, CACHE_FILE_NAME, "tmp");
-        let path = self.path();
-        let result = write_synced(&tmp, text.as_bytes()).and_then(|()| {
-            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename into place", e))
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result?;
-        sync_dir(&self.dir)
+        write_atomic(&self.dir, CACHE_FILE_NAME, text.as_bytes())
     }
 
     /// Records that the app stepped down from `from` to `to` on this device, so later launches
@@ -341,4 +331,20 @@ mod tests {
         c.store(&key("fp", "1"), &decision("x")).unwrap();
         assert_eq!(c.load(&key("fp", "1")), Some(decision("x")));
     }
+}
+
+/// Writes `dir/name` atomically: a synced temp file beside it, renamed into place, then the
+/// folder synced. Nothing already there is lost on failure.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
+    let tmp = sibling_name(dir, name, "tmp");
+    let path = dir.join(name);
+    let result = write_synced(&tmp, bytes).and_then(|()| {
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename into place", e))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(dir)
 }

@@ -11,13 +11,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use device_profiles::probe::{Hardware, abi, read_hardware};
-use device_profiles::{
-    Cpu, DeviceProfile, FORMAT_VERSION, FigureSource, Figures, Fingerprint, SysReader, TierClass,
-};
+use device_profiles::probe::{Hardware, read_hardware};
+use device_profiles::{FigureSource, Figures, Fingerprint, SysReader};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{sibling_name, sync_dir, write_synced};
 use crate::device::DeviceFacts;
 use crate::error::{Error, Result};
 
@@ -47,28 +44,9 @@ pub fn fingerprint_of_hardware(hw: Hardware) -> Fingerprint {
         threads: 0,
         source: FigureSource::Measured,
     };
-    let profile = DeviceProfile {
-        format_version: FORMAT_VERSION,
-        id: String::new(),
-        name: hw.name,
-        soc: hw.soc,
-        os: hw.os,
-        abi: abi().to_string(),
-        cpu: Cpu {
-            clusters: hw.clusters,
-            isa: hw.isa,
-        },
-        ram_bytes: hw.ram_bytes,
-        ram_variants_gb: Vec::new(),
-        dram: None,
-        measured: unmeasured,
-        score: 0.0,
-        tier: TierClass::VeryLow,
-        notes: None,
-        assumptions: Vec::new(),
-        sources: Vec::new(),
-    };
-    Fingerprint::of(&profile)
+    Fingerprint::of(&device_profiles::probe::profile_from_hardware(
+        hw, unmeasured,
+    ))
 }
 
 /// A cached device: the facts the selector needs and the figures they came from.
@@ -206,18 +184,8 @@ impl DeviceCache {
             format_version: DEVICE_CACHE_FORMAT_VERSION,
             device: device.clone(),
         };
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, "create folder", e))?;
         let text = serde_json::to_string_pretty(&file).unwrap_or_default();
-        let tmp = sibling_name(&self.dir, DEVICE_CACHE_FILE_NAME, "tmp");
-        let path = self.path();
-        let result = write_synced(&tmp, text.as_bytes()).and_then(|()| {
-            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename into place", e))
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result?;
-        sync_dir(&self.dir)
+        crate::cache::write_atomic(&self.dir, DEVICE_CACHE_FILE_NAME, text.as_bytes())
     }
 
     /// Removes the cache file (absent is fine).
