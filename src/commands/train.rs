@@ -27,6 +27,9 @@ pub struct TrainArgs {
     /// Training method.
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
+    /// Train only this sub-net (an arch JSON file), from scratch: the standalone baseline.
+    #[arg(long)]
+    pub arch: Option<PathBuf>,
     /// Use only the first N training images.
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -51,6 +54,8 @@ pub enum MethodArg {
     Sandwich,
     /// Progressive shrinking (Once-for-All).
     Progressive,
+    /// One sub-net alone (`--arch FILE`): the from-scratch baseline.
+    Standalone,
 }
 
 /// Builds the config from a file and flags.
@@ -69,7 +74,16 @@ pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         cfg.method = match m {
             MethodArg::Sandwich => Method::Sandwich,
             MethodArg::Progressive => Method::Progressive,
+            MethodArg::Standalone => Method::Standalone,
         };
+    }
+    if let Some(p) = &args.arch {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let arch: supernet::ArchConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not an arch JSON file", p.display()))?;
+        cfg.standalone_arch = Some(arch);
+        cfg.method = Method::Standalone;
     }
     if args.train_limit.is_some() {
         cfg.train_limit = args.train_limit;

@@ -335,3 +335,34 @@ fn progressive_shrinking_runs_all_phases_and_resumes_exactly() {
     assert!(stderr(&o).contains("epoch 3 of 4"), "{}", stderr(&o));
     assert_eq!(max_logits(&a), max_logits(&b));
 }
+
+#[test]
+fn standalone_baseline_trains_one_arch() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("idx");
+    write_idx(&data, 160, 12, 4);
+    let cfg = tiny_config(t.path(), 2, 4, 12);
+    let arch = ArchConfig::min(&supernet::SearchSpace::tiny(1, 4, 12));
+    let af = t.path().join("arch.json");
+    std::fs::write(&af, serde_json::to_string(&arch).unwrap()).unwrap();
+    let out = t.path().join("base");
+    let o = run(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--arch",
+        af.to_str().unwrap(),
+        "--quiet",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["method"], "standalone");
+    assert_eq!(s["max_acc"], s["min_acc"]);
+    let ck = Checkpoint::open(&out).unwrap();
+    assert_eq!(ck.state.config.standalone_arch, Some(arch));
+}

@@ -21,6 +21,9 @@ pub enum Method {
     /// OFA progressive shrinking: full net → elastic kernel → elastic depth → elastic expand,
     /// distilled from the frozen full net; channels sorted before the expand phase.
     Progressive,
+    /// One fixed sub-net (`standalone_arch`) trained alone with the same recipe: the baseline a
+    /// family tier is compared with.
+    Standalone,
 }
 
 /// Which children a sandwich step trains besides the largest sub-net.
@@ -112,6 +115,8 @@ pub struct TrainConfig {
     pub calib_images: usize,
     /// Search space; None: the default for the dataset's shape.
     pub space: Option<SearchSpace>,
+    /// The sub-net trained by [`Method::Standalone`].
+    pub standalone_arch: Option<crate::space::ArchConfig>,
 }
 
 impl Default for TrainConfig {
@@ -139,6 +144,7 @@ impl Default for TrainConfig {
             eval_limit: None,
             calib_images: 2000,
             space: None,
+            standalone_arch: None,
         }
     }
 }
@@ -192,6 +198,12 @@ impl TrainConfig {
         }
         if let Some(sp) = &self.space {
             sp.validate()?;
+            if let Some(a) = &self.standalone_arch {
+                a.validate(sp)?;
+            }
+        }
+        if self.method == Method::Standalone && self.standalone_arch.is_none() {
+            return bad("method \"standalone\" needs standalone_arch (an arch JSON object)");
         }
         Ok(())
     }

@@ -246,8 +246,14 @@ pub fn train(
     let warmup = (cfg.warmup_epochs * spe as f64).round() as usize;
     let mut batcher = Batcher::new(state.mean.clone(), state.std.clone());
     let mut eval_batcher = Batcher::new(state.mean.clone(), state.std.clone());
-    let max_arch = ArchConfig::max(&space);
-    let min_arch = ArchConfig::min(&space);
+    let (max_arch, min_arch) = match (&cfg.method, &cfg.standalone_arch) {
+        // a standalone run reports its one arch in both columns
+        (Method::Standalone, Some(a)) => {
+            a.validate(&space)?;
+            (a.clone(), a.clone())
+        }
+        _ => (ArchConfig::max(&space), ArchConfig::min(&space)),
+    };
     trim_metrics(run_dir, state.epochs_done)?;
     let mut last: Option<EpochMetrics> = None;
     let mut ckpt_dir = PathBuf::new();
@@ -310,6 +316,15 @@ pub fn train(
                         total = total + distill(model.forward(x, a, BnMode::Train), soft.clone());
                     }
                     total
+                }
+                Method::Standalone => {
+                    let r = max_arch.resolution;
+                    let x = to_tensor(batcher.resized(n, c, h, w, r), n, c, r, &ad);
+                    cross_entropy_smooth(
+                        model.forward(x, &max_arch, BnMode::Train),
+                        y.clone(),
+                        cfg.label_smoothing,
+                    )
                 }
                 Method::Progressive => {
                     let phase = ps_phase(&cfg, step, state.total_steps);
@@ -439,6 +454,7 @@ pub fn train(
         );
         let phase = match cfg.method {
             Method::Sandwich => "sandwich".to_string(),
+            Method::Standalone => "standalone".to_string(),
             Method::Progressive => PHASES
                 [ps_phase(&cfg, state.global_step.saturating_sub(1), state.total_steps)]
             .to_string(),
