@@ -14,9 +14,13 @@
 # 5. prints a table (tierforge img/s ÷ PyTorch img/s), the machine, load and versions, and writes
 #    it to $OUT/results.md.
 #
-# Knobs (environment): THREADS="1 2"  METHODS="sandwich progressive"  BATCH=64  STEPS=20  WARMUP=3
+# Knobs (environment): THREADS="1 2"  METHODS="sandwich progressive"  BATCH=64  STEPS=10  WARMUP=2
 #   SPACE=default (or small, tiny, FILE.json)  ROUNDS=1 (>1: repeat, keep each side's best median)
 #   INFER=1  TIERFORGE=path/to/binary  VENV=.venv-bench  OUT=target/bench-vs-pytorch
+#   SUMMARY_ONLY=1 (only print the table again from the results already in $OUT)
+# PyTorch's OpenMP threads spin between ops; when other processes keep the cores busy that makes
+# its multi-threaded runs several times slower, so this script sets OMP_WAIT_POLICY=PASSIVE unless
+# it is already set (OMP_WAIT_POLICY=ACTIVE gives PyTorch's default; the header says which).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,21 +29,25 @@ VENV=${VENV:-$ROOT/.venv-bench}
 THREADS=${THREADS:-"1 2"}
 METHODS=${METHODS:-"sandwich progressive"}
 BATCH=${BATCH:-64}
-STEPS=${STEPS:-20}
-WARMUP=${WARMUP:-3}
+STEPS=${STEPS:-10}
+WARMUP=${WARMUP:-2}
 SPACE=${SPACE:-default}
 ROUNDS=${ROUNDS:-1}
 INFER=${INFER:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET_DIR/bench-vs-pytorch}
+SUMMARY_ONLY=${SUMMARY_ONLY:-0}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 mkdir -p "$OUT"
-rm -f "$OUT"/*.jsonl
+PY="$VENV/bin/python"
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
+if [ "$SUMMARY_ONLY" != 1 ]; then
+rm -f "$OUT"/*.jsonl
+
 # 1. PyTorch (CPU use of whatever wheel PyPI serves; the default Linux wheel is the CUDA build,
 #    which runs on the CPU all the same).
-PY="$VENV/bin/python"
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' 2>/dev/null; then
     say "using $VENV (torch $("$PY" -c 'import torch; print(torch.__version__)'))"
 else
@@ -62,8 +70,9 @@ fi
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 others() {
-    # processes other than ours using more than 20% of a core right now
-    ps -eo pid=,pcpu=,comm= --sort=-pcpu | awk -v me=$$ '$2 > 20 && $1 != me {printf "%s(%s%%) ", $3, $2}' | head -c 300
+    # processes using more than 20% of a core over the last second (this script runs nothing then)
+    top -b -n 2 -d 1 -w 200 2>/dev/null \
+        | awk '/^top -/ {n++} n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 > 20 {printf "%s(%s%%) ", $12, $9}' | head -c 300 || true
 }
 
 # 3. training steps, back to back per thread count
@@ -98,13 +107,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
 done
 
+fi # SUMMARY_ONLY
+
 # 5. the table
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 RUSTC=$(rustc -V)
 BURN=$(grep -A1 '^name = "burn"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p' | head -1)
-"$PY" - "$OUT" "$CPU" "$(nproc)" "$RUSTC" "${BURN:-0.22.1}" "$BATCH" "$STEPS" "$WARMUP" "$ROUNDS" <<'EOF'
+"$PY" - "$OUT" "$CPU" "$(nproc)" "$RUSTC" "${BURN:-0.22.1}" "$BATCH" "$STEPS" "$WARMUP" "$ROUNDS" "${OMP_WAIT_POLICY:-}" <<'EOF'
 import json, sys, os, platform
-out, cpu, ncpu, rustc, burn, batch, steps, warmup, rounds = sys.argv[1:]
+out, cpu, ncpu, rustc, burn, batch, steps, warmup, rounds, omp_wait = sys.argv[1:]
 import torch
 
 def rows(name):
@@ -125,7 +136,8 @@ loads = rows("load.jsonl")
 L = []
 p = L.append
 p(f"Machine: {cpu}, {ncpu} cores; {rustc}; burn {burn} (flex, mimalloc); torch {torch.__version__} "
-  f"(PyPI wheel, CPU); Python {platform.python_version()}.")
+  f"(PyPI wheel, CPU); Python {platform.python_version()}"
+  + (f"; OMP_WAIT_POLICY={omp_wait}" if omp_wait else "") + ".")
 p(f"Batch {batch}, 1×28×28 inputs, {steps} timed steps after {warmup} warm-up steps, median ms per step"
   + (f", best of {rounds} rounds" if int(rounds) > 1 else "") + "; img/s = batch ÷ median step time "
   "(each batch counted once, as the trainer counts it). Same sub-nets in the same order on both sides.")
@@ -143,6 +155,17 @@ for (m, t), r in sorted(tf.items()):
     ratio = lambda x: f"{r['img_per_s'] / x['img_per_s']:.2f}×" if x else "–"
     p(f"| {m} ({r['subnets_per_step']}) | {t} | {r['median_ms']:.1f} | {r['img_per_s']:.1f} | {fmt(a)} | {fmt(b)} "
       f"| **{ratio(bp)}** | {ratio(a)} | {'; '.join(x.split()[0] for x in lb)} → {'; '.join(x.split()[0] for x in la)} |")
+p("")
+p("Fastest single step (min ms), which load from other processes disturbs least:")
+p("")
+p("| method | threads | tierforge min ms | PyTorch NCHW min ms | PyTorch channels-last min ms | ratio vs best PyTorch (min) |")
+p("|---|---|---|---|---|---|")
+for (m, t), r in sorted(tf.items()):
+    a = pt.get((m, t, False)); b = pt.get((m, t, True))
+    cands = [x["min_ms"] for x in (a, b) if x]
+    mn = lambda x: f"{x['min_ms']:.1f}" if x else "–"
+    p(f"| {m} | {t} | {r['min_ms']:.1f} | {mn(a)} | {mn(b)} | {min(cands) / r['min_ms']:.2f}× |" if cands else
+      f"| {m} | {t} | {r['min_ms']:.1f} | – | – | – |")
 p("")
 p("Split of the median step, ms (data+resize / forward incl. losses / backward / optimizer):")
 p("")

@@ -33,6 +33,8 @@ enum Command {
     Search(commands::search::SearchArgs),
     /// Extract the searched tiers into a bundle, or verify a bundle.
     Bundle(commands::bundle::BundleArgs),
+    /// Time training steps and inference (the numbers beside PyTorch in BENCHMARKS.md).
+    Bench(commands::bench::BenchArgs),
     /// Profile this machine (or list the phone catalog).
     Profile(commands::profile::ProfileArgs),
     /// Pick the bundle variant for a device and explain why.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(a),
         Command::Search(a) => commands::search::run(a),
         Command::Bundle(a) => commands::bundle::run(a),
+        Command::Bench(a) => commands::bench::run(a),
         Command::Profile(a) => commands::profile::run(a),
         Command::Select(a) => commands::select::run(a),
     };

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod bench;
 pub mod bundle;
 pub mod demo;
 pub mod eval;
