@@ -44,3 +44,29 @@ fn demo_config_matches_the_committed_file() {
     );
     assert_eq!(committed.epochs, 2);
 }
+
+#[test]
+fn bench_train_step_reports_a_rate_for_both_methods() {
+    for m in ["sandwich", "progressive"] {
+        let o = run(&[
+            "bench",
+            "train-step",
+            "--space",
+            "tiny",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--method",
+            m,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["method"], m);
+        assert!(
+            v["img_per_s"].as_f64().unwrap() > 0.0 && v["median_ms"].as_f64().unwrap() > 0.0,
+            "{v}"
+        );
+    }
+}
