@@ -1,4 +1,4 @@
-//! A bundle from a real training checkpoint, for benchmarks (`runtime/BENCH.md`). Ignored by
+//! A bundle from a real training checkpoint, for benchmarks (BENCHMARKS.md, "Runtime start-up"). Ignored by
 //! default; run with
 //!
 //! ```text
