@@ -39,6 +39,11 @@ enum Command {
     Profile(commands::profile::ProfileArgs),
     /// Pick the bundle variant for a device and explain why.
     Select(commands::select::SelectArgs),
+    /// QA: emulate every catalog phone on this host; a matrix, a chart and a verdict.
+    Qa(commands::qa::QaArgs),
+    /// One QA measurement (internal: run by `tierforge qa` in a child process).
+    #[command(hide = true)]
+    QaChild(commands::qa::QaChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(a),
         Command::Profile(a) => commands::profile::run(a),
         Command::Select(a) => commands::select::run(a),
+        Command::Qa(a) => commands::qa::run(a),
+        Command::QaChild(a) => commands::qa::run_child(a),
     };
     match result {
         Ok(code) => code,

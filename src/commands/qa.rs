@@ -41,7 +41,7 @@ pub struct QaArgs {
     #[arg(long, value_name = "MS")]
     pub budget_ms: Option<f64>,
     /// Images per phone (timed one at a time, batch 1).
-    #[arg(long, value_name = "K", default_value_t = 100)]
+    #[arg(long, value_name = "K", default_value_t = qa::DEFAULT_IMAGES)]
     pub images: usize,
     /// Untimed predictions before timing, per run.
     #[arg(long, value_name = "N", default_value_t = qa::child::DEFAULT_WARMUP)]
@@ -55,9 +55,12 @@ pub struct QaArgs {
     /// Skip the latency-model calibration (every variant at 1 and 2 threads).
     #[arg(long)]
     pub no_calibration: bool,
-    /// Host probe budget in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 200)]
+    /// Budget of each host probe in milliseconds (the runtime's default).
+    #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
+    /// Host probes at the start; the best score is the host score.
+    #[arg(long, value_name = "N", default_value_t = qa::DEFAULT_PROBE_RUNS)]
+    pub probe_runs: usize,
     /// Longest one child run may take, seconds.
     #[arg(long, value_name = "S", default_value_t = 120)]
     pub child_timeout_s: u64,
@@ -145,6 +148,7 @@ pub fn run(args: QaArgs) -> Result<ExitCode> {
     options.images = args.images;
     options.warmup = args.warmup;
     options.probe_budget_ms = args.probe_ms;
+    options.probe_runs = args.probe_runs.max(1);
     options.child_timeout = Duration::from_secs(args.child_timeout_s.max(1));
     if args.no_calibration {
         options.calibration_threads.clear();

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tierforge` binary in temp folders.
 
 mod profile_cli;
+mod qa_cli;
 mod runtime_cli;
 mod tiers_cli;
 mod train_cli;

@@ -36,6 +36,7 @@ pub mod latency;
 pub mod pareto;
 pub mod pipeline;
 pub mod predictor;
+pub mod qa;
 pub mod search;
 pub mod spec;
 

@@ -1,0 +1,408 @@
+//! QA across emulated phones: for every phone profile, select a variant exactly as the runtime
+//! would, run it on this host as that phone (its thread count, its memory budget, its speed),
+//! and report a matrix, a chart and a verdict.
+//!
+//! - [`child`]: the measurement child process (one variant, T threads, K images, peak RSS) and
+//!   the parent side that starts it under a resident-memory limit;
+//! - [`report`]: per-phone results, the latency-model calibration on this host, markdown;
+//! - [`chart`]: `qa.svg` / `qa.png`;
+//! - [`run_qa`]: all of it, writing `qa.md`, `qa.json`, `qa.svg` and `qa.png`.
+//!
+//! Emulation of a phone on this host:
+//! - threads = min(the phone's big cores, this host's cores);
+//! - emulated latency = median latency measured here × host score / phone score, with the host
+//!   score measured once at the start by [`device_profiles::probe()`] (the best of a few
+//!   back-to-back probes: one short probe swings with whatever else runs on the host);
+//! - memory: the child's resident memory is capped at the phone's memory budget (RAM ×
+//!   [`Policy::memory_fraction`], the same budget the selector uses), see [`child`].
+//!
+//! A phone fails when nothing fits its budgets, when its run is killed or fails, when the
+//! emulated latency is over the latency budget, or when the peak resident memory is over the
+//! memory budget.
+
+pub mod chart;
+pub mod child;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use device_profiles::{DeviceProfile, ProbeOptions};
+use runtime::{Bundle, DeviceFacts, Policy, select, size_order};
+
+pub use chart::write_charts;
+pub use child::{ChildCommand, ChildOutcome, ChildReport, ChildRequest, measure, spawn};
+pub use report::{Calibration, CalibrationRow, HostInfo, PhoneResult, QaReport, markdown};
+
+use crate::error::{Error, Result, write_atomic};
+use child::{MIB, median};
+use report::{CALIBRATION_GOAL_PCT, QA_FORMAT_VERSION};
+
+/// How the memory limit is enforced (stated in every report).
+pub const MEMORY_ENFORCEMENT: &str = "the child's resident memory (VmRSS) is polled every 3 ms \
+     and the child is killed above the phone's memory budget (RAM × memory fraction, the \
+     selector's budget); its peak (VmHWM) is then compared with the budget. RLIMIT_AS is not \
+     used: a Rust + burn process reserves several hundred MB of address space it never touches \
+     (allocator arenas, thread stacks; see VmPeak in qa.json), so an address-space cap would \
+     fail for a reason a phone does not have — Android's low-memory killer acts on resident \
+     memory.";
+
+/// What to check, where, and how.
+#[derive(Debug, Clone)]
+pub struct QaOptions {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// The phones (e.g. [`device_profiles::catalog::builtin`]).
+    pub profiles: Vec<DeviceProfile>,
+    /// The selection policy (the runtime's default, with any budget override).
+    pub policy: Policy,
+    /// Images per run.
+    pub images: usize,
+    /// Untimed predictions per run before timing.
+    pub warmup: usize,
+    /// The dataset folder whose test split is used.
+    pub data: PathBuf,
+    /// Where the report goes (created).
+    pub out: PathBuf,
+    /// How to start a measurement child.
+    pub child: ChildCommand,
+    /// Budget of one host probe, ms (the runtime's default: 20).
+    pub probe_budget_ms: u32,
+    /// Host probes at the start; the one with the best score is used.
+    pub probe_runs: usize,
+    /// Thread counts of the calibration runs (empty: no calibration).
+    pub calibration_threads: Vec<usize>,
+    /// Longest a child may run.
+    pub child_timeout: Duration,
+}
+
+impl QaOptions {
+    /// Defaults for everything but the bundle, phones, data, output and child command:
+    /// default policy, 200 images, 10 warm-up, the best of 5 probes of 20 ms, calibration at
+    /// 1 and 2 threads, 120 s per child.
+    pub fn new(
+        bundle: PathBuf,
+        profiles: Vec<DeviceProfile>,
+        data: PathBuf,
+        out: PathBuf,
+        child: ChildCommand,
+    ) -> Self {
+        QaOptions {
+            bundle,
+            profiles,
+            policy: Policy::default(),
+            images: DEFAULT_IMAGES,
+            warmup: child::DEFAULT_WARMUP,
+            data,
+            out,
+            child,
+            probe_budget_ms: device_profiles::probe::DEFAULT_BUDGET_MS,
+            probe_runs: DEFAULT_PROBE_RUNS,
+            calibration_threads: vec![1, 2],
+            child_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Default images per run.
+pub const DEFAULT_IMAGES: usize = 200;
+
+/// Default host probes (best score used).
+pub const DEFAULT_PROBE_RUNS: usize = 5;
+
+/// Name of the image pack written into the output folder for the children (removed at the end).
+pub const IMAGE_PACK: &str = ".qa-images.pack";
+
+/// Runs QA and writes `qa.md`, `qa.json`, `qa.svg` and `qa.png` into `options.out`.
+/// `progress` receives one line per step (for stderr).
+///
+/// # Errors
+/// An unreadable bundle or dataset, an invalid policy, a child program that cannot be started,
+/// or a report that cannot be written. A phone that fails is not an error: it is a row with
+/// `pass: false`.
+pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaReport> {
+    let start = Instant::now();
+    let o = options;
+    o.policy
+        .validate()
+        .map_err(|e| Error::runtime("invalid selection policy", e))?;
+    let bundle = Bundle::open(&o.bundle)
+        .map_err(|e| Error::runtime(format!("opening bundle {}", o.bundle.display()), e))?;
+    let manifest = bundle.manifest();
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, "create folder", e))?;
+
+    let images = child::load_test_images(&o.data, o.images.max(1))?;
+    let pack = o.out.join(IMAGE_PACK);
+    child::write_pack(&pack, &images)?;
+    let k = images.len();
+
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The score of one short probe swings with whatever else runs on the host (on a 2-core host
+    // busy with another job: 140 to 225). The best of a few back-to-back probes is the least
+    // disturbed one (as the probe keeps each phase's fastest repetition), i.e. the host as idle
+    // as the catalog's phones are assumed to be.
+    let probe = || {
+        device_profiles::probe(&ProbeOptions {
+            budget_ms: o.probe_budget_ms,
+            threads: None,
+        })
+    };
+    let mut probed = probe();
+    let mut scores = vec![probed.score];
+    for _ in 1..o.probe_runs {
+        let p = probe();
+        scores.push(p.score);
+        if p.score > probed.score {
+            probed = p;
+        }
+    }
+    let host = HostInfo {
+        id: probed.id.clone(),
+        name: probed.name.clone(),
+        cores: host_cores,
+        score: probed.score,
+        figures: probed.measured,
+        probe_budget_ms: o.probe_budget_ms,
+        probe_scores: scores,
+    };
+    progress(&format!(
+        "host {} ({} cores): score {:.1} (GEMM {:.1} GFLOP/s on {} threads)",
+        host.id, host.cores, host.score, host.figures.gemm_gflops_mt, host.figures.threads
+    ));
+
+    let request = |variant: &str, threads: usize| ChildRequest {
+        bundle: bundle.dir().to_path_buf(),
+        variant: variant.to_string(),
+        threads,
+        images: k,
+        data: pack.clone(),
+        warmup: o.warmup,
+    };
+
+    let mut phones = Vec::with_capacity(o.profiles.len());
+    for p in &o.profiles {
+        let facts = DeviceFacts::from(p);
+        let decision = select(manifest, &facts, &o.policy)
+            .map_err(|e| Error::runtime(format!("selecting a variant for `{}`", p.id), e))?;
+        let threads = (p.big_core_count() as usize).clamp(1, host_cores);
+        let mem_budget = o.policy.memory_budget_bytes(&facts);
+        let outcome = child::spawn(
+            &o.child,
+            &request(&decision.chosen, threads),
+            Some(mem_budget),
+            o.child_timeout,
+        )?;
+        let row = phone_result(
+            p, &facts, decision, threads, mem_budget, outcome, host.score,
+        );
+        progress(&format!(
+            "{:<26} {:<14} predicted {:>7.2} ms  emulated {:>7}  {}",
+            row.id,
+            row.decision.chosen,
+            row.predicted_ms,
+            row.emulated_ms
+                .map_or_else(|| "—".into(), |e| format!("{e:.2} ms")),
+            if row.pass {
+                "PASS".to_string()
+            } else {
+                format!("FAIL: {}", row.reasons.join("; "))
+            }
+        ));
+        phones.push(row);
+    }
+
+    let calibration = if o.calibration_threads.is_empty() {
+        None
+    } else {
+        let mut threads: Vec<usize> = o
+            .calibration_threads
+            .iter()
+            .map(|t| (*t).clamp(1, host_cores))
+            .collect();
+        threads.dedup();
+        let reference = manifest.reference();
+        let mut rows = Vec::new();
+        for v in size_order(manifest) {
+            let predicted = v.latency_ms * reference.score / host.score;
+            let mut measured_ms = Vec::new();
+            let mut error_pct = Vec::new();
+            for &t in &threads {
+                let out = child::spawn(&o.child, &request(&v.id, t), None, o.child_timeout)?;
+                let m = out.report().map(|r| r.median_ms).filter(|m| *m > 0.0);
+                if let Some(f) = out.failure() {
+                    progress(&format!("calibration `{}` at {t} thread(s): {f}", v.id));
+                }
+                measured_ms.push((t, m));
+                error_pct.push((t, m.map(|m| (predicted - m) / m * 100.0)));
+            }
+            progress(&format!(
+                "calibration `{}`: predicted {:.3} ms, measured {}",
+                v.id,
+                predicted,
+                measured_ms
+                    .iter()
+                    .map(|(t, m)| format!(
+                        "{t}T {}",
+                        m.map_or_else(|| "—".into(), |m| format!("{m:.3} ms"))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            rows.push(CalibrationRow {
+                variant: v.id.clone(),
+                macs: v.macs,
+                reference_ms: v.latency_ms,
+                predicted_ms: predicted,
+                measured_ms,
+                error_pct,
+            });
+        }
+        let abs_errors = |t: Option<usize>| -> Option<f64> {
+            let e: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| r.error_pct.iter())
+                .filter(|(tt, _)| t.is_none_or(|t| *tt == t))
+                .filter_map(|(_, e)| e.map(f64::abs))
+                .collect();
+            (!e.is_empty()).then(|| median(&e))
+        };
+        let implied: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| {
+                r.measured_ms
+                    .iter()
+                    .filter_map(|(_, m)| *m)
+                    .map(|m| r.reference_ms * reference.score / m)
+            })
+            .collect();
+        Some(Calibration {
+            implied_host_score: (!implied.is_empty()).then(|| median(&implied)),
+            reference_profile: reference.profile_id.clone(),
+            reference_score: reference.score,
+            host_score: host.score,
+            median_abs_error_pct: threads.iter().map(|t| (*t, abs_errors(Some(*t)))).collect(),
+            overall_median_abs_error_pct: abs_errors(None),
+            threads,
+            rows,
+            goal_pct: CALIBRATION_GOAL_PCT,
+        })
+    };
+    let _ = std::fs::remove_file(&pack);
+
+    let failed = phones.iter().filter(|p| !p.pass).count();
+    let report = QaReport {
+        format_version: QA_FORMAT_VERSION,
+        bundle_dir: bundle.dir().to_path_buf(),
+        bundle_id: manifest.bundle_id().to_string(),
+        bundle_version: manifest.bundle_version().to_string(),
+        reference: (
+            manifest.reference().profile_id.clone(),
+            manifest.reference().score,
+        ),
+        host,
+        latency_budget_ms: o.policy.latency_budget_ms(manifest),
+        policy: o.policy.clone(),
+        images: k,
+        warmup: o.warmup,
+        data: o.data.clone(),
+        memory_enforcement: MEMORY_ENFORCEMENT.to_string(),
+        passed: phones.len() - failed,
+        failed,
+        phones,
+        calibration,
+        wall_s: start.elapsed().as_secs_f64(),
+    };
+    write_report(&o.out, &report)?;
+    Ok(report)
+}
+
+/// Writes `qa.md`, `qa.json`, `qa.svg` and `qa.png` for `report` into `dir`.
+///
+/// # Errors
+/// I/O or encoding errors, naming the file.
+pub fn write_report(dir: &Path, report: &QaReport) -> Result<()> {
+    write_atomic(&dir.join("qa.md"), markdown(report).as_bytes())?;
+    let json = serde_json::to_string_pretty(report).map_err(|source| Error::Json {
+        path: dir.join("qa.json"),
+        what: "QA report".into(),
+        source,
+    })?;
+    write_atomic(&dir.join("qa.json"), json.as_bytes())?;
+    write_charts(dir, report)
+}
+
+/// One phone's row from its decision and its child's outcome.
+fn phone_result(
+    p: &DeviceProfile,
+    facts: &DeviceFacts,
+    decision: runtime::Decision,
+    threads: usize,
+    mem_budget: u64,
+    outcome: ChildOutcome,
+    host_score: f64,
+) -> PhoneResult {
+    let mut reasons = Vec::new();
+    if !decision.fits {
+        let why: Vec<String> = decision.shortfall.iter().map(ToString::to_string).collect();
+        reasons.push(format!(
+            "no variant fits this phone (smallest `{}` taken): {}",
+            decision.chosen,
+            why.join("; ")
+        ));
+    }
+    let report = outcome.report();
+    let host_ms = report.map(|r| r.median_ms);
+    let emulated_ms = host_ms.map(|m| m * host_score / facts.score);
+    let error_pct = emulated_ms
+        .filter(|e| *e > 0.0)
+        .map(|e| (decision.predicted_latency_ms - e) / e * 100.0);
+    let peak_rss_bytes = match &outcome {
+        ChildOutcome::Done { report } => Some(report.peak_rss_bytes),
+        ChildOutcome::OverMemory { rss_bytes, .. } => Some(*rss_bytes),
+        ChildOutcome::Failed { rss_bytes, .. } => Some(*rss_bytes).filter(|b| *b > 0),
+        ChildOutcome::TimedOut { .. } => None,
+    };
+    if let Some(f) = outcome.failure() {
+        reasons.push(f);
+    }
+    if let Some(e) = emulated_ms
+        && e > decision.latency_budget_ms
+    {
+        reasons.push(format!(
+            "emulated latency {e:.2} ms over the budget of {:.2} ms",
+            decision.latency_budget_ms
+        ));
+    }
+    if let Some(r) = report
+        && r.peak_rss_bytes > mem_budget
+    {
+        reasons.push(format!(
+            "peak resident memory {:.1} MB over the memory budget of {:.1} MB",
+            r.peak_rss_bytes as f64 / MIB,
+            mem_budget as f64 / MIB
+        ));
+    }
+    PhoneResult {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        tier: p.tier,
+        ram_bytes: p.ram_bytes,
+        cores: p.core_count(),
+        big_cores: p.big_core_count(),
+        threads,
+        score: p.score,
+        predicted_ms: decision.predicted_latency_ms,
+        latency_budget_ms: decision.latency_budget_ms,
+        memory_budget_bytes: mem_budget,
+        memory_need_bytes: decision.memory_bytes,
+        decision,
+        host_ms,
+        emulated_ms,
+        error_pct,
+        peak_rss_bytes,
+        accuracy: report.map(|r| r.accuracy),
+        pass: reasons.is_empty(),
+        reasons,
+        outcome,
+    }
+}

@@ -1,0 +1,381 @@
+//! What a QA run found: one [`PhoneResult`] per phone, the [`Calibration`] of the latency model
+//! on this host, and the [`QaReport`] that holds them, rendered as markdown ([`markdown`]) and
+//! JSON.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use device_profiles::{Figures, TierClass};
+use runtime::{Decision, Policy};
+use serde::{Deserialize, Serialize};
+
+use super::child::{ChildOutcome, MIB};
+
+/// Format version of `qa.json`.
+pub const QA_FORMAT_VERSION: u32 = 1;
+
+/// Goal for the median prediction error of the latency model on this host, percent.
+pub const CALIBRATION_GOAL_PCT: f64 = 20.0;
+
+/// The host the phones are emulated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Probe id (`host-<fingerprint>`).
+    pub id: String,
+    /// CPU / machine name.
+    pub name: String,
+    /// Logical cores this process may use.
+    pub cores: usize,
+    /// Capability score: the best of [`HostInfo::probe_scores`], measured once at the start
+    /// with [`device_profiles::probe()`] (the least disturbed probe).
+    pub score: f64,
+    /// The figures of the probe with that score.
+    pub figures: Figures,
+    /// Time budget of each probe, ms.
+    pub probe_budget_ms: u32,
+    /// The score of every probe, in the order run.
+    pub probe_scores: Vec<f64>,
+}
+
+/// One phone: what the selector chose and what the emulation measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhoneResult {
+    /// Catalog id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Tier class.
+    pub tier: TierClass,
+    /// RAM as reported, bytes (`None`: unknown).
+    pub ram_bytes: Option<u64>,
+    /// All cores.
+    pub cores: u32,
+    /// Big cores.
+    pub big_cores: u32,
+    /// Threads on this host: min(big cores, host cores).
+    pub threads: usize,
+    /// The phone's capability score.
+    pub score: f64,
+    /// The selector's full decision (as `runtime::select` makes it on the phone).
+    pub decision: Decision,
+    /// Latency the selector predicts on the phone, ms.
+    pub predicted_ms: f64,
+    /// Median latency measured on this host at `threads` threads, ms.
+    pub host_ms: Option<f64>,
+    /// `host_ms` × host score / phone score, ms.
+    pub emulated_ms: Option<f64>,
+    /// (predicted − emulated) / emulated, percent.
+    pub error_pct: Option<f64>,
+    /// The latency budget in force, ms.
+    pub latency_budget_ms: f64,
+    /// The memory budget (RAM × memory fraction), bytes: the child's resident-memory limit.
+    pub memory_budget_bytes: u64,
+    /// What the selector says the variant needs (weights + activations + runtime overhead).
+    pub memory_need_bytes: u64,
+    /// Peak resident memory of the child (its `VmHWM`, or the highest the parent saw when it
+    /// was killed), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Top-1 on the QA images.
+    pub accuracy: Option<f64>,
+    /// How the child run ended.
+    pub outcome: ChildOutcome,
+    /// Whether every check passed.
+    pub pass: bool,
+    /// Why not (empty on a pass).
+    pub reasons: Vec<String>,
+}
+
+/// One variant's latency on this host: the model's prediction against measurements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationRow {
+    /// Variant id.
+    pub variant: String,
+    /// MACs.
+    pub macs: u64,
+    /// The manifest's latency on the reference device, ms.
+    pub reference_ms: f64,
+    /// Reference latency × reference score / host score, ms.
+    pub predicted_ms: f64,
+    /// Measured median per thread count (`threads`, ms); `None` where the run failed.
+    pub measured_ms: Vec<(usize, Option<f64>)>,
+    /// (predicted − measured) / measured per thread count, percent.
+    pub error_pct: Vec<(usize, Option<f64>)>,
+}
+
+/// The latency model checked on this host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The manifest's reference device id.
+    pub reference_profile: String,
+    /// Its score.
+    pub reference_score: f64,
+    /// The host's score.
+    pub host_score: f64,
+    /// Thread counts measured.
+    pub threads: Vec<usize>,
+    /// One row per variant, largest first.
+    pub rows: Vec<CalibrationRow>,
+    /// Median |error| per thread count, percent.
+    pub median_abs_error_pct: Vec<(usize, Option<f64>)>,
+    /// Median |error| over all measurements, percent.
+    pub overall_median_abs_error_pct: Option<f64>,
+    /// The host score at which the model would match the measurements (median over variants
+    /// and thread counts of reference latency × reference score / measured latency).
+    pub implied_host_score: Option<f64>,
+    /// The goal, percent.
+    pub goal_pct: f64,
+}
+
+/// A whole QA run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QaReport {
+    /// [`QA_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The bundle folder.
+    pub bundle_dir: PathBuf,
+    /// Bundle id.
+    pub bundle_id: String,
+    /// Bundle version.
+    pub bundle_version: String,
+    /// The manifest's reference device and score.
+    pub reference: (String, f64),
+    /// The host.
+    pub host: HostInfo,
+    /// The selection policy (as on the phone, with any budget override).
+    pub policy: Policy,
+    /// The latency budget in force, ms.
+    pub latency_budget_ms: f64,
+    /// Images per run.
+    pub images: usize,
+    /// Untimed warm-up predictions per run.
+    pub warmup: usize,
+    /// Where the images came from.
+    pub data: PathBuf,
+    /// How memory is enforced (text).
+    pub memory_enforcement: String,
+    /// One row per phone.
+    pub phones: Vec<PhoneResult>,
+    /// The latency model on this host (`None` when skipped).
+    pub calibration: Option<Calibration>,
+    /// Phones that passed.
+    pub passed: usize,
+    /// Phones that failed.
+    pub failed: usize,
+    /// Wall time of the whole run, s.
+    pub wall_s: f64,
+}
+
+impl QaReport {
+    /// Whether every phone passed.
+    pub fn all_pass(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.1}", b as f64 / MIB)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "—".into(), |v| format!("{v:.digits$}"))
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The report as markdown: summary, the phone table, failures, calibration, method.
+pub fn markdown(r: &QaReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# QA: bundle `{}` version `{}` on {} emulated phones\n",
+        r.bundle_id,
+        r.bundle_version,
+        r.phones.len()
+    );
+    let _ = writeln!(
+        s,
+        "**{}** — {} passed, {} failed. Latency budget {:.2} ms, memory budget = {:.0}% of RAM, \
+         safety margin {:.0}%, {} images per phone ({} warm-up), {:.1} s in all.\n",
+        if r.all_pass() { "PASS" } else { "FAIL" },
+        r.passed,
+        r.failed,
+        r.latency_budget_ms,
+        r.policy.memory_fraction * 100.0,
+        r.policy.safety_margin * 100.0,
+        r.images,
+        r.warmup,
+        r.wall_s
+    );
+    let _ = writeln!(
+        s,
+        "| phone | tier | RAM GB | cores / threads | variant | predicted ms | emulated ms | error % | peak RSS MB | need MB | memory budget MB | accuracy | verdict |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    for p in &r.phones {
+        let verdict = if p.pass {
+            "PASS".to_string()
+        } else {
+            format!("**FAIL**: {}", md_escape(&p.reasons.join("; ")))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} ({} big) / {} | `{}`{} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            md_escape(&p.name),
+            p.tier,
+            p.ram_bytes
+                .map_or_else(|| "?".into(), |b| format!("{:.1}", b as f64 / 1e9)),
+            p.cores,
+            p.big_cores,
+            p.threads,
+            p.decision.chosen,
+            if p.decision.fits {
+                ""
+            } else {
+                " (nothing fits)"
+            },
+            p.predicted_ms,
+            opt(p.emulated_ms, 2),
+            p.error_pct
+                .map_or_else(|| "—".into(), |e| format!("{e:+.0}")),
+            p.peak_rss_bytes.map_or_else(|| "—".into(), mb),
+            mb(p.memory_need_bytes),
+            mb(p.memory_budget_bytes),
+            p.accuracy
+                .map_or_else(|| "—".into(), |a| format!("{:.1}%", a * 100.0)),
+            verdict
+        );
+    }
+    let errs: Vec<f64> = r
+        .phones
+        .iter()
+        .filter_map(|p| p.error_pct.map(f64::abs))
+        .collect();
+    if !errs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nMedian |error| of the selector's latency prediction against the emulation: {:.1}% over {} phones.",
+            super::child::median(&errs),
+            errs.len()
+        );
+    }
+
+    let _ = writeln!(s, "\n## Host and calibration\n");
+    let h = &r.host;
+    let f = &h.figures;
+    let _ = writeln!(
+        s,
+        "Host `{}` ({}), {} cores. Score **{:.1}**: the best of {} back-to-back \
+         `device_profiles::probe` runs at the start ({} ms budget each; scores {}), i.e. the \
+         least disturbed one, as the probe keeps each phase's fastest repetition. That probe \
+         measured GEMM {:.1} GFLOP/s on one thread and {:.1} GFLOP/s on {} threads, \
+         depthwise 3×3 {:.1} GFLOP/s, memory read {:.1} GB/s; score = 100 · (GEMM/40)^0.6 · \
+         (dw/10)^0.3 · (bw/3)^0.1.\n",
+        h.id,
+        md_escape(&h.name),
+        h.cores,
+        h.score,
+        h.probe_scores.len(),
+        h.probe_budget_ms,
+        h.probe_scores
+            .iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        f.gemm_gflops_1t,
+        f.gemm_gflops_mt,
+        f.threads,
+        f.dwconv_gflops,
+        f.mem_bw_gbps
+    );
+    match &r.calibration {
+        None => {
+            let _ = writeln!(s, "Calibration skipped.");
+        }
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "Latency model on this host: predicted = manifest latency_ms × reference score \
+                 ({} = {:.1}) / host score ({:.1}); measured = the child's median per image at \
+                 each thread count; error = (predicted − measured) / measured.\n",
+                c.reference_profile, c.reference_score, c.host_score
+            );
+            let mut head = "| variant | MMACs | reference ms | predicted ms |".to_string();
+            let mut rule = "|---|--:|--:|--:|".to_string();
+            for t in &c.threads {
+                let _ = write!(head, " measured {t}T ms | error {t}T % |");
+                rule.push_str("--:|--:|");
+            }
+            let _ = writeln!(s, "{head}\n{rule}");
+            for row in &c.rows {
+                let _ = write!(
+                    s,
+                    "| `{}` | {:.2} | {:.3} | {:.3} |",
+                    row.variant,
+                    row.macs as f64 / 1e6,
+                    row.reference_ms,
+                    row.predicted_ms
+                );
+                for ((_, m), (_, e)) in row.measured_ms.iter().zip(&row.error_pct) {
+                    let _ = write!(
+                        s,
+                        " {} | {} |",
+                        opt(*m, 3),
+                        e.map_or_else(|| "—".into(), |e| format!("{e:+.0}"))
+                    );
+                }
+                s.push('\n');
+            }
+            let per: Vec<String> = c
+                .median_abs_error_pct
+                .iter()
+                .map(|(t, e)| format!("{t} thread(s): {}%", opt(*e, 1)))
+                .collect();
+            let overall = c.overall_median_abs_error_pct;
+            let _ = writeln!(
+                s,
+                "\nMedian |prediction error|: {}; overall **{}%** (goal ≤ {:.0}%: {}). The \
+                 model would match the measurements at a host score of {} (probed: {:.1}).",
+                per.join(", "),
+                opt(overall, 1),
+                c.goal_pct,
+                match overall {
+                    Some(e) if e <= c.goal_pct => "met",
+                    Some(_) => "NOT met",
+                    None => "no measurement",
+                },
+                opt(c.implied_host_score, 1),
+                c.host_score
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n## Method\n");
+    let _ = writeln!(
+        s,
+        "- Selection: `runtime::select` with the phone's catalog profile and the policy above, \
+         exactly as the runtime does on the phone.\n\
+         - Emulation: the chosen variant runs in a child process on min(big cores, host cores) \
+         threads; emulated latency = host median × host score / phone score.\n\
+         - Memory: {}\n\
+         - A phone FAILS when nothing fits its budgets (the selector then takes the smallest \
+         variant), when the run is killed or fails, when the emulated latency is over the \
+         budget, or when the peak resident memory is over the memory budget.",
+        r.memory_enforcement
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers_format() {
+        assert_eq!(mb(3 << 20), "3.0");
+        assert_eq!(opt(None, 2), "—");
+        assert_eq!(opt(Some(1.234), 1), "1.2");
+        assert_eq!(md_escape("a|b"), "a\\|b");
+    }
+}
