@@ -293,12 +293,27 @@ pub fn measure_op(key: &OpKey, opts: &TimingOptions, device: &Device) -> f64 {
     }
 }
 
-/// Times `net.forward` on one random image, on the calling thread's rayon pool. Milliseconds.
+/// Times one inference as an app runs it (what `runtime::Session::predict` does): normalise a
+/// u8 image of the space's native size, resize it to the arch's resolution, build the tensor,
+/// run `net.forward` and read the logits back; on the calling thread's rayon pool.
+/// Milliseconds. The fixed overhead of the table is calibrated against this, so predictions
+/// cover the whole call, not only the ops.
 pub fn measure_forward(net: &PlainNet, opts: &TimingOptions, device: &Device) -> f64 {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xf0);
-    let r = net.arch.resolution;
-    let x = random_tensor([1, net.space.in_channels, r, r], &mut rng, device);
-    time_ms(opts, || drop(net.forward(x.clone())))
+    let (c, n0, r) = (
+        net.space.in_channels,
+        net.space.image_size,
+        net.arch.resolution,
+    );
+    let pixels: Vec<u8> = (0..c * n0 * n0).map(|i| (i * 37 % 251) as u8).collect();
+    let mut chw = vec![0f32; pixels.len()];
+    let mut resized = Vec::new();
+    time_ms(opts, || {
+        supernet::preprocess::normalize_u8(&pixels, c, &[0.5], &[0.25], &mut chw);
+        supernet::preprocess::resize_bilinear(&chw, 1, c, n0, n0, r, &mut resized);
+        let x = Tensor::<1>::from_data(TensorData::new(resized.clone(), [c * r * r]), device)
+            .reshape([1, c, r, r]);
+        drop(net.forward(x).into_data());
+    })
 }
 
 /// The host the table was measured on.
