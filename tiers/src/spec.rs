@@ -255,16 +255,12 @@ pub fn default_file() -> TierSpecFile {
         format_version: TIER_SPEC_FORMAT_VERSION,
         reference_profile: "samsung-galaxy-a01-core".into(),
         tiers: vec![
-            t(
-                "very-low",
-                "samsung-galaxy-a01-core",
-                0.15,
-                100_000,
-                150_000,
-            ),
-            t("low", "xiaomi-redmi-9a", 0.15, 160_000, 240_000),
-            t("mid", "samsung-galaxy-a15", 0.15, 260_000, 400_000),
-            t("flagship", "xiaomi-14", 0.15, 4_000_000, 8_000_000),
+            // Budgets for a family this small (≤ 4 M MACs): 1 ms per image on each tier's own
+            // phone, and byte / peak-memory caps that keep the low tiers' variants small.
+            t("very-low", "samsung-galaxy-a01-core", 1.0, 100_000, 150_000),
+            t("low", "xiaomi-redmi-9a", 1.0, 160_000, 240_000),
+            t("mid", "samsung-galaxy-a15", 1.0, 260_000, 400_000),
+            t("flagship", "xiaomi-14", 1.0, 4_000_000, 8_000_000),
         ],
     }
 }
