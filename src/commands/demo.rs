@@ -52,22 +52,37 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     let t0 = std::time::Instant::now();
-    let s = supernet::train::train(
-        &cfg,
-        &data,
-        &args.out.join("train"),
-        args.resume,
-        &TrainOptions::default(),
-    )?;
+    let run_dir = args.out.join("train");
+    let s = supernet::train::train(&cfg, &data, &run_dir, args.resume, &TrainOptions::default())?;
+    let train_s = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "demo: max {:.2}% / min {:.2}% test top-1; slicing the family into tiers",
+        100.0 * s.max_acc,
+        100.0 * s.min_acc
+    );
+    let opts = tiers::PipelineOptions {
+        seed: args.seed,
+        data_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let tiers = tiers::run_all(&run_dir, &args.out.join("tiers"), &opts)?;
+    let total_s = t0.elapsed().as_secs_f64();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        println!(
+            "{}",
+            serde_json::json!({"train": s, "tiers": tiers, "train_s": train_s, "total_s": total_s})
+        );
     } else {
         println!("max sub-net test top-1: {:.2}%", 100.0 * s.max_acc);
         println!("min sub-net test top-1: {:.2}%", 100.0 * s.min_acc);
+        println!();
+        println!("{tiers}");
         println!(
-            "({} epochs, {:.0} s, everything under {})",
+            "({} epochs in {:.0} s, tiers in {:.0} s; bundle {}; everything under {})",
             s.epochs,
-            t0.elapsed().as_secs_f64(),
+            train_s,
+            total_s - train_s,
+            args.out.join("tiers").join("bundle").display(),
             args.out.display()
         );
     }

@@ -49,5 +49,7 @@ pub use eval::{ExtractOptions, Extracted, evaluate_plain, extract_and_evaluate, 
 pub use latency::{LatencyLut, LatencyValidation, OpKey, TimingOptions};
 pub use pipeline::{PipelineOptions, PipelineSummary, TierRow, run_all, run_bundle, run_search};
 pub use predictor::{AccuracyPredictor, PredictorReport, Sample, SamplingOptions, kendall_tau};
-pub use search::{Candidate, SearchOptions, SearchResult, TierChoice, search};
+pub use search::{
+    Candidate, SearchOptions, SearchResult, TierChoice, search, search_with_measured,
+};
 pub use spec::{TierConstraint, TierSpec, TierSpecFile};

@@ -23,8 +23,9 @@ use crate::eval::ExtractOptions;
 use crate::latency::{LatencyLut, TimingOptions, validate};
 use crate::pareto::write_plots;
 use crate::predictor::{AccuracyPredictor, PredictorReport, SamplingOptions, measure_samples};
-use crate::search::{SearchOptions, SearchResult, search};
+use crate::search::{SearchOptions, SearchResult, search_with_measured};
 use crate::spec::{ProfileRef, TierSpec};
+use supernet::ArchConfig;
 
 /// File names inside the search folder.
 pub mod files {
@@ -209,7 +210,12 @@ pub fn run_search(
         seed: opts.seed,
         ..opts.search.clone()
     };
-    let (mut result, archive) = search(&space, &spec, &predictor, &lut, &search_opts)?;
+    let measured: Vec<(ArchConfig, f64)> = samples
+        .iter()
+        .map(|s| (s.arch.clone(), s.accuracy))
+        .collect();
+    let (mut result, archive) =
+        search_with_measured(&space, &spec, &predictor, &lut, &search_opts, &measured)?;
     result.latency_validation = validation;
     say(
         opts,

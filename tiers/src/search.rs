@@ -89,6 +89,7 @@ pub struct Evaluator<'a> {
     lut: &'a LatencyLut,
     reference_score: f64,
     seen: HashMap<ArchConfig, Candidate>,
+    measured: HashMap<ArchConfig, f64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -105,7 +106,21 @@ impl<'a> Evaluator<'a> {
             lut,
             reference_score,
             seen: HashMap::new(),
+            measured: HashMap::new(),
         }
+    }
+
+    /// Uses measured accuracies for these archs instead of the predictor's (a measurement beats
+    /// a prediction), and puts them in the archive.
+    ///
+    /// # Errors
+    /// As [`Evaluator::eval`].
+    pub fn with_measured(mut self, measured: &[(ArchConfig, f64)]) -> Result<Self> {
+        self.measured = measured.iter().cloned().collect();
+        for (a, _) in measured {
+            self.eval(a)?;
+        }
+        Ok(self)
     }
 
     /// Scores `arch`.
@@ -120,7 +135,11 @@ impl<'a> Evaluator<'a> {
         let c = Candidate {
             arch: arch.clone(),
             id: arch.short_id(),
-            predicted_accuracy: self.predictor.predict(arch),
+            predicted_accuracy: self
+                .measured
+                .get(arch)
+                .copied()
+                .unwrap_or_else(|| self.predictor.predict(arch)),
             costs: costs(self.space, arch),
             host_latency_ms,
             reference_latency_ms: host_latency_ms * self.lut.scale_to(self.reference_score),
@@ -495,8 +514,26 @@ pub fn search(
     lut: &LatencyLut,
     opts: &SearchOptions,
 ) -> Result<(SearchResult, Vec<Candidate>)> {
+    search_with_measured(space, spec, predictor, lut, opts, &[])
+}
+
+/// [`search`], where the sub-nets measured for the predictor keep their measured accuracy (and
+/// so compete with their true value: the predictor is a ridge fit and can rank the extremes of
+/// the family wrongly).
+///
+/// # Errors
+/// As [`search`].
+pub fn search_with_measured(
+    space: &SearchSpace,
+    spec: &TierSpec,
+    predictor: &AccuracyPredictor,
+    lut: &LatencyLut,
+    opts: &SearchOptions,
+    measured: &[(ArchConfig, f64)],
+) -> Result<(SearchResult, Vec<Candidate>)> {
     let t0 = Instant::now();
-    let mut ev = Evaluator::new(space, predictor, lut, spec.reference.score);
+    let mut ev =
+        Evaluator::new(space, predictor, lut, spec.reference.score).with_measured(measured)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     for tier in &spec.tiers {
         evolve(&mut ev, tier, opts, &mut rng)?;
