@@ -229,7 +229,9 @@ struct Synthetic {
 
 impl Synthetic {
     fn new(n: usize, c: usize, h: usize, w: usize, classes: usize, rng: &mut SplitMix) -> Self {
-        let images = (0..n * c * h * w).map(|_| (rng.next_u64() >> 56) as u8).collect();
+        let images = (0..n * c * h * w)
+            .map(|_| (rng.next_u64() >> 56) as u8)
+            .collect();
         let labels = (0..n).map(|_| rng.below(classes) as i64).collect();
         Synthetic {
             images,
@@ -269,8 +271,16 @@ fn fill_batch(
         labels.push(ds.labels[i]);
         let img = &ds.images[i * il..(i + 1) * il];
         let p = pad as isize;
-        let dy = if p > 0 { rng.below(2 * pad + 1) as isize - p } else { 0 };
-        let dx = if p > 0 { rng.below(2 * pad + 1) as isize - p } else { 0 };
+        let dy = if p > 0 {
+            rng.below(2 * pad + 1) as isize - p
+        } else {
+            0
+        };
+        let dx = if p > 0 {
+            rng.below(2 * pad + 1) as isize - p
+        } else {
+            0
+        };
         let flip = hflip && rng.next_u64() & 1 == 1;
         let o = &mut out[bi * il..(bi + 1) * il];
         for ch in 0..c {
