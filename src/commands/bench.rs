@@ -13,7 +13,9 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use supernet::data::{Batcher, Dataset};
 use supernet::train::loss::{cross_entropy_smooth, distill, teacher_probs};
 use supernet::train::optim::Optimizer;
 use supernet::train::{Method, OptimizerConfig, TrainConfig};
@@ -118,47 +120,6 @@ fn load_space(s: &str) -> anyhow::Result<SearchSpace> {
     })
 }
 
-/// SplitMix64: a tiny seeded generator (the bench needs no cryptographic quality, only a fixed
-/// sequence that the file records).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-    fn pick(&mut self, v: &[usize]) -> usize {
-        v[self.below(v.len())]
-    }
-}
-
-/// A uniformly random sub-net of the whole space (the distribution of `ArchConfig::random`,
-/// which is also what progressive shrinking samples in the second half of its expand phase).
-fn random_arch(space: &SearchSpace, rng: &mut SplitMix) -> ArchConfig {
-    let n = space.stages.len();
-    let mut a = ArchConfig {
-        resolution: rng.pick(&space.resolutions),
-        depths: Vec::with_capacity(n),
-        kernel_sizes: Vec::with_capacity(n),
-        expand_ratios: Vec::with_capacity(n),
-    };
-    for _ in 0..n {
-        let d = rng.pick(&space.depths);
-        a.depths.push(d);
-        a.kernel_sizes
-            .push((0..d).map(|_| rng.pick(&space.kernel_sizes)).collect());
-        a.expand_ratios
-            .push((0..d).map(|_| rng.pick(&space.expand_ratios)).collect());
-    }
-    a
-}
-
 /// Everything the PyTorch side needs to run the same benchmark.
 #[derive(Serialize)]
 struct BenchSpec<'a> {
@@ -217,88 +178,25 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Synthetic uint8 images and labels (the speed of a step does not depend on the pixels).
-struct Synthetic {
-    images: Vec<u8>,
-    labels: Vec<i64>,
+/// Synthetic uint8 images and labels as a dataset (the speed of a step does not depend on the
+/// pixels), batched by the trainer's own `Batcher`.
+fn synthetic(
     n: usize,
     c: usize,
     h: usize,
     w: usize,
-}
-
-impl Synthetic {
-    fn new(n: usize, c: usize, h: usize, w: usize, classes: usize, rng: &mut SplitMix) -> Self {
-        let images = (0..n * c * h * w)
-            .map(|_| (rng.next_u64() >> 56) as u8)
-            .collect();
-        let labels = (0..n).map(|_| rng.below(classes) as i64).collect();
-        Synthetic {
-            images,
-            labels,
-            n,
-            c,
-            h,
-            w,
-        }
-    }
-}
-
-/// Normalises and augments (pad + random crop, horizontal flip) a batch the way
-/// `supernet::data::Batcher::fill` does, into `out`; returns the labels.
-#[allow(clippy::too_many_arguments)]
-fn fill_batch(
-    ds: &Synthetic,
-    first: usize,
-    n: usize,
-    pad: usize,
-    hflip: bool,
-    mean: f32,
-    std: f32,
-    rng: &mut SplitMix,
-    out: &mut Vec<f32>,
-    labels: &mut Vec<i64>,
-) {
-    let (c, h, w) = (ds.c, ds.h, ds.w);
-    let il = c * h * w;
-    out.clear();
-    out.resize(n * il, 0.0);
-    labels.clear();
-    let is = 1.0 / (255.0 * std);
-    let sh = mean / std;
-    for bi in 0..n {
-        let i = (first + bi) % ds.n;
-        labels.push(ds.labels[i]);
-        let img = &ds.images[i * il..(i + 1) * il];
-        let p = pad as isize;
-        let dy = if p > 0 {
-            rng.below(2 * pad + 1) as isize - p
-        } else {
-            0
-        };
-        let dx = if p > 0 {
-            rng.below(2 * pad + 1) as isize - p
-        } else {
-            0
-        };
-        let flip = hflip && rng.next_u64() & 1 == 1;
-        let o = &mut out[bi * il..(bi + 1) * il];
-        for ch in 0..c {
-            let plane = &img[ch * h * w..(ch + 1) * h * w];
-            let o = &mut o[ch * h * w..(ch + 1) * h * w];
-            for y in 0..h {
-                let sy = y as isize + dy;
-                for x in 0..w {
-                    let xx = if flip { w - 1 - x } else { x };
-                    let sx = xx as isize + dx;
-                    o[y * w + x] = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
-                        plane[sy as usize * w + sx as usize] as f32 * is - sh
-                    } else {
-                        -sh
-                    };
-                }
-            }
-        }
+    classes: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Dataset {
+    Dataset {
+        images: (0..n * c * h * w).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n)
+            .map(|_| rng.random_range(0..classes) as u16)
+            .collect(),
+        channels: c,
+        height: h,
+        width: w,
+        class_names: (0..classes).map(|i| i.to_string()).collect(),
     }
 }
 
@@ -336,7 +234,7 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     };
 
     // The sub-nets of every step, fixed in advance.
-    let mut rng = SplitMix(a.seed ^ 0xbe9c_0a2c);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0xbe9c_0a2c);
     let max_arch = ArchConfig::max(&space);
     let min_arch = ArchConfig::min(&space);
     let total_steps = a.warmup + a.steps;
@@ -345,12 +243,12 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
             BenchMethod::Sandwich => {
                 let mut v = vec![max_arch.clone(), min_arch.clone()];
                 for _ in 0..cfg.sandwich_random {
-                    v.push(random_arch(&space, &mut rng));
+                    v.push(ArchConfig::random(&space, &mut rng));
                 }
                 v
             }
             BenchMethod::Progressive => (0..cfg.ps_subnets_per_step.max(1))
-                .map(|_| random_arch(&space, &mut rng))
+                .map(|_| ArchConfig::random(&space, &mut rng))
                 .collect(),
         })
         .collect();
@@ -387,8 +285,8 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     let ad = device.clone().autodiff();
     let (c, h, w) = (space.in_channels, space.image_size, space.image_size);
     let n = a.batch;
-    let ds = Synthetic::new(4 * n, c, h, w, space.num_classes, &mut rng);
-    let (mean, std) = (0.286f32, 0.353f32); // Fashion-MNIST's, any value does
+    let ds = synthetic(4 * n, c, h, w, space.num_classes, &mut rng);
+    let mut batcher = Batcher::new(vec![0.286], vec![0.353]); // Fashion-MNIST's, any value does
 
     let mut model = Supernet::new(&space, a.seed, &ad)?;
     let mut optim = Optimizer::new(cfg.optimizer);
@@ -407,18 +305,12 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
         let t0 = Instant::now();
         let mut data_s = 0.0;
         let td = Instant::now();
-        fill_batch(
-            &ds,
-            step * n,
-            n,
-            cfg.augment.pad,
-            cfg.augment.hflip,
-            mean,
-            std,
-            &mut rng,
-            &mut buf,
-            &mut labels,
-        );
+        let idx: Vec<usize> = (0..n).map(|b| (step * n + b) % ds.len()).collect();
+        let (xb, lb) = batcher.fill(&ds, &idx, cfg.augment, Some(&mut rng));
+        buf.clear();
+        buf.extend_from_slice(xb);
+        labels.clear();
+        labels.extend_from_slice(lb);
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &ad);
         data_s += td.elapsed().as_secs_f64();
         let mut input = |r: usize, dev: &Device, data_s: &mut f64| -> (Vec<f32>, Tensor<4>) {
@@ -549,10 +441,10 @@ fn infer(a: InferArgs) -> anyhow::Result<ExitCode> {
     let model = Supernet::new(&space, a.seed, &device)?;
     let arch = ArchConfig::max(&space);
     let (c, r) = (space.in_channels, arch.resolution);
-    let mut rng = SplitMix(a.seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let mut time = |b: usize, warm: usize, iters: usize| -> f64 {
         let x: Vec<f32> = (0..b * c * r * r)
-            .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .map(|_| rng.random::<f32>() - 0.5)
             .collect();
         let mut t = Vec::with_capacity(iters);
         for i in 0..warm + iters {
