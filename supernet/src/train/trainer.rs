@@ -469,6 +469,9 @@ pub fn train(
             train_s,
             img_per_s: (spe * cfg.batch_size) as f64 / train_s,
         };
+        // Metrics first: a crash between the two leaves a line for an epoch without a
+        // checkpoint, which `--resume` trims; the other order would lose the epoch's line.
+        append_metrics(run_dir, &m)?;
         ckpt_dir = Checkpoint::write(
             run_dir,
             &state,
@@ -477,7 +480,6 @@ pub fn train(
             teacher.as_ref(),
             opts.keep_checkpoints,
         )?;
-        append_metrics(run_dir, &m)?;
         if let Some(pb) = pb {
             pb.finish_and_clear();
         }
