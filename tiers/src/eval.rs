@@ -4,8 +4,7 @@
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use supernet::data::{Augment, Batcher, Dataset};
-use supernet::train::eval::EVAL_BATCH;
+use supernet::data::{Batcher, Dataset};
 use supernet::train::recalibrate_bn;
 use supernet::{ArchConfig, PlainNet, Supernet};
 
@@ -20,28 +19,9 @@ pub fn evaluate_plain(
     limit: Option<usize>,
     device: &Device,
 ) -> f64 {
-    let n = limit.unwrap_or(ds.len()).min(ds.len());
-    let (c, h, w) = (ds.channels, ds.height, ds.width);
-    let r = net.arch.resolution;
-    let idx: Vec<usize> = (0..n).collect();
-    let mut correct = 0usize;
-    for chunk in idx.chunks(EVAL_BATCH) {
-        let (_, labels) = batcher.fill::<rand_chacha::ChaCha8Rng>(ds, chunk, Augment::none(), None);
-        let labels = labels.to_vec();
-        let x = batcher.resized(chunk.len(), c, h, w, r).to_vec();
-        let x = Tensor::<1>::from_data(TensorData::new(x, [chunk.len() * c * r * r]), device)
-            .reshape([chunk.len(), c, r, r]);
-        let pred: Vec<i64> = net
-            .forward(x)
-            .argmax(1)
-            .reshape([chunk.len()])
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
-        correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
-    }
-    correct as f64 / n.max(1) as f64
+    supernet::train::eval::top1(ds, batcher, limit, net.arch.resolution, device, |x| {
+        net.forward(x)
+    })
 }
 
 /// Recalibrates BN of `model` for `arch` on the first `calib_images` of `calib`, extracts the

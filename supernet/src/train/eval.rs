@@ -56,23 +56,34 @@ pub fn evaluate(
     limit: Option<usize>,
     device: &Device,
 ) -> f64 {
+    top1(ds, batcher, limit, arch.resolution, device, |x| {
+        model.forward(x, arch, BnMode::Eval)
+    })
+}
+
+/// Top-1 accuracy (0..1) of `forward` on the first `limit` images of `ds` (all when `None`),
+/// normalised by `batcher` and resized to `resolution`, in batches of [`EVAL_BATCH`]. The one
+/// evaluation loop of the supernet and of extracted networks.
+pub fn top1(
+    ds: &Dataset,
+    batcher: &mut Batcher,
+    limit: Option<usize>,
+    resolution: usize,
+    device: &Device,
+    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+) -> f64 {
     let n = limit.unwrap_or(ds.len()).min(ds.len());
     let (c, h, w) = (ds.channels, ds.height, ds.width);
+    let r = resolution;
     let idx: Vec<usize> = (0..n).collect();
     let mut correct = 0usize;
     for chunk in idx.chunks(EVAL_BATCH) {
         let (_, labels) = batcher.fill::<rand_chacha::ChaCha8Rng>(ds, chunk, Augment::none(), None);
         let labels = labels.to_vec();
-        let x = batcher
-            .resized(chunk.len(), c, h, w, arch.resolution)
-            .to_vec();
-        let r = arch.resolution;
+        let x = batcher.resized(chunk.len(), c, h, w, r).to_vec();
         let x = Tensor::<1>::from_data(TensorData::new(x, [chunk.len() * c * r * r]), device)
             .reshape([chunk.len(), c, r, r]);
-        let pred = model
-            .forward(x, arch, BnMode::Eval)
-            .argmax(1)
-            .reshape([chunk.len()]);
+        let pred = forward(x).argmax(1).reshape([chunk.len()]);
         let pred: Vec<i64> = pred
             .into_data()
             .convert::<i64>()
