@@ -14,9 +14,7 @@ const ML: f64 = 62.0;
 const MR: f64 = 18.0;
 const MT: f64 = 34.0;
 const MB: f64 = 48.0;
-const TIER_COLORS: [&str; 6] = [
-    "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b",
-];
+
 const TIER_RGB: [[u8; 3]; 6] = [
     [214, 39, 40],
     [255, 127, 14],
@@ -107,17 +105,7 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     for (i, p) in PANELS.iter().enumerate() {
         let front = front_of(r, i);
-        let mut pts: Vec<(f64, f64)> = archive
-            .iter()
-            .chain(front)
-            .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
-            .collect();
-        pts.extend(
-            r.tiers
-                .iter()
-                .map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)),
-        );
-        let sc = Scale::of(&pts);
+        let sc = Scale::of(&panel_points(p, r, archive, front));
         let _ = writeln!(s, r#"<g transform="translate({},0)">"#, i as f64 * W);
         let _ = writeln!(
             s,
@@ -187,7 +175,8 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
                 (p.x)(&choice.candidate),
                 100.0 * choice.candidate.predicted_accuracy,
             );
-            let col = TIER_COLORS[t % TIER_COLORS.len()];
+            let [cr, cg, cb] = TIER_RGB[t % TIER_RGB.len()];
+            let col = format!("#{cr:02x}{cg:02x}{cb:02x}");
             let _ = writeln!(
                 s,
                 r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="{col}" stroke="black"/><text x="{:.1}" y="{:.1}" fill="{col}">{}</text>"#,
@@ -209,10 +198,26 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
     s
 }
 
-fn escape(t: &str) -> String {
+/// Escapes text for SVG.
+pub(crate) fn escape(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Every point a panel draws (archive, front, tier markers): what its scale must cover.
+fn panel_points(
+    p: &Panel<'_>,
+    r: &SearchResult,
+    archive: &[Candidate],
+    front: &[Candidate],
+) -> Vec<(f64, f64)> {
+    archive
+        .iter()
+        .chain(front)
+        .chain(r.tiers.iter().map(|t| &t.candidate))
+        .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
+        .collect()
 }
 
 /// The plot as an RGB image (no text: axes, dots, fronts and tier markers).
@@ -254,17 +259,7 @@ pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
     for (i, p) in PANELS.iter().enumerate() {
         let off = i as f64 * W;
         let front = front_of(r, i);
-        let mut pts: Vec<(f64, f64)> = archive
-            .iter()
-            .chain(front)
-            .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
-            .collect();
-        pts.extend(
-            r.tiers
-                .iter()
-                .map(|t| ((p.x)(&t.candidate), 100.0 * t.candidate.predicted_accuracy)),
-        );
-        let sc = Scale::of(&pts);
+        let sc = Scale::of(&panel_points(p, r, archive, front));
         let grey = [68, 68, 68];
         let (l, rr, t, b) = (off + ML, off + W - MR, MT, H - MB);
         for (a, bb) in [

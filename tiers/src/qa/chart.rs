@@ -84,11 +84,7 @@ fn nice_ceil(x: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-fn escape(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+use crate::pareto::escape;
 
 /// The chart as SVG text.
 pub fn svg(r: &QaReport) -> String {
