@@ -30,6 +30,13 @@ pub struct TrainArgs {
     /// Train only this sub-net (an arch JSON file), from scratch: the standalone baseline.
     #[arg(long)]
     pub arch: Option<PathBuf>,
+    /// Start from a trained run's weights (run or checkpoint folder); with `--arch` this
+    /// fine-tunes that sub-net of the family, distilling from its largest sub-net.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Learning rate (overrides the config's optimizer.lr), e.g. 0.01 for a fine-tune.
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Use only the first N training images.
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -84,6 +91,12 @@ pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
             .with_context(|| format!("{}: not an arch JSON file", p.display()))?;
         cfg.standalone_arch = Some(arch);
         cfg.method = Method::Standalone;
+    }
+    if args.init_from.is_some() {
+        cfg.init_from = args.init_from.clone();
+    }
+    if let Some(lr) = args.lr {
+        cfg.optimizer.set_lr(lr);
     }
     if args.train_limit.is_some() {
         cfg.train_limit = args.train_limit;

@@ -365,4 +365,59 @@ fn standalone_baseline_trains_one_arch() {
     assert_eq!(s["max_acc"], s["min_acc"]);
     let ck = Checkpoint::open(&out).unwrap();
     assert_eq!(ck.state.config.standalone_arch, Some(arch));
+
+    // Fine-tune from that run at a vanishing learning rate: the weights are the run's, so the
+    // accuracy is the run's (same recalibration and test images), far from a fresh net's.
+    let fine = |lr: &str, init: Option<&Path>, dir: &str| {
+        let mut a = vec![
+            "train".to_string(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+            "--out".into(),
+            t.path().join(dir).to_str().unwrap().into(),
+            "--config".into(),
+            cfg.to_str().unwrap().into(),
+            "--arch".into(),
+            af.to_str().unwrap().into(),
+            "--epochs".into(),
+            "1".into(),
+            "--lr".into(),
+            lr.into(),
+            "--quiet".into(),
+            "--json".into(),
+        ];
+        if let Some(p) = init {
+            a.push("--init-from".into());
+            a.push(p.to_str().unwrap().into());
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run(&a)
+    };
+    let o = fine("1e-9", Some(&out), "fine");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (base_acc, fine_acc) = (
+        s["max_acc"].as_f64().unwrap(),
+        f["max_acc"].as_f64().unwrap(),
+    );
+    assert!(
+        (base_acc - fine_acc).abs() <= 0.026,
+        "base {base_acc} fine-tuned {fine_acc}"
+    );
+    let o = fine("1e-9", None, "fresh");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let z: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let fresh_acc = z["max_acc"].as_f64().unwrap();
+    assert!(
+        fresh_acc < base_acc - 0.1,
+        "fresh {fresh_acc} vs trained {base_acc}"
+    );
+    // a folder without a checkpoint: a clear error naming it
+    let o = fine("0.01", Some(&t.path().join("nothing")), "bad");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("nothing") && stderr(&o).contains("no checkpoint"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -69,6 +69,13 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// Sets the peak learning rate.
+    pub fn set_lr(&mut self, value: f64) {
+        match self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adamw { lr, .. } => *lr = value,
+        }
+    }
+
     /// Peak learning rate.
     pub fn lr(&self) -> f64 {
         match self {
@@ -117,6 +124,11 @@ pub struct TrainConfig {
     pub space: Option<SearchSpace>,
     /// The sub-net trained by [`Method::Standalone`].
     pub standalone_arch: Option<crate::space::ArchConfig>,
+    /// Start from this checkpoint's weights (a run folder or a checkpoint folder) instead of
+    /// random ones. With [`Method::Standalone`] this fine-tunes one sub-net of a trained family
+    /// and distils from the family's largest sub-net (frozen): a short post-extraction
+    /// fine-tune. The search space must be the checkpoint's.
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -145,6 +157,7 @@ impl Default for TrainConfig {
             calib_images: 2000,
             space: None,
             standalone_arch: None,
+            init_from: None,
         }
     }
 }

@@ -235,9 +235,33 @@ pub fn train(
                 data_format: data.format,
                 elapsed_s: 0.0,
             };
-            let model = Supernet::new(&space, cfg.seed, &ad)?;
+            let (model, teacher) = match &cfg.init_from {
+                None => (Supernet::new(&space, cfg.seed, &ad)?, None),
+                Some(p) => {
+                    let ck = Checkpoint::open(p)?;
+                    if ck.state.space != space {
+                        return Err(Error::config(
+                            "init_from",
+                            format!(
+                                "{}: its search space (`{}`) is not this run's (`{}`); give the \
+                                 run the same `space` as the checkpoint's config",
+                                ck.dir.display(),
+                                ck.state.space.name,
+                                space.name
+                            ),
+                        ));
+                    }
+                    let model = ck.load_model(&ad)?;
+                    // a fine-tune of one sub-net distils from the family's largest (frozen)
+                    let teacher = match cfg.method {
+                        Method::Standalone => Some(ck.load_model(&device)?),
+                        _ => None,
+                    };
+                    (model, teacher)
+                }
+            };
             let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
-            (state, model, Optimizer::new(cfg.optimizer), None)
+            (state, model, Optimizer::new(cfg.optimizer), teacher)
         }
     };
     let cfg = state.config.clone();
@@ -319,12 +343,21 @@ pub fn train(
                 }
                 Method::Standalone => {
                     let r = max_arch.resolution;
-                    let x = to_tensor(batcher.resized(n, c, h, w, r), n, c, r, &ad);
-                    cross_entropy_smooth(
-                        model.forward(x, &max_arch, BnMode::Train),
-                        y.clone(),
-                        cfg.label_smoothing,
-                    )
+                    let xs = batcher.resized(n, c, h, w, r).to_vec();
+                    let x = to_tensor(&xs, n, c, r, &ad);
+                    let logits = model.forward(x, &max_arch, BnMode::Train);
+                    let mut l =
+                        cross_entropy_smooth(logits.clone(), y.clone(), cfg.label_smoothing);
+                    if let Some(t) = &teacher {
+                        // fine-tune (`init_from`): distil from the family's largest sub-net
+                        let xt = to_tensor(&xs, n, c, r, &device);
+                        let tl =
+                            t.forward(xt, &max_arch_at(&ArchConfig::max(&space), r), BnMode::Train);
+                        let soft =
+                            Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
+                        l = l + distill(logits, soft);
+                    }
+                    l
                 }
                 Method::Progressive => {
                     let phase = ps_phase(&cfg, step, state.total_steps);
