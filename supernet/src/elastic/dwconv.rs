@@ -2,8 +2,6 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use rand::Rng;
 
 /// A depthwise conv whose weight is `[max_channels, 1, k_max, k_max]`.
@@ -90,11 +88,8 @@ impl ElasticDepthwise {
     pub fn forward(&self, x: Tensor<4>, k: usize) -> Tensor<4> {
         let c = x.dims()[1];
         let w = self.active_weight(c, k);
-        conv2d(
-            x,
-            w,
-            None,
-            ConvOptions::new([self.stride; 2], [k / 2, k / 2], [1, 1], c),
-        )
+        // Direct flex kernels with the `fast-dw` feature (the default), otherwise (and on any
+        // other backend) `conv2d` with groups = c: `dw_op::depthwise_conv2d_reference`.
+        super::dw_op::depthwise_conv2d(x, w, self.stride)
     }
 }

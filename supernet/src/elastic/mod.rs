@@ -5,6 +5,7 @@
 
 pub mod bn;
 pub mod conv;
+pub mod dw_op;
 pub mod dwconv;
 pub(crate) mod init;
 
