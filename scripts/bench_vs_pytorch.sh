@@ -21,6 +21,8 @@
 # PyTorch's OpenMP threads spin between ops; when other processes keep the cores busy that makes
 # its multi-threaded runs several times slower, so this script sets OMP_WAIT_POLICY=PASSIVE unless
 # it is already set (OMP_WAIT_POLICY=ACTIVE gives PyTorch's default; the header says which).
+# scripts/bench_vs_peers.sh runs this (INFER=0) and adds every bundle variant's inference beside
+# PyTorch and ONNX Runtime.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -26,6 +26,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A network the fast engine ([`crate::engine::FastNet`]) cannot compile: BN not folded, or
+    /// a layer whose shape does not fit an extracted network.
+    #[error("cannot compile the network for the fast engine: `{layer}`: {reason}")]
+    UnsupportedNet {
+        /// The layer, e.g. `blocks.2.dw` (`stem`, `head`, `fc`).
+        layer: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// An I/O error on a named file or folder.
     #[error("{}: cannot {action}: {source}; check that the path exists and is readable/writable", path.display())]
     Io {

@@ -38,6 +38,7 @@
 //!     test_accuracy: Some(acc),
 //!     predicted_accuracy: None,
 //!     latency_ms,
+//!     latency_by_threads: vec![],
 //!     file: format!("{id}.safetensors"),
 //!     sha256: String::new(), // filled in by the writer
 //! };
@@ -91,6 +92,7 @@ pub mod bundle;
 pub mod cache;
 pub mod device;
 pub mod device_cache;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fallback;
@@ -122,7 +124,7 @@ pub use launch::{
 };
 pub use manifest::{
     BUNDLE_FORMAT_VERSION, Dtype, Family, MANIFEST_FILE_NAME, Manifest, ManifestFile, Reference,
-    Tier, Variant, check_file_name,
+    ThreadLatency, Tier, Variant, check_file_name,
 };
 pub use select::{
     AccuracySource, Decision, Policy, RUNTIME_OVERHEAD_BYTES, RejectReason, Rejection,

@@ -115,10 +115,39 @@ pub struct Variant {
     pub predicted_accuracy: Option<f64>,
     /// Latency of one image (batch 1, one thread) on the reference device.
     pub latency_ms: f64,
+    /// Latency of one image (batch 1) on the reference device at several inference thread
+    /// counts, ascending by `threads`; empty in bundles that only know `latency_ms`. The
+    /// selector uses the entry for the device's thread count (see [`Variant::latency_ms_at`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_by_threads: Vec<ThreadLatency>,
     /// The weights file: a plain name inside the bundle folder, never a path.
     pub file: String,
     /// sha256 of the weights file, 64 hex digits (filled in by [`crate::BundleWriter`]).
     pub sha256: String,
+}
+
+/// Reference-device latency of a variant at one inference thread count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadLatency {
+    /// Inference threads (≥ 1).
+    pub threads: usize,
+    /// Latency of one image, ms.
+    pub ms: f64,
+}
+
+impl Variant {
+    /// Reference-device latency when inference runs on `threads` threads: the entry of
+    /// [`Variant::latency_by_threads`] with the most threads not above `threads` (a device
+    /// with more cores than were measured gets the figure for the most threads measured),
+    /// else [`Variant::latency_ms`] (one thread).
+    pub fn latency_ms_at(&self, threads: usize) -> f64 {
+        self.latency_by_threads
+            .iter()
+            .filter(|t| t.threads <= threads.max(1))
+            .max_by_key(|t| t.threads)
+            .map_or(self.latency_ms, |t| t.ms)
+    }
 }
 
 /// A tier: the constraints a variant was searched under, and the variant chosen for it.
@@ -556,6 +585,21 @@ pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
             ));
         }
         positive(path, format!("variants[{i}].latency_ms"), v.latency_ms)?;
+        for (j, t) in v.latency_by_threads.iter().enumerate() {
+            positive(
+                path,
+                format!("variants[{i}].latency_by_threads[{j}].ms"),
+                t.ms,
+            )?;
+            let prev = j.checked_sub(1).map(|p| v.latency_by_threads[p].threads);
+            if t.threads == 0 || prev.is_some_and(|p| p >= t.threads) {
+                return Err(invalid(
+                    path,
+                    format!("variants[{i}].latency_by_threads[{j}].threads"),
+                    "must be ≥ 1 and strictly ascending",
+                ));
+            }
+        }
         fraction(
             path,
             format!("variants[{i}].test_accuracy"),
@@ -658,6 +702,7 @@ pub(crate) mod tests {
             test_accuracy: Some(acc),
             predicted_accuracy: None,
             latency_ms: lat,
+            latency_by_threads: vec![],
             file: format!("{id}.safetensors"),
             sha256: "0".repeat(64),
         };
@@ -728,6 +773,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn latency_at_a_thread_count_takes_the_nearest_measured_below() {
+        let mut v = sample().variants.remove(0);
+        assert_eq!(
+            v.latency_ms_at(4),
+            v.latency_ms,
+            "no table: the one-thread figure"
+        );
+        v.latency_by_threads = vec![
+            ThreadLatency {
+                threads: 1,
+                ms: 3.0,
+            },
+            ThreadLatency {
+                threads: 2,
+                ms: 2.0,
+            },
+        ];
+        assert_eq!(v.latency_ms_at(0), 3.0);
+        assert_eq!(v.latency_ms_at(1), 3.0);
+        assert_eq!(v.latency_ms_at(2), 2.0);
+        assert_eq!(
+            v.latency_ms_at(8),
+            2.0,
+            "more cores than measured: most threads measured"
+        );
+        v.latency_by_threads.remove(0);
+        assert_eq!(
+            v.latency_ms_at(1),
+            v.latency_ms,
+            "below every entry: latency_ms"
+        );
+        // round trip through JSON keeps the table; an empty one is not written
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(json.contains("latency_by_threads"), "{json}");
+        let back: Variant = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        v.latency_by_threads.clear();
+        assert!(
+            !serde_json::to_string(&v)
+                .unwrap()
+                .contains("latency_by_threads")
+        );
+    }
+
+    #[test]
     fn each_invariant_is_checked() {
         type Edit = Box<dyn Fn(&mut ManifestFile)>;
         let cases: Vec<(&str, Edit)> = vec![
@@ -771,6 +861,30 @@ pub(crate) mod tests {
                 Box::new(|m| m.variants[0].latency_ms = f64::NAN),
             ),
             ("positive finite", Box::new(|m| m.reference.score = 0.0)),
+            (
+                "strictly ascending",
+                Box::new(|m| {
+                    m.variants[0].latency_by_threads = vec![
+                        ThreadLatency {
+                            threads: 2,
+                            ms: 1.0,
+                        },
+                        ThreadLatency {
+                            threads: 1,
+                            ms: 2.0,
+                        },
+                    ]
+                }),
+            ),
+            (
+                "latency_by_threads[0].ms",
+                Box::new(|m| {
+                    m.variants[0].latency_by_threads = vec![ThreadLatency {
+                        threads: 1,
+                        ms: -1.0,
+                    }]
+                }),
+            ),
             (
                 "two variants",
                 Box::new(|m| m.variants[1].file = m.variants[0].file.clone()),

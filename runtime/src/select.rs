@@ -144,10 +144,11 @@ impl AccuracySource {
     }
 }
 
-/// Latency of `variant` predicted on `device`: the reference latency scaled by the ratio of
-/// the reference score to the device's.
+/// Latency of `variant` predicted on `device`: the reference latency at the device's inference
+/// thread count (its big cores, [`Variant::latency_ms_at`]) scaled by the ratio of the reference
+/// score to the device's.
 pub fn predicted_latency_ms(manifest: &Manifest, variant: &Variant, device: &DeviceFacts) -> f64 {
-    variant.latency_ms * manifest.reference().score / device.score
+    variant.latency_ms_at(device.big_cores) * manifest.reference().score / device.score
 }
 
 /// Memory `variant` needs when loaded: weights + peak activations + [`RUNTIME_OVERHEAD_BYTES`].
@@ -520,6 +521,38 @@ mod tests {
             }
             r => panic!("{r:?}"),
         }
+    }
+
+    #[test]
+    fn prediction_uses_the_devices_thread_count() {
+        let mut mf = sample();
+        // large: 8 ms at one thread on the reference, 5 ms at two
+        let large = mf.variants.iter_mut().find(|v| v.id == "large").unwrap();
+        large.latency_by_threads = vec![
+            crate::ThreadLatency {
+                threads: 1,
+                ms: 8.0,
+            },
+            crate::ThreadLatency {
+                threads: 2,
+                ms: 5.0,
+            },
+        ];
+        let m = Manifest::try_from(mf).unwrap();
+        let large = m.variants().iter().find(|v| v.id == "large").unwrap();
+        let mut one_core = device(5.0, 4 << 30);
+        one_core.big_cores = 1;
+        let two_cores = device(5.0, 4 << 30);
+        // score 5 = half the reference: 16 ms on one thread, 10 ms on two
+        assert!((predicted_latency_ms(&m, large, &one_core) - 16.0).abs() < 1e-9);
+        assert!((predicted_latency_ms(&m, large, &two_cores) - 10.0).abs() < 1e-9);
+        let p = Policy {
+            latency_budget_ms: Some(12.0),
+            ..Policy::default()
+        };
+        // 10 × 1.15 = 11.5 fits 12 on the 4-core device; 16 does not on the 1-core one
+        assert_eq!(select(&m, &two_cores, &p).unwrap().chosen, "large");
+        assert_ne!(select(&m, &one_core, &p).unwrap().chosen, "large");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ImageRef<'a> {
 #[derive(Debug)]
 pub struct Session {
     net: PlainNet,
+    /// The fused CPU engine compiled from `net` (None: a net it does not take, or
+    /// [`Session::use_burn`]); inference runs on it when present.
+    fast: Option<crate::engine::FastNet>,
     family: Family,
     variant: Variant,
     device: Device,
@@ -66,8 +69,10 @@ pub fn load_net(
 impl Session {
     /// Wraps an already loaded network.
     pub fn new(net: PlainNet, family: Family, variant: Variant) -> Self {
+        let fast = crate::engine::FastNet::from_plain(&net).ok();
         Session {
             net,
+            fast,
             family,
             variant,
             device: supernet::default_device(),
@@ -93,6 +98,18 @@ impl Session {
         Ok(Session::new(net, family, variant))
     }
 
+    /// Runs inference through burn's tensor ops (`PlainNet::forward`) instead of the fused
+    /// engine: for comparisons and benchmarks.
+    pub fn use_burn(mut self) -> Self {
+        self.fast = None;
+        self
+    }
+
+    /// Which inference path runs: `"fast"` (the fused engine) or `"burn"`.
+    pub fn engine(&self) -> &'static str {
+        if self.fast.is_some() { "fast" } else { "burn" }
+    }
+
     /// The loaded variant.
     pub fn variant(&self) -> &Variant {
         &self.variant
@@ -114,6 +131,9 @@ impl Session {
             return Err(Error::BadInput {
                 reason: format!("expected {n}×{c}×{r}×{r} floats, got {}", x.len()),
             });
+        }
+        if let Some(f) = &self.fast {
+            return f.forward(x, n);
         }
         let t = Tensor::<1>::from_data(TensorData::new(x.to_vec(), [x.len()]), &self.device)
             .reshape([n, c, r, r]);

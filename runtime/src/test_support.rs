@@ -255,6 +255,7 @@ pub fn tiny_bundle_version(dir: &Path, version: &str) -> Result<TinyBundle> {
                 test_accuracy: None,
                 predicted_accuracy: None,
                 latency_ms: 8.0 * cost.macs as f64 / max_macs as f64,
+                latency_by_threads: vec![],
                 file: format!("{id}.safetensors"),
                 sha256: String::new(),
             },

@@ -6,6 +6,7 @@
 //! the search space, batch size, loss and optimizer settings) so that the PyTorch side runs the
 //! same sub-nets in the same order.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -14,6 +15,8 @@ use anyhow::Context;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
+use runtime::engine::FastNet;
+use runtime::{Bundle, Session, Variant};
 use serde::Serialize;
 use supernet::data::{Batcher, Dataset};
 use supernet::train::loss::{cross_entropy_smooth, distill, teacher_probs};
@@ -34,7 +37,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Median time of one complete training step (sandwich or progressive shrinking).
     TrainStep(TrainStepArgs),
-    /// Forward of the largest sub-net in eval mode at batch 1 and batch 64.
+    /// Forward of the largest sub-net in eval mode at batch 1 and batch 64, or (`--bundle`) of
+    /// every variant of a bundle at each `--batch`.
     Infer(InferArgs),
 }
 
@@ -86,18 +90,71 @@ pub struct TrainStepArgs {
 }
 
 /// Arguments of `tierforge bench infer`.
+///
+/// Without `--bundle`: the largest sub-net of a freshly initialised supernet (`--space`), batch 1
+/// and 64, one JSON object (what `scripts/bench_vs_pytorch.sh` reads).
+///
+/// With `--bundle DIR`: every variant of the bundle, loaded as an app loads it, timed at each
+/// `--batch` from a preprocessed f32 NCHW buffer to logits (`Vec<f32>`), one JSON line per
+/// (engine, variant, batch). The input is the first Fashion-MNIST test images preprocessed as the
+/// runtime does (the manifest's mean/std, bilinear resize to the variant's resolution);
+/// `--dump-inputs DIR` writes them and the reference logits as `.npy` for
+/// `scripts/peers_infer.py` (ONNX Runtime and PyTorch on the same weights).
 #[derive(clap::Args, Debug)]
 pub struct InferArgs {
-    /// Search space: `default`, `small`, `tiny` or a JSON file.
+    /// Search space: `default`, `small`, `tiny` or a JSON file (without `--bundle`).
     #[arg(long, default_value = "default")]
     pub space: String,
-    /// Timed calls at batch 1 (batch 64 gets a tenth, at least 5).
+    /// Time every variant of this bundle instead of a supernet sub-net.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Batch sizes to time (`--bundle` only), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,64",
+        requires = "bundle"
+    )]
+    pub batch: Vec<usize>,
+    /// Only these variant ids (`--bundle` only), comma-separated; default: all.
+    #[arg(long, value_delimiter = ',', requires = "bundle")]
+    pub variants: Vec<String>,
+    /// Engines to time (`--bundle` only), comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = DEFAULT_ENGINES,
+        requires = "bundle"
+    )]
+    pub engine: Vec<EngineKind>,
+    /// Timed calls at batch 1. Without `--bundle`, batch 64 gets a tenth (at least 5); with it,
+    /// batch B gets iters·6/B (between min(5, iters) and iters).
     #[arg(long, default_value_t = 200)]
     pub iters: usize,
-    /// Seed of the weights.
+    /// Untimed calls first at batch 1 (`--bundle` only; batch B gets warmup·6/B, between
+    /// min(2, warmup) and warmup).
+    #[arg(long, default_value_t = 10, requires = "bundle")]
+    pub warmup: usize,
+    /// Seed of the weights (without `--bundle`).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Print the result as one JSON object on stdout.
+    /// IDX folder whose test images are the input (`--bundle` only; default: the repo's
+    /// Fashion-MNIST, else a synthetic pattern).
+    #[arg(long, requires = "bundle")]
+    pub data: Option<PathBuf>,
+    /// Use a deterministic synthetic pattern as the input, not test images (`--bundle` only).
+    #[arg(long, requires = "bundle", conflicts_with = "data")]
+    pub synthetic: bool,
+    /// Write the inputs (`input-rR.npy`, `[N, C, R, R]` f32), the burn engine's logits of the
+    /// first N images (`logits-ID.npy`) and an index (`inputs.json`) to this folder
+    /// (`--bundle` only; N = the largest batch).
+    #[arg(long, requires = "bundle")]
+    pub dump_inputs: Option<PathBuf>,
+    /// Only write `--dump-inputs`; time nothing.
+    #[arg(long, requires = "dump_inputs")]
+    pub dry_run: bool,
+    /// Print JSON on stdout (one object; one line per engine × variant × batch with `--bundle`).
     #[arg(long)]
     pub json: bool,
 }
@@ -106,6 +163,7 @@ pub struct InferArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::TrainStep(a) => train_step(a),
+        BenchWhat::Infer(a) if a.bundle.is_some() => infer_bundle(a),
         BenchWhat::Infer(a) => infer(a),
     }
 }
@@ -478,4 +536,484 @@ fn infer(a: InferArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// `bench infer --bundle`: every variant of a bundle, per engine and batch size.
+// ---------------------------------------------------------------------------------------------
+
+/// The engines `--engine` defaults to.
+const DEFAULT_ENGINES: &str = "burn,fast";
+
+/// An inference engine that `bench infer --bundle` can time.
+///
+/// To add one: a variant here, its name in [`EngineKind::name`], its construction from the
+/// loaded session in [`EngineKind::build`] (a type implementing [`InferEngine`]), and
+/// optionally its name in [`DEFAULT_ENGINES`]. `scripts/bench_vs_peers.sh` picks up every
+/// engine from the JSON lines (`"engine"`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The runtime's `Session::logits_preprocessed` (burn, flex backend), as apps call it.
+    Burn,
+    /// The fused engine `runtime::engine::FastNet`, built from the same loaded `PlainNet`.
+    Fast,
+}
+
+impl EngineKind {
+    fn name(self) -> &'static str {
+        match self {
+            EngineKind::Burn => "burn",
+            EngineKind::Fast => "fast",
+        }
+    }
+
+    /// Builds the engine for one loaded variant (not timed).
+    fn build<'a>(self, session: &'a Session) -> anyhow::Result<Box<dyn InferEngine + 'a>> {
+        Ok(match self {
+            EngineKind::Burn => Box::new(BurnEngine(session)),
+            EngineKind::Fast => Box::new(FastEngine(
+                FastNet::from_plain(session.net()).with_context(|| {
+                    format!(
+                        "building the fast engine for variant {}",
+                        session.variant().id
+                    )
+                })?,
+            )),
+        })
+    }
+}
+
+/// One engine, built for one variant: logits of a preprocessed `[n, c, r, r]` f32 batch.
+trait InferEngine {
+    /// `n · classes` logits, row-major.
+    fn logits(&self, x: &[f32], n: usize) -> anyhow::Result<Vec<f32>>;
+}
+
+/// The runtime session's own path: copy into a tensor, forward, copy the logits out.
+struct BurnEngine<'a>(&'a Session);
+
+impl InferEngine for BurnEngine<'_> {
+    fn logits(&self, x: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(self.0.logits_preprocessed(x, n)?)
+    }
+}
+
+/// The fused engine: NHWC kernels over plain buffers, output allocated per call.
+struct FastEngine(FastNet);
+
+impl InferEngine for FastEngine {
+    fn logits(&self, x: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(self.0.forward(x, n)?)
+    }
+}
+
+/// One line of `bench infer --bundle --json`.
+#[derive(Serialize)]
+struct VariantInferResult {
+    #[serde(rename = "impl")]
+    implementation: &'static str,
+    engine: &'static str,
+    bundle_id: String,
+    variant: String,
+    dtype: serde_json::Value,
+    resolution: usize,
+    macs: u64,
+    batch: usize,
+    threads: usize,
+    warmup: usize,
+    iters: usize,
+    median_ms: f64,
+    min_ms: f64,
+    img_per_s: f64,
+    /// Where the input came from: `fashion-mnist-t10k` (or the `--data` folder's test set) or
+    /// `synthetic`.
+    input: String,
+    /// Sum of the logits of the last timed call.
+    logits_checksum: f64,
+    /// Logits of the first image.
+    logits_head: Vec<f32>,
+    /// Largest |difference| from the burn engine's logits of the same images at the largest batch.
+    max_abs_diff_vs_burn: f64,
+}
+
+/// Timed (or warm-up) calls at batch 1 scaled for batch `b`: `count·6/b`, between
+/// `min(floor, count)` and `count`, so that every batch size runs for a similar time.
+/// `scripts/peers_infer.py` uses the same rule.
+fn scaled_count(count: usize, b: usize, floor: usize) -> usize {
+    (count.saturating_mul(6) / b.max(1)).clamp(floor.min(count), count)
+}
+
+/// The first `n` images (cycled if the set is smaller) of the input set as u8 CHW, with what
+/// they are.
+struct RawImages {
+    pixels: Vec<u8>,
+    channels: usize,
+    height: usize,
+    width: usize,
+    source: String,
+}
+
+/// A deterministic pattern: smooth gradients plus a per-image bar, in 0..=255.
+fn synthetic_images(n: usize, c: usize, size: usize) -> RawImages {
+    let mut pixels = Vec::with_capacity(n * c * size * size);
+    for i in 0..n {
+        for ch in 0..c {
+            for y in 0..size {
+                for x in 0..size {
+                    let bar = if (y + i) % size == size / 2 { 120 } else { 0 };
+                    let v = (x * 7 + y * 3 + i * 11 + ch * 29) % 136 + bar;
+                    pixels.push(v.min(255) as u8);
+                }
+            }
+        }
+    }
+    RawImages {
+        pixels,
+        channels: c,
+        height: size,
+        width: size,
+        source: "synthetic".into(),
+    }
+}
+
+/// The first `n` test images of an IDX folder (`t10k-images-idx3-ubyte[.gz]`).
+fn test_images(dir: &Path, n: usize) -> anyhow::Result<RawImages> {
+    let pick = |stem: &str| {
+        [format!("{stem}.gz"), stem.to_string()]
+            .into_iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+    };
+    let (Some(images), Some(labels)) = (
+        pick("t10k-images-idx3-ubyte"),
+        pick("t10k-labels-idx1-ubyte"),
+    ) else {
+        anyhow::bail!(
+            "{}: no t10k-images-idx3-ubyte[.gz] + t10k-labels-idx1-ubyte[.gz] there; pass \
+             --data with an IDX folder that has a test set, or --synthetic",
+            dir.display()
+        );
+    };
+    let ds = supernet::data::idx::load_pair(&images, &labels, None)
+        .with_context(|| format!("reading the test images in {}", dir.display()))?;
+    if ds.is_empty() {
+        anyhow::bail!("{}: the test set is empty", images.display());
+    }
+    let mut pixels = Vec::with_capacity(n * ds.image_len());
+    for i in 0..n {
+        pixels.extend_from_slice(ds.image(i % ds.len()));
+    }
+    let name = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "idx".into());
+    Ok(RawImages {
+        pixels,
+        channels: ds.channels,
+        height: ds.height,
+        width: ds.width,
+        source: format!("{name}-t10k"),
+    })
+}
+
+/// The runtime's preprocessing (`Session::predict_batch`): `(p/255 − mean)/std` per channel,
+/// then bilinear resize to `r`. Output `[n, c, r, r]`.
+fn preprocess(raw: &RawImages, n: usize, mean: &[f32], std: &[f32], r: usize) -> Vec<f32> {
+    let (c, h, w) = (raw.channels, raw.height, raw.width);
+    let plane = h * w;
+    let mut out = Vec::with_capacity(n * c * r * r);
+    let mut chw = vec![0.0f32; c * plane];
+    let mut resized = Vec::new();
+    for i in 0..n {
+        let img = &raw.pixels[i * c * plane..(i + 1) * c * plane];
+        for ch in 0..c {
+            let m = mean[ch.min(mean.len().saturating_sub(1))];
+            let s = std[ch.min(std.len().saturating_sub(1))];
+            for p in 0..plane {
+                chw[ch * plane + p] = (img[ch * plane + p] as f32 / 255.0 - m) / s;
+            }
+        }
+        supernet::preprocess::resize_bilinear(&chw, 1, c, h, w, r, &mut resized);
+        out.extend_from_slice(&resized);
+    }
+    out
+}
+
+/// Writes a little-endian f32 array as NumPy `.npy` (format 1.0).
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> anyhow::Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_s = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
+    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    let hl = u16::try_from(header.len()).context("npy header too long")?;
+    bytes.extend_from_slice(&hl.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A variant id as a file-name part.
+fn file_part(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max)
+}
+
+/// Times `warmup + iters` calls; returns the per-call ms and the last call's logits.
+fn time_engine(
+    engine: &dyn InferEngine,
+    x: &[f32],
+    n: usize,
+    warmup: usize,
+    iters: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f32>)> {
+    let mut times = Vec::with_capacity(iters);
+    let mut last = Vec::new();
+    for i in 0..warmup + iters {
+        let t0 = Instant::now();
+        let y = engine.logits(x, n)?;
+        let dt = t0.elapsed().as_secs_f64() * 1e3;
+        if i >= warmup {
+            times.push(dt);
+        }
+        last = y;
+    }
+    Ok((times, last))
+}
+
+fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
+    let dir = a.bundle.clone().context("--bundle is required here")?;
+    let bundle = Bundle::open(&dir).with_context(|| {
+        format!(
+            "opening the bundle {} (build one with `cargo run --release -- demo`, or pass the \
+             folder that holds manifest.json)",
+            dir.display()
+        )
+    })?;
+    let manifest = bundle.manifest();
+    let family = manifest.family();
+    if a.batch.is_empty() || a.batch.contains(&0) {
+        anyhow::bail!("--batch needs sizes ≥ 1, e.g. --batch 1,64");
+    }
+    if a.iters == 0 {
+        anyhow::bail!("--iters must be ≥ 1");
+    }
+    if family.mean.is_empty() || family.std.is_empty() {
+        anyhow::bail!(
+            "{}: the family has no mean/std for preprocessing; rebuild the bundle",
+            dir.join(runtime::MANIFEST_FILE_NAME).display()
+        );
+    }
+    let mut engines: Vec<EngineKind> = Vec::new();
+    for &e in &a.engine {
+        if !engines.contains(&e) {
+            engines.push(e);
+        }
+    }
+    let variants: Vec<&Variant> = if a.variants.is_empty() {
+        manifest.variants().iter().collect()
+    } else {
+        a.variants
+            .iter()
+            .map(|id| bundle.variant(id).map_err(anyhow::Error::from))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let n_max = a.batch.iter().copied().max().unwrap_or(1);
+    let c = family.in_channels;
+
+    // The input: test images when they match the family, else a synthetic pattern.
+    let raw = if a.synthetic {
+        synthetic_images(n_max, c, family.image_size)
+    } else {
+        let found = match &a.data {
+            Some(d) => Ok(d.clone()),
+            None => super::find_fashion_mnist(None),
+        };
+        match found.and_then(|d| test_images(&d, n_max)) {
+            Ok(r) if r.channels == c => r,
+            Ok(r) if a.data.is_some() => anyhow::bail!(
+                "the images in {} have {} channel(s), the bundle's family takes {c}; pass \
+                 another --data or --synthetic",
+                a.data.as_deref().unwrap_or(Path::new("?")).display(),
+                r.channels
+            ),
+            Err(e) if a.data.is_some() => return Err(e),
+            other => {
+                let why = match other {
+                    Ok(r) => format!("the test images have {} channel(s), not {c}", r.channels),
+                    Err(e) => format!("{e:#}"),
+                };
+                eprintln!("note: using a synthetic input ({why})");
+                synthetic_images(n_max, c, family.image_size)
+            }
+        }
+    };
+
+    // Inputs per resolution, shared by every variant of that resolution.
+    let mut inputs: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+    for v in &variants {
+        inputs
+            .entry(v.resolution)
+            .or_insert_with(|| preprocess(&raw, n_max, &family.mean, &family.std, v.resolution));
+    }
+    if let Some(d) = &a.dump_inputs {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        for (r, x) in &inputs {
+            write_npy(&d.join(format!("input-r{r}.npy")), &[n_max, c, *r, *r], x)?;
+        }
+    }
+
+    let threads = rayon::current_num_threads();
+    let mut index_variants = Vec::new();
+    let mut failures = 0usize;
+    for v in &variants {
+        let session = Session::open(&bundle, &v.id)
+            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?;
+        let x_all = inputs
+            .get(&v.resolution)
+            .context("no input for the variant's resolution")?;
+        let classes = family.labels.len();
+        // The reference: the burn engine on the first `n_max` images.
+        let reference = session
+            .logits_preprocessed(x_all, n_max)
+            .with_context(|| format!("running variant {}", v.id))?;
+        let stem = file_part(&v.id);
+        if let Some(d) = &a.dump_inputs {
+            write_npy(
+                &d.join(format!("logits-{stem}.npy")),
+                &[n_max, classes],
+                &reference,
+            )?;
+            index_variants.push(serde_json::json!({
+                "id": v.id,
+                "file": v.file,
+                "sha256": v.sha256,
+                "dtype": v.dtype,
+                "resolution": v.resolution,
+                "arch": v.arch,
+                "macs": v.macs,
+                "input": format!("input-r{}.npy", v.resolution),
+                "logits": format!("logits-{stem}.npy"),
+            }));
+        }
+        if a.dry_run {
+            continue;
+        }
+        for &kind in &engines {
+            let engine = kind.build(&session)?;
+            for &b in &a.batch {
+                let x = &x_all[..b * c * v.resolution * v.resolution];
+                let warmup = scaled_count(a.warmup, b, 2);
+                let iters = scaled_count(a.iters, b, 5);
+                let (times, y) = time_engine(engine.as_ref(), x, b, warmup, iters)
+                    .with_context(|| format!("engine {} on variant {}", kind.name(), v.id))?;
+                let diff = max_abs_diff(&y, &reference[..b * classes]);
+                if diff.is_nan() || diff > 1e-3 * (1.0 + max_abs(&reference)) {
+                    failures += 1;
+                    eprintln!(
+                        "warning: engine {} differs from burn on variant {} batch {b} by {diff:.3e}",
+                        kind.name(),
+                        v.id
+                    );
+                }
+                let med = median(&times);
+                let res = VariantInferResult {
+                    implementation: "tierforge",
+                    engine: kind.name(),
+                    bundle_id: manifest.bundle_id().to_string(),
+                    variant: v.id.clone(),
+                    dtype: serde_json::to_value(v.dtype)?,
+                    resolution: v.resolution,
+                    macs: v.macs,
+                    batch: b,
+                    threads,
+                    warmup,
+                    iters,
+                    median_ms: med,
+                    min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
+                    img_per_s: b as f64 / (med / 1e3),
+                    input: raw.source.clone(),
+                    logits_checksum: y.iter().map(|&v| f64::from(v)).sum(),
+                    logits_head: y.iter().take(classes).copied().collect(),
+                    max_abs_diff_vs_burn: diff,
+                };
+                if a.json {
+                    println!("{}", serde_json::to_string(&res)?);
+                } else {
+                    println!(
+                        "tierforge/{:<5} {:<16} {:>5} r{:<3} batch {:>3}, {} thread(s): median \
+                         {:>8.3} ms ({:>8.0} img/s), min {:.3} ms, |Δ burn| {:.1e}",
+                        res.engine,
+                        res.variant,
+                        res.dtype.as_str().unwrap_or("?"),
+                        res.resolution,
+                        b,
+                        threads,
+                        res.median_ms,
+                        res.img_per_s,
+                        res.min_ms,
+                        diff
+                    );
+                }
+            }
+        }
+    }
+    if let Some(d) = &a.dump_inputs {
+        let index = serde_json::json!({
+            "format": "tierforge-bench-inputs-v1",
+            "bundle": dir.canonicalize().unwrap_or(dir.clone()),
+            "bundle_id": manifest.bundle_id(),
+            "input": raw.source,
+            "n": n_max,
+            "batches": a.batch,
+            "iters": a.iters,
+            "warmup": a.warmup,
+            "in_channels": c,
+            "num_classes": family.labels.len(),
+            "mean": family.mean,
+            "std": family.std,
+            "search_space": family.search_space,
+            "variants": index_variants,
+        });
+        let p = d.join("inputs.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&index)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote inputs, reference logits and {}", p.display());
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(x.abs())).fold(0.0, f64::max)
 }

@@ -38,6 +38,11 @@ pub struct BundleArgs {
     /// Training images BN is recalibrated on before extraction.
     #[arg(long, default_value_t = 2000)]
     pub calib: usize,
+    /// A tier's sub-net from its own fine-tuned run instead of the family checkpoint:
+    /// `TIER=RUN_DIR` (repeatable), RUN_DIR written by
+    /// `tierforge train --arch TIER_ARCH.json --init-from FAMILY_RUN`.
+    #[arg(long = "tier-checkpoint", value_name = "TIER=RUN_DIR")]
+    pub tier_checkpoint: Vec<String>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -80,7 +85,20 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
             "tierforge bundle needs --checkpoint, --search and --out (or `bundle verify BUNDLE`)"
         );
     };
+    let mut tier_checkpoints = Vec::new();
+    for t in &args.tier_checkpoint {
+        let Some((tier, dir)) = t
+            .split_once('=')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        else {
+            anyhow::bail!(
+                "--tier-checkpoint {t:?}: expected TIER=RUN_DIR, e.g. very-low=runs/ft-very-low"
+            );
+        };
+        tier_checkpoints.push((tier.to_string(), PathBuf::from(dir)));
+    }
     let opts = tiers::PipelineOptions {
+        tier_checkpoints,
         int8: args.int8,
         data_dir: args.data,
         test_limit: args.test_limit,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `tierforge` binary in temp folders.
 
+mod bench_cli;
 mod profile_cli;
 mod qa_cli;
 mod runtime_cli;

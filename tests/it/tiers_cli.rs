@@ -97,6 +97,85 @@ fn search_bundle_verify_and_select_end_to_end() {
     let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(d["decision"]["chosen"].is_string(), "{d}");
 
+    // the bundle stores each variant's latency measured through the runtime, per thread count
+    for v in variants {
+        let lt = v["latency_by_threads"]
+            .as_array()
+            .expect("latency_by_threads");
+        assert_eq!(lt[0]["threads"], 1, "{v}");
+        assert_eq!(lt[0]["ms"], v["latency_ms"], "{v}");
+    }
+
+    // a tier fine-tuned on its own (`train --arch --init-from`) replaces only that tier's weights
+    let tier = manifest["tiers"][0].clone();
+    let tier_name = tier["name"].as_str().unwrap();
+    let tier_variant = variants
+        .iter()
+        .find(|v| v["id"] == tier["variant"])
+        .unwrap()
+        .clone();
+    let arch_file = t.path().join("tier-arch.json");
+    std::fs::write(&arch_file, tier_variant["arch"].to_string()).unwrap();
+    let ft = t.path().join("ft");
+    let o = run(&[
+        "train",
+        "--data",
+        &s(&data),
+        "--out",
+        &s(&ft),
+        "--config",
+        &s(&cfg),
+        "--arch",
+        &s(&arch_file),
+        "--init-from",
+        &s(&run_dir),
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bundle2 = t.path().join("bundle2");
+    let with_ft = |spec: &str| {
+        run(&[
+            "bundle",
+            "--checkpoint",
+            &s(&run_dir),
+            "--search",
+            &s(&search),
+            "--out",
+            &s(&bundle2),
+            "--calib",
+            "64",
+            "--tier-checkpoint",
+            spec,
+        ])
+    };
+    let o = with_ft(&format!("{tier_name}={}", s(&ft)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle2.join("manifest.json")).unwrap())
+            .unwrap();
+    for v in m2["variants"].as_array().unwrap() {
+        let old = variants.iter().find(|o| o["id"] == v["id"]).unwrap();
+        if v["arch"] == tier_variant["arch"] {
+            assert_ne!(v["sha256"], old["sha256"], "{} was not fine-tuned", v["id"]);
+        } else {
+            assert_eq!(v["sha256"], old["sha256"], "{} changed", v["id"]);
+        }
+    }
+    let o = with_ft(&format!("no-such-tier={}", s(&ft)));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no-such-tier") && stderr(&o).contains(tier_name),
+        "{}",
+        stderr(&o)
+    );
+    let o = with_ft("missing-equals-sign");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("TIER=RUN_DIR"), "{}", stderr(&o));
+
     // corrupt one file: verify fails and names it
     let f = bundle.join(variants[0]["file"].as_str().unwrap());
     let mut b = std::fs::read(&f).unwrap();

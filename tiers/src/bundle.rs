@@ -31,6 +31,11 @@ pub struct BundleOptions {
     pub overwrite: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Thread counts at which each variant's app inference is timed on this host (through
+    /// `runtime::Session`, the path the runtime runs) and stored, scaled to the reference device,
+    /// as the manifest's `latency_ms` (1 thread) and `latency_by_threads`; counts above this
+    /// host's cores are dropped. Empty: keep the search's table-based prediction.
+    pub latency_threads: Vec<usize>,
 }
 
 impl Default for BundleOptions {
@@ -41,6 +46,7 @@ impl Default for BundleOptions {
             default_latency_budget_ms: None,
             overwrite: true,
             progress: true,
+            latency_threads: vec![1, 2, 4],
         }
     }
 }
@@ -81,8 +87,12 @@ pub struct BuiltVariant {
     pub bytes_f32: u64,
     /// Real int8 file size.
     pub bytes_int8: Option<u64>,
-    /// Predicted latency on the reference device, ms.
+    /// Predicted latency on the reference device (the search's look-up table), ms.
     pub reference_latency_ms: f64,
+    /// Measured on this host through the runtime's inference path and scaled to the reference
+    /// device, per thread count (empty when not measured): what the manifest stores.
+    #[serde(default)]
+    pub measured_reference_ms: Vec<runtime::ThreadLatency>,
 }
 
 /// What [`build_bundle`] wrote.
@@ -98,6 +108,32 @@ pub struct BundleSummary {
     pub variants: Vec<BuiltVariant>,
     /// Budget overruns of the real files (the search used estimates), one line each.
     pub warnings: Vec<String>,
+}
+
+/// The manifest's family section.
+fn runtime_family(space: &supernet::SearchSpace, family: &FamilyInfo) -> Family {
+    Family {
+        name: space.name.clone(),
+        labels: family.labels.clone(),
+        in_channels: space.in_channels,
+        image_size: space.image_size,
+        mean: family.mean.clone(),
+        std: family.std.clone(),
+        search_space: space.clone(),
+    }
+}
+
+/// `wanted` thread counts this host can run (1 ..= its cores), ascending, unique.
+fn latency_threads(wanted: &[usize]) -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut t: Vec<usize> = wanted
+        .iter()
+        .copied()
+        .filter(|&t| t >= 1 && t <= cores)
+        .collect();
+    t.sort_unstable();
+    t.dedup();
+    t
 }
 
 /// 64-bit FNV-1a, for a reproducible bundle version.
@@ -126,7 +162,67 @@ pub fn build_bundle(
     opts: &BundleOptions,
     device: &Device,
 ) -> Result<BundleSummary> {
+    build_bundle_with(
+        model,
+        &[],
+        family,
+        train,
+        test,
+        search,
+        search_path,
+        out,
+        opts,
+        device,
+    )
+}
+
+/// [`build_bundle`] where some tiers' sub-nets come from their own fine-tuned copy of the
+/// supernet (`fine_tuned`: tier name → model, e.g. a `tierforge train --arch … --init-from`
+/// run); every other tier is extracted from `model`.
+///
+/// # Errors
+/// As [`build_bundle`]; a fine-tuned model for a tier the search does not have, or of another
+/// search space.
+#[allow(clippy::too_many_arguments)]
+pub fn build_bundle_with(
+    model: &Supernet,
+    fine_tuned: &[(String, Supernet)],
+    family: &FamilyInfo,
+    train: &Dataset,
+    test: &Dataset,
+    search: &SearchResult,
+    search_path: &Path,
+    out: &Path,
+    opts: &BundleOptions,
+    device: &Device,
+) -> Result<BundleSummary> {
     let space = &model.space;
+    for (tier, m) in fine_tuned {
+        if !search.tiers.iter().any(|t| &t.tier.name == tier) {
+            return Err(Error::BadSearch {
+                path: search_path.into(),
+                reason: format!(
+                    "a fine-tuned checkpoint was given for tier `{tier}`, which the search does \
+                     not have (tiers: {})",
+                    search
+                        .tiers
+                        .iter()
+                        .map(|t| t.tier.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        if &m.space != space {
+            return Err(Error::BadSearch {
+                path: search_path.into(),
+                reason: format!(
+                    "the fine-tuned checkpoint of tier `{tier}` has another search space than \
+                     the family's"
+                ),
+            });
+        }
+    }
     if &search.space != space {
         return Err(Error::BadSearch {
             path: search_path.into(),
@@ -168,8 +264,12 @@ pub fn build_bundle(
     let mut version = 0xcbf2_9ce4_8422_2325u64;
     for (id, arch, tiers, predicted, ref_ms) in groups {
         bar.set_message(id.clone());
+        let source = fine_tuned
+            .iter()
+            .find(|(t, _)| tiers.contains(t))
+            .map_or(model, |(_, m)| m);
         let e = extract_and_evaluate(
-            model,
+            source,
             &arch,
             train,
             test,
@@ -191,6 +291,7 @@ pub fn build_bundle(
             test_accuracy: Some(acc),
             predicted_accuracy: Some(predicted),
             latency_ms: ref_ms.max(1e-6),
+            latency_by_threads: vec![],
             sha256: String::new(),
         };
         version = fnv1a(version, &e.f32_bytes);
@@ -214,10 +315,53 @@ pub fn build_bundle(
             bytes_f32: e.f32_bytes.len() as u64,
             bytes_int8: e.int8_bytes.as_ref().map(|b| b.len() as u64),
             reference_latency_ms: ref_ms,
+            measured_reference_ms: vec![],
         });
         bar.inc(1);
     }
     bar.finish_and_clear();
+
+    // Time every variant file as the runtime will run it, at each thread count.
+    let threads = latency_threads(&opts.latency_threads);
+    if !threads.is_empty() {
+        let fam = runtime_family(space, family);
+        let host = crate::latency::HostInfo::probe();
+        let to_reference = host.score / search.reference.score.max(1e-9);
+        let timing = crate::latency::TimingOptions {
+            runs: 9,
+            min_run_us: 3000.0,
+        };
+        let bar = progress_bar(payloads.len() as u64, opts.progress, "timing variants");
+        for (v, bytes) in payloads.iter_mut() {
+            bar.set_message(v.id.clone());
+            let net = runtime::load_net(&fam, v, bytes, device).map_err(|message| {
+                Error::runtime(
+                    format!("timing variant {}", v.id),
+                    runtime::Error::LoadFailed {
+                        path: v.file.clone().into(),
+                        message,
+                    },
+                )
+            })?;
+            let mut session = runtime::Session::new(net, fam.clone(), v.clone());
+            v.latency_by_threads = threads
+                .iter()
+                .map(|&t| runtime::ThreadLatency {
+                    threads: t,
+                    ms: (crate::latency::measure_session(&mut session, t, &timing) * to_reference)
+                        .max(1e-6),
+                })
+                .collect();
+            if let Some(one) = v.latency_by_threads.first().filter(|t| t.threads == 1) {
+                v.latency_ms = one.ms;
+            }
+            if let Some(b) = built.iter_mut().find(|b| b.id == v.id) {
+                b.measured_reference_ms = v.latency_by_threads.clone();
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    }
 
     let mut warnings = Vec::new();
     let tiers: Vec<Tier> = search
@@ -256,15 +400,7 @@ pub fn build_bundle(
         bundle_id: family.bundle_id.clone(),
         bundle_version: bundle_version.clone(),
         created_by: format!("tierforge {}", env!("CARGO_PKG_VERSION")),
-        family: Family {
-            name: space.name.clone(),
-            labels: family.labels.clone(),
-            in_channels: space.in_channels,
-            image_size: space.image_size,
-            mean: family.mean.clone(),
-            std: family.std.clone(),
-            search_space: space.clone(),
-        },
+        family: runtime_family(space, family),
         reference: Reference {
             profile_id: search.reference.id.clone(),
             score: search.reference.score,

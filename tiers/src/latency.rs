@@ -316,6 +316,40 @@ pub fn measure_forward(net: &PlainNet, opts: &TimingOptions, device: &Device) ->
     })
 }
 
+/// Times one app inference through the runtime's own path ([`runtime::Session::predict`]: a u8
+/// image of the family's native size, resized, normalised, the network, softmax) on a private
+/// pool of `threads` threads. Milliseconds (median, see [`TimingOptions`]). This is what the
+/// bundle writer stores per thread count, so the selector predicts what the runtime runs.
+pub fn measure_session(
+    session: &mut runtime::Session,
+    threads: usize,
+    opts: &TimingOptions,
+) -> f64 {
+    let (c, n) = (
+        session.net().space.in_channels,
+        session.net().space.image_size,
+    );
+    let pixels: Vec<u8> = (0..c * n * n).map(|i| (i * 37 % 251) as u8).collect();
+    let image = runtime::ImageRef {
+        pixels: &pixels,
+        width: n,
+        height: n,
+        channels: c,
+    };
+    let run = |s: &mut runtime::Session| {
+        time_ms(opts, || {
+            drop(s.predict(image));
+        })
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+    {
+        Ok(pool) => pool.install(|| run(session)),
+        Err(_) => run(session),
+    }
+}
+
 /// The host the table was measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, DataSplit};
 use supernet::train::Checkpoint;
 
-use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle};
+use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle_with};
 use crate::error::{Error, Result};
 use crate::eval::ExtractOptions;
 use crate::latency::{LatencyLut, TimingOptions, validate};
@@ -70,6 +70,11 @@ pub struct PipelineOptions {
     pub search: SearchOptions,
     /// Progress bars and stage messages on stderr.
     pub progress: bool,
+    /// Tiers whose sub-net comes from a fine-tuned run (tier name, run folder), e.g. written
+    /// by `tierforge train --arch TIER_ARCH --init-from FAMILY_RUN`; the rest come from the
+    /// family checkpoint.
+    #[serde(default)]
+    pub tier_checkpoints: Vec<(String, PathBuf)>,
 }
 
 impl Default for PipelineOptions {
@@ -89,6 +94,7 @@ impl Default for PipelineOptions {
             timing: TimingOptions::default(),
             search: SearchOptions::default(),
             progress: true,
+            tier_checkpoints: Vec::new(),
         }
     }
 }
@@ -256,6 +262,34 @@ pub fn run_bundle(
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;
+    let mut fine_tuned = Vec::new();
+    for (tier, dir) in &opts.tier_checkpoints {
+        let fck = supernet::train::Checkpoint::open(dir)
+            .map_err(|e| Error::supernet(format!("tier `{tier}`'s checkpoint"), e))?;
+        let arch = result
+            .tiers
+            .iter()
+            .find(|t| &t.tier.name == tier)
+            .map(|t| &t.candidate.arch);
+        if let (Some(want), Some(got)) = (arch, fck.state.config.standalone_arch.as_ref())
+            && want != got
+        {
+            return Err(Error::BadSearch {
+                path: fck.dir.clone(),
+                reason: format!(
+                    "this run fine-tuned arch {} but tier `{tier}` chose {}; fine-tune the \
+                     tier's own arch (`tierforge train --arch`, the arch from {})",
+                    got.short_id(),
+                    want.short_id(),
+                    search_path.display()
+                ),
+            });
+        }
+        let m = fck.load_model(&device).map_err(|e| {
+            Error::supernet(format!("loading the supernet of {}", fck.dir.display()), e)
+        })?;
+        fine_tuned.push((tier.clone(), m));
+    }
     let bundle_id = data
         .root
         .file_name()
@@ -285,8 +319,9 @@ pub fn run_bundle(
             out.display()
         ),
     );
-    build_bundle(
+    build_bundle_with(
         &model,
+        &fine_tuned,
         &family,
         &data.train,
         &data.test,

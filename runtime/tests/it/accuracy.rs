@@ -30,6 +30,8 @@ fn session_predictions_equal_the_networks_argmax_for_every_variant() {
     let mut compared_with_supernet = 0;
     for (id, plain) in &tiny.nets {
         let mut session = Session::open(&tiny.bundle, id).unwrap();
+        // the fused engine runs; its logits are compared with burn's below
+        assert_eq!(session.engine(), "fast", "{id}");
         let r = session.variant().resolution;
         let preds = session.predict_batch(&images).unwrap();
 

@@ -27,6 +27,7 @@ pub fn variant(id: &str, macs: u64, accuracy: f64, latency_ms: f64) -> Variant {
         test_accuracy: Some(accuracy),
         predicted_accuracy: None,
         latency_ms,
+        latency_by_threads: vec![],
         file: format!("{id}.bin"),
         sha256: "0".repeat(64),
     }

@@ -160,6 +160,7 @@ fn real_bundle_from_checkpoint() {
             test_accuracy: None,
             predicted_accuracy: None,
             latency_ms: 1.0,
+            latency_by_threads: vec![],
             file: format!("{id}.safetensors"),
             sha256: String::new(),
         };

@@ -224,9 +224,11 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         let mut rows = Vec::new();
         for v in size_order(manifest) {
             let predicted = v.latency_ms * reference.score / host.score;
+            let predicted_at = |t: usize| v.latency_ms_at(t) * reference.score / host.score;
             let mut measured_ms = Vec::new();
             let mut error_pct = Vec::new();
             for &t in &threads {
+                let predicted = predicted_at(t);
                 let out = child::spawn(&o.child, &request(&v.id, t), None, o.child_timeout)?;
                 let m = out.report().map(|r| r.median_ms).filter(|m| *m > 0.0);
                 if let Some(f) = out.failure() {
@@ -253,6 +255,7 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
                 macs: v.macs,
                 reference_ms: v.latency_ms,
                 predicted_ms: predicted,
+                predicted_by_threads: threads.iter().map(|&t| (t, predicted_at(t))).collect(),
                 measured_ms,
                 error_pct,
             });
@@ -269,10 +272,16 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         let implied: Vec<f64> = rows
             .iter()
             .flat_map(|r| {
-                r.measured_ms
-                    .iter()
-                    .filter_map(|(_, m)| *m)
-                    .map(|m| r.reference_ms * reference.score / m)
+                r.measured_ms.iter().filter_map(|(t, m)| {
+                    let reference_ms = r
+                        .predicted_by_threads
+                        .iter()
+                        .find(|(pt, _)| pt == t)
+                        .map_or(r.predicted_ms, |(_, p)| *p)
+                        * host.score
+                        / reference.score;
+                    m.map(|m| reference_ms * reference.score / m)
+                })
             })
             .collect();
         Some(Calibration {

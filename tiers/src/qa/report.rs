@@ -94,8 +94,12 @@ pub struct CalibrationRow {
     pub macs: u64,
     /// The manifest's latency on the reference device, ms.
     pub reference_ms: f64,
-    /// Reference latency × reference score / host score, ms.
+    /// Reference latency × reference score / host score, ms (one thread).
     pub predicted_ms: f64,
+    /// The same at each thread count (`threads`, ms), from the manifest's
+    /// `latency_by_threads` where it has them.
+    #[serde(default)]
+    pub predicted_by_threads: Vec<(usize, f64)>,
     /// Measured median per thread count (`threads`, ms); `None` where the run failed.
     pub measured_ms: Vec<(usize, Option<f64>)>,
     /// (predicted − measured) / measured per thread count, percent.
@@ -296,31 +300,40 @@ pub fn markdown(r: &QaReport) -> String {
         Some(c) => {
             let _ = writeln!(
                 s,
-                "Latency model on this host: predicted = manifest latency_ms × reference score \
+                "Latency model on this host: predicted at T threads = the manifest's latency at \
+                 T threads (`latency_by_threads`, else `latency_ms`) × reference score \
                  ({} = {:.1}) / host score ({:.1}); measured = the child's median per image at \
                  each thread count; error = (predicted − measured) / measured.\n",
                 c.reference_profile, c.reference_score, c.host_score
             );
-            let mut head = "| variant | MMACs | reference ms | predicted ms |".to_string();
-            let mut rule = "|---|--:|--:|--:|".to_string();
+            let mut head = "| variant | MMACs | reference ms |".to_string();
+            let mut rule = "|---|--:|--:|".to_string();
             for t in &c.threads {
-                let _ = write!(head, " measured {t}T ms | error {t}T % |");
-                rule.push_str("--:|--:|");
+                let _ = write!(
+                    head,
+                    " predicted {t}T ms | measured {t}T ms | error {t}T % |"
+                );
+                rule.push_str("--:|--:|--:|");
             }
             let _ = writeln!(s, "{head}\n{rule}");
             for row in &c.rows {
                 let _ = write!(
                     s,
-                    "| `{}` | {:.2} | {:.3} | {:.3} |",
+                    "| `{}` | {:.2} | {:.3} |",
                     row.variant,
                     row.macs as f64 / 1e6,
                     row.reference_ms,
-                    row.predicted_ms
                 );
-                for ((_, m), (_, e)) in row.measured_ms.iter().zip(&row.error_pct) {
+                for ((t, m), (_, e)) in row.measured_ms.iter().zip(&row.error_pct) {
+                    let p = row
+                        .predicted_by_threads
+                        .iter()
+                        .find(|(pt, _)| pt == t)
+                        .map_or(row.predicted_ms, |(_, p)| *p);
                     let _ = write!(
                         s,
-                        " {} | {} |",
+                        " {:.3} | {} | {} |",
+                        p,
                         opt(*m, 3),
                         e.map_or_else(|| "—".into(), |e| format!("{e:+.0}"))
                     );
