@@ -14,7 +14,7 @@ use supernet::{ArchConfig, Supernet};
 
 use crate::cost::{Costs, costs};
 use crate::error::{Error, Result};
-use crate::eval::{ExtractOptions, evaluate_plain, extract_and_evaluate};
+use crate::eval::{ExtractOptions, extract_and_evaluate};
 use crate::predictor::progress_bar;
 use crate::search::SearchResult;
 
@@ -433,10 +433,13 @@ pub struct Remeasured {
     pub id: String,
     /// What the manifest says.
     pub manifest: Option<f64>,
-    /// What we measured now.
+    /// What we measured now, through the runtime's inference path (`runtime::Session`, the
+    /// engine named in `engine`), from the u8 test images as an app passes them.
     pub measured: f64,
     /// Test images measured.
     pub images: usize,
+    /// The session's inference engine (`fast` or `burn`).
+    pub engine: String,
 }
 
 /// The result of [`verify_bundle`].
@@ -466,12 +469,13 @@ impl std::fmt::Display for BundleCheck {
         for r in &self.remeasured {
             write!(
                 f,
-                "\n  test top-1 {}: manifest {} measured {:.2}% on {} images",
+                "\n  test top-1 {}: manifest {} measured {:.2}% on {} images (runtime, {} engine)",
                 r.id,
                 r.manifest
                     .map_or("-".into(), |m| format!("{:.2}%", 100.0 * m)),
                 100.0 * r.measured,
-                r.images
+                r.images,
+                r.engine
             )?;
         }
         Ok(())
@@ -502,7 +506,24 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
                 ),
             });
         }
-        let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
+        // HWC u8 images, as an app holds them (the dataset stores CHW)
+        let (c, h, w) = (ds.channels, ds.height, ds.width);
+        let plane = h * w;
+        let hwc: Vec<u8> = ds
+            .images
+            .chunks(c * plane)
+            .flat_map(|im| (0..plane).flat_map(move |p| (0..c).map(move |ch| im[ch * plane + p])))
+            .collect();
+        let images: Vec<runtime::ImageRef<'_>> = hwc
+            .chunks(c * plane)
+            .map(|pixels| runtime::ImageRef {
+                pixels,
+                width: w,
+                height: h,
+                channels: c,
+            })
+            .collect();
+        let labels: Vec<usize> = ds.labels.iter().map(|&l| usize::from(l)).collect();
         for check in report.variants.iter().filter(|c| c.problem.is_none()) {
             let Ok(v) = bundle.variant(&check.id) else {
                 continue;
@@ -513,11 +534,15 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
             let Ok(net) = runtime::load_net(&family, v, &bytes, &device) else {
                 continue;
             };
+            let mut session = runtime::Session::new(net, family.clone(), v.clone());
+            let measured = runtime::eval::accuracy(&mut session, &images, &labels)
+                .map_err(|e| Error::runtime(format!("re-measuring {}", v.id), e))?;
             remeasured.push(Remeasured {
                 id: v.id.clone(),
                 manifest: v.test_accuracy,
-                measured: evaluate_plain(&net, ds, &mut batcher, None, &device),
+                measured,
                 images: ds.len(),
+                engine: session.engine().to_string(),
             });
         }
     }
