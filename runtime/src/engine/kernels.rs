@@ -506,14 +506,9 @@ impl Depthwise {
                 // last tap of pixel P - 1
                 let start = (oy * s + ky) * wp + ox * s;
                 let row = &xc[start..start + (P - 1) * s + k];
-                // Each input vector once, into every pixel whose window holds it (tap
-                // `j - p·s` of pixel `p`): with `k` and `s` constant this unrolls into straight
-                // multiply-adds, each input loaded once and no register spilled.
-                for (j, xv) in row.iter().enumerate() {
+                for (kx, w) in wr.iter().enumerate() {
                     for (p, acc) in acc.iter_mut().enumerate() {
-                        if j >= p * s && j - p * s < k {
-                            madd_vv::<M>(acc, xv, &wr[j - p * s]);
-                        }
+                        madd_vv::<M>(acc, &row[p * s + kx], w);
                     }
                 }
             }
@@ -667,12 +662,10 @@ impl Stem {
                     let start = (oy * s + ky) * rp + ox * s;
                     let row = &xc[start..start + (P - 1) * s + k];
                     let wr = &wc[ky * k * ci..(ky + 1) * k * ci];
-                    // as in the depthwise kernel: each input once, into every pixel using it
-                    for (j, &xv) in row.iter().enumerate() {
+                    for kx in 0..k {
+                        let w = &wr[kx * ci + c];
                         for (p, acc) in acc.iter_mut().enumerate() {
-                            if j >= p * s && j - p * s < k {
-                                madd_sv::<M>(acc, xv, &wr[(j - p * s) * ci + c]);
-                            }
+                            madd_sv::<M>(acc, row[p * s + kx], w);
                         }
                     }
                 }

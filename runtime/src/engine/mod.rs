@@ -42,7 +42,7 @@
 //! multiply-adds, which every aarch64 CPU has; 4 × 16 and 8-pixel tiles for its 32 registers)
 //! and on x86_64 CPUs without AVX2 (SSE2, separate multiply and add, smaller tiles for its 16
 //! registers). On x86_64 a second copy is compiled with AVX2 + FMA enabled and chosen at run
-//! time when the CPU has both: about 1.9× the baseline on the dev host. Calling it is the
+//! time when the CPU has both: about 1.8× the baseline on the dev host. Calling it is the
 //! crate's only `unsafe`, one line that relies on that run-time check.
 //!
 //! Results match burn's to float rounding (the sums run in a different order, and with fused
@@ -345,7 +345,7 @@ impl FastNet {
         let (head, head_channels) = pointwise("head", &net.head, c)?;
         buf_len = buf_len.max(side * side * head.n_pad);
         let [classes, fc_in] = net.fc_weight.dims();
-        if fc_in != head_channels || net.fc_bias.dims() != [classes] {
+        if classes == 0 || fc_in != head_channels || net.fc_bias.dims() != [classes] {
             return Err(unsupported(
                 "fc",
                 format!(
@@ -417,7 +417,7 @@ impl FastNet {
 
     /// Floats in a batch of `n` images: `n · in_channels · resolution²`.
     pub fn input_len(&self, n: usize) -> usize {
-        n * self.image_len()
+        n.saturating_mul(self.image_len())
     }
 
     fn image_len(&self) -> usize {
@@ -433,9 +433,26 @@ impl FastNet {
     /// # Errors
     /// [`Error::BadInput`] when `n` is 0 or `x` does not hold exactly `n` images.
     pub fn forward(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; n.saturating_mul(self.classes)];
+        self.check_input(x, n)?;
+        let mut out = vec![0.0; self.output_len(n)?];
         self.forward_into(x, n, &mut out)?;
         Ok(out)
+    }
+
+    fn output_len(&self, n: usize) -> Result<usize> {
+        n.checked_mul(self.classes).ok_or_else(|| Error::BadInput {
+            reason: format!("a batch of {n} images is too large"),
+        })
+    }
+
+    fn check_input(&self, x: &[f32], n: usize) -> Result<()> {
+        let (c, r) = (self.in_channels, self.resolution);
+        if n == 0 || Some(x.len()) != n.checked_mul(self.image_len()) {
+            return Err(Error::BadInput {
+                reason: format!("expected {n}×{c}×{r}×{r} floats (n ≥ 1), got {}", x.len()),
+            });
+        }
+        Ok(())
     }
 
     /// [`FastNet::forward`] into a caller's buffer of `n · classes` floats: allocates nothing
@@ -445,20 +462,15 @@ impl FastNet {
     /// [`Error::BadInput`] when `n` is 0, `x` does not hold exactly `n` images, or `out` does not
     /// hold exactly `n · classes` floats.
     pub fn forward_into(&self, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
-        let (c, r) = (self.in_channels, self.resolution);
+        self.check_input(x, n)?;
         let img = self.image_len();
-        if n == 0 || Some(x.len()) != n.checked_mul(img) {
-            return Err(Error::BadInput {
-                reason: format!("expected {n}×{c}×{r}×{r} floats (n ≥ 1), got {}", x.len()),
-            });
-        }
-        if Some(out.len()) != n.checked_mul(self.classes) {
+        let want = self.output_len(n)?;
+        if out.len() != want {
             return Err(Error::BadInput {
                 reason: format!(
-                    "output buffer holds {} floats; {n} images × {} classes need {}",
+                    "output buffer holds {} floats; {n} images × {} classes need {want}",
                     out.len(),
                     self.classes,
-                    n * self.classes
                 ),
             });
         }
