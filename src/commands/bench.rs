@@ -553,7 +553,7 @@ const DEFAULT_ENGINES: &str = "burn,fast";
 /// engine from the JSON lines (`"engine"`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
-    /// The runtime's `Session::logits_preprocessed` (burn, flex backend), as apps call it.
+    /// burn's tensor path (`Session::use_burn`, then `Session::logits_preprocessed`; flex backend).
     Burn,
     /// The fused engine `runtime::engine::FastNet`, built from the same loaded `PlainNet`.
     Fast,
@@ -894,8 +894,11 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
     let mut index_variants = Vec::new();
     let mut failures = 0usize;
     for v in &variants {
+        // the session on burn's tensor path (the `burn` engine and the reference logits); the
+        // `fast` engine is compiled from the same loaded network
         let session = Session::open(&bundle, &v.id)
-            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?;
+            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?
+            .use_burn();
         let x_all = inputs
             .get(&v.resolution)
             .context("no input for the variant's resolution")?;
