@@ -556,7 +556,7 @@ impl LayerSpec {
 
 /// Spatial output size of a conv with padding k/2.
 pub fn conv_out(size: usize, stride: usize) -> usize {
-    (size + stride - 1) / stride
+    size.div_ceil(stride)
 }
 
 /// The concrete layers of `arch` in execution order.
