@@ -145,46 +145,16 @@ fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
 
 /// Builds the bundle at `out` from `model` (the checkpoint's supernet) and `search`: extracts
 /// each tier's sub-net once (tiers that chose the same arch share a variant), evaluates it, and
-/// writes the f32 variants (and int8 twins, dtype `int8`, when `opts.extract.int8`).
+/// writes the f32 variants (and int8 twins, dtype `int8`, when `opts.extract.int8`). Tiers named
+/// in `fine_tuned` (tier name → model, e.g. a `tierforge train --arch … --init-from` run) take
+/// their sub-net from that model instead.
 ///
 /// # Errors
-/// [`Error::BadSearch`] when the search belongs to another search space, extraction errors, or
-/// the writer's errors (target exists without `overwrite`, I/O).
+/// [`Error::BadSearch`] when the search belongs to another search space, or a fine-tuned model
+/// names a tier the search does not have or has another space; extraction errors, or the
+/// writer's errors (target exists without `overwrite`, I/O).
 #[allow(clippy::too_many_arguments)]
 pub fn build_bundle(
-    model: &Supernet,
-    family: &FamilyInfo,
-    train: &Dataset,
-    test: &Dataset,
-    search: &SearchResult,
-    search_path: &Path,
-    out: &Path,
-    opts: &BundleOptions,
-    device: &Device,
-) -> Result<BundleSummary> {
-    build_bundle_with(
-        model,
-        &[],
-        family,
-        train,
-        test,
-        search,
-        search_path,
-        out,
-        opts,
-        device,
-    )
-}
-
-/// [`build_bundle`] where some tiers' sub-nets come from their own fine-tuned copy of the
-/// supernet (`fine_tuned`: tier name → model, e.g. a `tierforge train --arch … --init-from`
-/// run); every other tier is extracted from `model`.
-///
-/// # Errors
-/// As [`build_bundle`]; a fine-tuned model for a tier the search does not have, or of another
-/// search space.
-#[allow(clippy::too_many_arguments)]
-pub fn build_bundle_with(
     model: &Supernet,
     fine_tuned: &[(String, Supernet)],
     family: &FamilyInfo,

@@ -41,8 +41,7 @@ pub mod search;
 pub mod spec;
 
 pub use bundle::{
-    BuiltVariant, BundleCheck, BundleOptions, BundleSummary, build_bundle, build_bundle_with,
-    verify_bundle,
+    BuiltVariant, BundleCheck, BundleOptions, BundleSummary, build_bundle, verify_bundle,
 };
 pub use cost::{Costs, costs, model_bytes};
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, DataSplit};
 use supernet::train::Checkpoint;
 
-use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle_with};
+use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle};
 use crate::error::{Error, Result};
 use crate::eval::ExtractOptions;
 use crate::latency::{LatencyLut, TimingOptions, validate};
@@ -319,7 +319,7 @@ pub fn run_bundle(
             out.display()
         ),
     );
-    build_bundle_with(
+    build_bundle(
         &model,
         &fine_tuned,
         &family,
