@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use runtime::engine::FastNet;
-use runtime::{Bundle, load_net};
+use runtime::{Bundle, FoldedNet};
 use supernet::{ArchConfig, PlainNet, SearchSpace, Supernet, arch_cost};
 
 type Res<T> = Result<T, Box<dyn Error>>;
@@ -79,7 +79,7 @@ fn burn_forward(net: &PlainNet, x: &[f32], n: usize, dev: &Device) -> Res<Vec<f3
 }
 
 fn bench(name: &str, net: &PlainNet, iters: usize, dev: &Device) -> Res<()> {
-    let fast = FastNet::from_plain(net)?;
+    let fast = FastNet::from_folded(&net.to_folded()?)?;
     let baseline = fast.clone().with_baseline_kernels();
     let (c, r) = (net.space.in_channels, net.arch.resolution);
     let macs = arch_cost(&net.space, &net.arch).macs as f64 / 1e6;
@@ -137,7 +137,9 @@ fn main() -> Res<()> {
             let family = bundle.manifest().family().clone();
             for v in bundle.manifest().variants() {
                 let bytes = bundle.read_variant(&v.id)?;
-                let net = load_net(&family, v, &bytes, &dev)?;
+                let folded =
+                    FoldedNet::from_safetensors(&bytes, &family.search_space, &v.arch, &v.file)?;
+                let net = PlainNet::from_folded(&folded, &dev);
                 bench(&v.id, &net, a.iters, &dev)?;
             }
         }

@@ -30,13 +30,18 @@ impl Bundle {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join(MANIFEST_FILE_NAME);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NoManifest { dir });
-            }
-            Err(e) => return Err(Error::io(path, "read", e)),
+        let text = match open_regular(&path) {
+            Ok(f) => read_bounded(f, &path, MAX_MANIFEST_BYTES)?,
+            Err(Error::MissingFile { .. }) => return Err(Error::NoManifest { dir }),
+            Err(e) => return Err(e),
         };
+        let text = String::from_utf8(text).map_err(|e| {
+            Error::io(
+                &path,
+                "read",
+                io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+            )
+        })?;
         let manifest = Manifest::from_json_str(&text, &path)?;
         Ok(Bundle { dir, manifest })
     }
@@ -90,28 +95,17 @@ impl Bundle {
 
     fn read_checked(&self, v: &Variant) -> Result<Vec<u8>> {
         let path = self.variant_path(v);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::MissingFile {
-                    path,
-                    variant: v.id.clone(),
-                });
-            }
-            Err(e) => return Err(Error::io(path, "open", e)),
-        };
-        let meta = file.metadata().map_err(|e| Error::io(&path, "stat", e))?;
-        if !meta.is_file() {
-            return Err(Error::io(
+        let file = open_regular(&path).map_err(|e| match e {
+            Error::MissingFile { path, .. } => Error::MissingFile {
                 path,
-                "read",
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
+                variant: v.id.clone(),
+            },
+            e => e,
+        })?;
+        let meta = file.metadata().map_err(|e| Error::io(&path, "stat", e))?;
         check_size(&path, v, meta.len())?;
-        let mut bytes = Vec::with_capacity(usize::try_from(v.model_bytes).unwrap_or(0));
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io(&path, "read", e))?;
+        // Never more than the manifest's size (+1 to notice growth): memory stays bounded.
+        let bytes = read_bounded(file, &path, v.model_bytes)?;
         // The file may have changed between stat and read.
         check_size(&path, v, bytes.len() as u64)?;
         let actual = hex(&Sha256::digest(&bytes));
@@ -126,29 +120,41 @@ impl Bundle {
         Ok(bytes)
     }
 
-    /// Verifies every variant's file (presence, size, sha256). The manifest's schema, version
-    /// and file names were checked by [`Bundle::open`].
+    /// Verifies every variant's file: a regular file inside the bundle (no link, folder or
+    /// FIFO), its size and its sha256. The manifest's schema, version and file names were
+    /// checked by [`Bundle::open`]. [`Bundle::verify_weights`] also decodes the weights.
     pub fn verify(&self) -> VerifyReport {
         self.verify_with(|_, _| Ok(()))
+    }
+
+    /// [`Bundle::verify`], and each file that passed decodes into its arch with finite weights
+    /// and compiles for the engine: what loading it on a phone would find.
+    pub fn verify_weights(&self) -> VerifyReport {
+        let family = self.manifest.family().clone();
+        self.verify_with(|v, bytes| crate::session::load_net(&family, v, bytes).map(|_| ()))
     }
 
     /// As [`Bundle::verify`], then runs `check` on each file that passed (e.g. "do these
     /// weights load into this arch").
     pub fn verify_with(
         &self,
-        mut check: impl FnMut(&Variant, &[u8]) -> std::result::Result<(), String>,
+        mut check: impl FnMut(&Variant, &[u8]) -> Result<()>,
     ) -> VerifyReport {
         let mut variants = Vec::new();
         for v in self.manifest.variants() {
             let (problem, message) = match self.read_checked(v) {
                 Ok(bytes) => match check(v, &bytes) {
                     Ok(()) => (None, None),
-                    Err(reason) => (
+                    Err(e) => (
                         Some(Problem::LoadFailed),
                         Some(format!(
-                            "{}: does not load into variant `{}`'s arch: {reason}",
+                            "{}: does not load into variant `{}`'s arch: {}",
                             self.variant_path(v).display(),
-                            v.id
+                            v.id,
+                            match e {
+                                Error::LoadFailed { source, .. } => source.to_string(),
+                                e => e.to_string(),
+                            }
                         )),
                     ),
                 },
@@ -185,6 +191,98 @@ impl Bundle {
             unlisted_files,
         }
     }
+}
+
+/// Largest `manifest.json` a bundle may have (a real one is a few KB).
+pub const MAX_MANIFEST_BYTES: u64 = 8 << 20;
+
+/// Opens `path` for reading only if it is a regular file, not following a symbolic link and
+/// never blocking (a FIFO or device is refused before it is opened).
+///
+/// # Errors
+/// [`Error::MissingFile`] (with an empty variant id) when absent, [`Error::NotRegularFile`],
+/// or [`Error::Io`].
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::MissingFile {
+                path: path.into(),
+                variant: String::new(),
+            });
+        }
+        Err(e) => return Err(Error::io(path, "stat", e)),
+    };
+    let kind = file_kind(&meta.file_type());
+    if kind != "regular file" {
+        return Err(Error::NotRegularFile {
+            path: path.into(),
+            kind,
+        });
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW | O_NONBLOCK: a file swapped for a link or FIFO after the check above
+        // fails or returns at once instead of blocking.
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| Error::io(path, "open", e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.into(),
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+fn file_kind(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device";
+        }
+    }
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_dir() {
+        "folder"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// Reads at most `limit + 1` bytes of `file` (so a file longer than `limit` is noticed
+/// without reading it whole).
+fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(limit.min(64 << 20)).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::io(
+            path,
+            "read",
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the file is larger than {limit} bytes"),
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn check_size(path: &Path, v: &Variant, found: u64) -> Result<()> {

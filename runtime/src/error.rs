@@ -12,13 +12,14 @@ use crate::fallback::FallbackEvent;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A weights file passed its checksum but does not load into its variant's arch.
-    #[error("{}: cannot load the weights: {message}; the bundle was built by an incompatible tierforge — rebuild it", path.display())]
+    /// A weights file passed its checksum but does not decode into its variant's arch (a
+    /// bundle written by an incompatible tierforge, or weights damaged before hashing).
+    #[error("{}: cannot load the weights: {source}; rebuild the bundle with this tierforge version", path.display())]
     LoadFailed {
         /// The file.
         path: PathBuf,
-        /// Why.
-        message: String,
+        /// What the decoder found.
+        source: netspec::Error,
     },
     /// An input given to a session does not fit the model.
     #[error("bad input: {reason}")]
@@ -114,7 +115,7 @@ pub enum Error {
         variant: String,
         /// The search space's complaint.
         #[source]
-        source: supernet::Error,
+        source: netspec::Error,
     },
     /// The family's search space is invalid.
     #[error("{}: family.search_space is invalid; rebuild the bundle from a valid supernet checkpoint", path.display())]
@@ -123,7 +124,7 @@ pub enum Error {
         path: PathBuf,
         /// The search space's complaint.
         #[source]
-        source: supernet::Error,
+        source: netspec::Error,
     },
     /// A variant id that the manifest does not list.
     #[error("{}: no variant `{id}` in this bundle (it has: {}); pick one of those", dir.display(), available.join(", "))]
@@ -142,6 +143,14 @@ pub enum Error {
         path: PathBuf,
         /// The variant id.
         variant: String,
+    },
+    /// A bundle file that is not a regular file (a link, folder, FIFO or device).
+    #[error("{}: is a {kind}, not a regular file; a bundle holds only regular files inside its folder — re-copy the bundle (without links)", path.display())]
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead (`symbolic link`, `folder`, `FIFO`, …).
+        kind: &'static str,
     },
     /// A weights file is shorter than the manifest says: it was cut off while copying.
     #[error("{}: weights file of variant `{variant}` is truncated: {found_bytes} of {expected_bytes} bytes, so its sha256 cannot match; re-copy the bundle", path.display())]
@@ -268,6 +277,8 @@ impl Error {
         matches!(
             self,
             Error::MissingFile { .. }
+                | Error::NotRegularFile { .. }
+                | Error::LoadFailed { .. }
                 | Error::Truncated { .. }
                 | Error::SizeMismatch { .. }
                 | Error::ChecksumMismatch { .. }

@@ -79,7 +79,7 @@ pub fn choose_and_load<T>(
     device: &DeviceFacts,
     policy: &Policy,
     cache: &DecisionCache,
-    load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+    load: impl FnMut(&Variant, &[u8]) -> Result<T>,
 ) -> Result<Loaded<T>> {
     let plan = plan(bundle, device, policy, cache)?;
     load_planned(bundle, device, policy, cache, plan, load)
@@ -141,7 +141,7 @@ pub fn load_planned<T>(
     policy: &Policy,
     cache: &DecisionCache,
     plan: Plan,
-    load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+    load: impl FnMut(&Variant, &[u8]) -> Result<T>,
 ) -> Result<Loaded<T>> {
     let (mut loaded, to_store) = load_unpersisted(bundle, device, policy, plan, load)?;
     if let Some((key, entry)) = to_store {
@@ -160,7 +160,7 @@ pub(crate) fn load_unpersisted<T>(
     device: &DeviceFacts,
     policy: &Policy,
     plan: Plan,
-    mut load: impl FnMut(&Variant, &[u8]) -> std::result::Result<T, String>,
+    mut load: impl FnMut(&Variant, &[u8]) -> Result<T>,
 ) -> Result<(Loaded<T>, Option<ToStore>)> {
     let manifest = bundle.manifest();
     let Plan {
@@ -187,9 +187,14 @@ pub(crate) fn load_unpersisted<T>(
             .read_variant(&v.id)
             .map_err(|e| (Problem::of_error(&e), e.to_string()))
             .and_then(|bytes| {
-                load(v, &bytes).map_err(|reason| {
+                load(v, &bytes).map_err(|e| {
                     let path = bundle.variant_path(v);
-                    let msg = format!("{}: does not load: {reason}", path.display());
+                    let msg = match e {
+                        Error::LoadFailed { source, .. } => {
+                            format!("{}: does not load: {source}", path.display())
+                        }
+                        e => format!("{}: does not load: {e}", path.display()),
+                    };
                     (Problem::LoadFailed, msg)
                 })
             });

@@ -11,8 +11,9 @@
 //! cache file is reported, ignored and rewritten.
 //!
 //! # Threads
-//! Inference runs on burn's CPU backend, which parallelises with rayon's **global** pool: one
-//! per process, sized on first use and never resized. [`set_threads`] (or
+//! A single image runs on the calling thread; a batch is split over rayon's **global** pool, one
+//! per process, sized on first use and never resized, which the probe's multi-thread benchmark
+//! uses too. [`set_threads`] (or
 //! [`LaunchOptions::threads`]) sizes it, and only works before the first inference or probe of
 //! the process; later it returns [`Error::Threads`] (the launcher then records a note in the
 //! report and goes on with the pool in force). The probe's multi-thread benchmark uses the same
@@ -36,7 +37,7 @@ use crate::fallback::{
 use crate::select::{Decision, Policy};
 use crate::session::{ImageRef, Prediction, Session, load_net};
 
-/// Sizes rayon's global thread pool, which burn's CPU backend uses for inference (process-wide;
+/// Sizes rayon's global thread pool, which batched inference and the probe use (process-wide;
 /// see the [module docs](self)). `0` means rayon's default (one thread per logical CPU, or
 /// `RAYON_NUM_THREADS`).
 ///
@@ -457,10 +458,9 @@ impl Launcher {
         // The load.
         let t = Instant::now();
         let family = bundle.manifest().family().clone();
-        let compute = supernet::default_device();
         let (loaded, decision_to_store) =
             load_unpersisted(&bundle, &device, &opts.policy, plan, |v, bytes| {
-                load_net(&family, v, bytes, &compute)
+                load_net(&family, v, bytes)
             })?;
         let session = Session::new(loaded.model, family, loaded.variant);
         let load_time = t.elapsed();

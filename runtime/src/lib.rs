@@ -100,8 +100,6 @@ pub mod launch;
 pub mod manifest;
 pub mod select;
 pub mod session;
-#[doc(hidden)]
-pub mod test_support;
 
 pub use bundle::{Bundle, BundleWriter, Problem, VariantCheck, VerifyReport};
 pub use cache::{
@@ -126,10 +124,10 @@ pub use manifest::{
     BUNDLE_FORMAT_VERSION, Dtype, Family, MANIFEST_FILE_NAME, Manifest, ManifestFile, Reference,
     ThreadLatency, Tier, Variant, check_file_name,
 };
+pub use netspec::{ArchConfig, FoldedNet, SearchSpace};
 pub use select::{
     AccuracySource, Decision, Policy, RUNTIME_OVERHEAD_BYTES, RejectReason, Rejection,
     memory_need_bytes, next_smaller, predicted_latency_ms, select, select_excluding, shortfall,
     size_order, smaller_than,
 };
 pub use session::{ImageRef, Prediction, Session, load_net};
-pub use supernet::{ArchConfig, SearchSpace};

@@ -8,11 +8,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use netspec::{ArchConfig, SearchSpace};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use supernet::{ArchConfig, SearchSpace};
 
 use crate::error::{Error, Result};
+
+/// Largest variant file a manifest may declare (1 GiB; real variants are well under 10 MB).
+pub const MAX_VARIANT_BYTES: u64 = 1 << 30;
 
 /// The `format_version` this runtime reads and writes.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
@@ -537,6 +540,16 @@ pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
                 "must not be empty",
             ));
         }
+        if v.id.chars().any(char::is_control) || v.id.len() > 128 {
+            return Err(invalid(
+                path,
+                format!("variants[{i}].id"),
+                format!(
+                    "{:?} holds a control character or is over 128 bytes; use letters, digits, `-` and `_`",
+                    v.id.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
         if !ids.insert(v.id.as_str()) {
             return Err(invalid(
                 path,
@@ -577,11 +590,15 @@ pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
                 ),
             ));
         }
-        if v.model_bytes == 0 {
+        // Bounded so that a damaged manifest cannot make a reader allocate gigabytes.
+        if v.model_bytes == 0 || v.model_bytes > MAX_VARIANT_BYTES {
             return Err(invalid(
                 path,
                 format!("variants[{i}].model_bytes"),
-                "must be > 0",
+                format!(
+                    "is {}; a variant file has 1..={MAX_VARIANT_BYTES} bytes — rebuild the bundle",
+                    v.model_bytes
+                ),
             ));
         }
         positive(path, format!("variants[{i}].latency_ms"), v.latency_ms)?;

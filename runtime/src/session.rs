@@ -1,10 +1,9 @@
 //! The inference session: a loaded variant plus its preprocessing.
 
-use burn::prelude::*;
-use supernet::PlainNet;
-use supernet::preprocess::resize_bilinear;
+use netspec::{FoldedNet, InputSpec, prepare_image};
 
 use crate::bundle::Bundle;
+use crate::engine::FastNet;
 use crate::error::{Error, Result};
 use crate::manifest::{Family, Variant};
 
@@ -19,64 +18,45 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// An image in memory: `height × width × channels` u8, interleaved (HWC), as apps hold bitmaps.
-#[derive(Debug, Clone, Copy)]
-pub struct ImageRef<'a> {
-    /// Pixels, `height · width · channels` bytes.
-    pub pixels: &'a [u8],
-    /// Width.
-    pub width: usize,
-    /// Height.
-    pub height: usize,
-    /// Channels (1 or 3).
-    pub channels: usize,
-}
+pub use netspec::ImageRef;
 
-/// A variant loaded for inference.
+/// A variant loaded for inference: the fused engine compiled from its weights, and the
+/// family's preprocessing.
 #[derive(Debug)]
 pub struct Session {
-    net: PlainNet,
-    /// The fused CPU engine compiled from `net` (None: a net it does not take, or
-    /// [`Session::use_burn`]); inference runs on it when present.
-    fast: Option<crate::engine::FastNet>,
+    fast: FastNet,
     family: Family,
     variant: Variant,
-    device: Device,
     buf: Vec<f32>,
+    chw: Vec<f32>,
     resized: Vec<f32>,
 }
 
-/// Parses variant bytes (already checksum-verified) into a network. `what` names the file in errors.
+/// Decodes variant bytes (already checksum-verified) and compiles them for the engine.
 ///
 /// # Errors
-/// A file that does not decode into the variant's arch.
-pub fn load_net(
-    family: &Family,
-    variant: &Variant,
-    bytes: &[u8],
-    device: &Device,
-) -> std::result::Result<PlainNet, String> {
-    PlainNet::from_safetensors(
-        bytes,
-        &family.search_space,
-        &variant.arch,
-        &variant.file,
-        device,
-    )
-    .map_err(|e| e.to_string())
+/// [`Error::LoadFailed`] naming the variant's file when the bytes do not decode into the
+/// variant's arch (or hold non-finite values); [`Error::UnsupportedNet`] when the engine
+/// cannot run the network.
+pub fn load_net(family: &Family, variant: &Variant, bytes: &[u8]) -> Result<FastNet> {
+    let net =
+        FoldedNet::from_safetensors(bytes, &family.search_space, &variant.arch, &variant.file)
+            .map_err(|source| Error::LoadFailed {
+                path: variant.file.clone().into(),
+                source,
+            })?;
+    FastNet::from_folded(&net)
 }
 
 impl Session {
-    /// Wraps an already loaded network.
-    pub fn new(net: PlainNet, family: Family, variant: Variant) -> Self {
-        let fast = crate::engine::FastNet::from_plain(&net).ok();
+    /// Wraps a compiled network.
+    pub fn new(fast: FastNet, family: Family, variant: Variant) -> Self {
         Session {
-            net,
             fast,
             family,
             variant,
-            device: supernet::default_device(),
             buf: Vec::new(),
+            chw: Vec::new(),
             resized: Vec::new(),
         }
     }
@@ -89,25 +69,19 @@ impl Session {
         let variant = bundle.variant(id)?.clone();
         let bytes = bundle.read_variant(id)?;
         let family = bundle.manifest().family().clone();
-        let device = supernet::default_device();
-        let net =
-            load_net(&family, &variant, &bytes, &device).map_err(|message| Error::LoadFailed {
+        let fast = load_net(&family, &variant, &bytes).map_err(|e| match e {
+            Error::LoadFailed { source, .. } => Error::LoadFailed {
                 path: bundle.variant_path(&variant),
-                message,
-            })?;
-        Ok(Session::new(net, family, variant))
+                source,
+            },
+            e => e,
+        })?;
+        Ok(Session::new(fast, family, variant))
     }
 
-    /// Runs inference through burn's tensor ops (`PlainNet::forward`) instead of the fused
-    /// engine: for comparisons and benchmarks.
-    pub fn use_burn(mut self) -> Self {
-        self.fast = None;
-        self
-    }
-
-    /// Which inference path runs: `"fast"` (the fused engine) or `"burn"`.
-    pub fn engine(&self) -> &'static str {
-        if self.fast.is_some() { "fast" } else { "burn" }
+    /// The compiled network.
+    pub fn engine(&self) -> &FastNet {
+        &self.fast
     }
 
     /// The loaded variant.
@@ -115,9 +89,9 @@ impl Session {
         &self.variant
     }
 
-    /// The network.
-    pub fn net(&self) -> &PlainNet {
-        &self.net
+    /// The family the variant belongs to.
+    pub fn family(&self) -> &Family {
+        &self.family
     }
 
     /// Logits of a batch that is already preprocessed: `[n, c, r, r]` normalised f32, row-major.
@@ -125,63 +99,28 @@ impl Session {
     /// # Errors
     /// A buffer of the wrong length.
     pub fn logits_preprocessed(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let c = self.family.in_channels;
-        let r = self.variant.resolution;
-        if x.len() != n * c * r * r || n == 0 {
-            return Err(Error::BadInput {
-                reason: format!("expected {n}×{c}×{r}×{r} floats, got {}", x.len()),
-            });
-        }
-        if let Some(f) = &self.fast {
-            return f.forward(x, n);
-        }
-        let t = Tensor::<1>::from_data(TensorData::new(x.to_vec(), [x.len()]), &self.device)
-            .reshape([n, c, r, r]);
-        Ok(self
-            .net
-            .forward(t)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default())
+        self.fast.forward(x, n)
     }
 
     /// Preprocesses images (resize to the variant's resolution, normalise with the manifest's
     /// mean/std) into the session's buffer.
     fn preprocess(&mut self, images: &[ImageRef<'_>]) -> Result<()> {
-        let c = self.family.in_channels;
-        let r = self.variant.resolution;
+        let spec = InputSpec {
+            channels: self.family.in_channels,
+            resolution: self.variant.resolution,
+            mean: &self.family.mean,
+            std: &self.family.std,
+        };
         self.buf.clear();
-        let mut chw = Vec::new();
         for (i, im) in images.iter().enumerate() {
-            if im.channels != c
-                || im.pixels.len() != im.width * im.height * im.channels
-                || im.width == 0
-                || im.height == 0
-            {
-                return Err(Error::BadInput {
-                    reason: format!(
-                        "image {i}: {}×{}×{} with {} bytes; this model takes {c}-channel images (HWC u8)",
-                        im.height,
-                        im.width,
-                        im.channels,
-                        im.pixels.len()
-                    ),
-                });
-            }
-            chw.clear();
-            chw.resize(c * im.width * im.height, 0.0);
-            let plane = im.width * im.height;
-            for ch in 0..c {
-                let (m, s) = (
-                    self.family.mean[ch.min(self.family.mean.len() - 1)],
-                    self.family.std[ch.min(self.family.std.len() - 1)],
-                );
-                for p in 0..plane {
-                    chw[ch * plane + p] = (im.pixels[p * c + ch] as f32 / 255.0 - m) / s;
-                }
-            }
-            resize_bilinear(&chw, 1, c, im.height, im.width, r, &mut self.resized);
-            self.buf.extend_from_slice(&self.resized);
+            prepare_image(*im, spec, &mut self.chw, &mut self.resized, &mut self.buf).map_err(
+                |e| Error::BadInput {
+                    reason: match e {
+                        netspec::Error::Data { reason, .. } => format!("image {i}: {reason}"),
+                        e => format!("image {i}: {e}"),
+                    },
+                },
+            )?;
         }
         Ok(())
     }

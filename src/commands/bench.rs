@@ -16,13 +16,13 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use runtime::engine::FastNet;
-use runtime::{Bundle, Session, Variant};
+use runtime::{Bundle, FoldedNet, Variant};
 use serde::Serialize;
 use supernet::data::{Batcher, Dataset};
 use supernet::train::loss::{cross_entropy_smooth, distill, teacher_probs};
 use supernet::train::optim::Optimizer;
 use supernet::train::{Method, OptimizerConfig, TrainConfig};
-use supernet::{ArchConfig, BnMode, SearchSpace, Supernet};
+use supernet::{ArchConfig, BnMode, PlainNet, SearchSpace, Supernet};
 
 /// Arguments of `tierforge bench`.
 #[derive(clap::Args, Debug)]
@@ -553,9 +553,10 @@ const DEFAULT_ENGINES: &str = "burn,fast";
 /// engine from the JSON lines (`"engine"`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
-    /// burn's tensor path (`Session::use_burn`, then `Session::logits_preprocessed`; flex backend).
+    /// burn's tensor path (`supernet::PlainNet::forward` on the flex backend), built from the
+    /// same decoded weights.
     Burn,
-    /// The fused engine `runtime::engine::FastNet`, built from the same loaded `PlainNet`.
+    /// The runtime's fused engine `runtime::engine::FastNet`.
     Fast,
 }
 
@@ -567,17 +568,16 @@ impl EngineKind {
         }
     }
 
-    /// Builds the engine for one loaded variant (not timed).
-    fn build<'a>(self, session: &'a Session) -> anyhow::Result<Box<dyn InferEngine + 'a>> {
+    /// Builds the engine for one decoded variant (not timed).
+    fn build(self, net: &FoldedNet, id: &str) -> anyhow::Result<Box<dyn InferEngine>> {
         Ok(match self {
-            EngineKind::Burn => Box::new(BurnEngine(session)),
+            EngineKind::Burn => Box::new(BurnEngine(PlainNet::from_folded(
+                net,
+                &supernet::default_device(),
+            ))),
             EngineKind::Fast => Box::new(FastEngine(
-                FastNet::from_plain(session.net()).with_context(|| {
-                    format!(
-                        "building the fast engine for variant {}",
-                        session.variant().id
-                    )
-                })?,
+                FastNet::from_folded(net)
+                    .with_context(|| format!("building the fast engine for variant {id}"))?,
             )),
         })
     }
@@ -589,12 +589,23 @@ trait InferEngine {
     fn logits(&self, x: &[f32], n: usize) -> anyhow::Result<Vec<f32>>;
 }
 
-/// The runtime session's own path: copy into a tensor, forward, copy the logits out.
-struct BurnEngine<'a>(&'a Session);
+/// burn's tensor path: copy into a tensor, forward, copy the logits out.
+struct BurnEngine(PlainNet);
 
-impl InferEngine for BurnEngine<'_> {
+impl InferEngine for BurnEngine {
     fn logits(&self, x: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
-        Ok(self.0.logits_preprocessed(x, n)?)
+        let (c, r) = (self.0.space.in_channels, self.0.arch.resolution);
+        let t = Tensor::<1>::from_data(
+            TensorData::new(x.to_vec(), [x.len()]),
+            &supernet::default_device(),
+        )
+        .reshape([n, c, r, r]);
+        Ok(self
+            .0
+            .try_forward(t)?
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?)
     }
 }
 
@@ -894,18 +905,21 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
     let mut index_variants = Vec::new();
     let mut failures = 0usize;
     for v in &variants {
-        // the session on burn's tensor path (the `burn` engine and the reference logits); the
-        // `fast` engine is compiled from the same loaded network
-        let session = Session::open(&bundle, &v.id)
-            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?
-            .use_burn();
+        // the decoded weights: burn's tensor path gives the reference logits; every engine is
+        // built from the same weights
+        let bytes = bundle
+            .read_variant(&v.id)
+            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?;
+        let folded = FoldedNet::from_safetensors(&bytes, &family.search_space, &v.arch, &v.file)
+            .with_context(|| format!("decoding variant {} of {}", v.id, dir.display()))?;
+        let reference_engine = EngineKind::Burn.build(&folded, &v.id)?;
         let x_all = inputs
             .get(&v.resolution)
             .context("no input for the variant's resolution")?;
         let classes = family.labels.len();
         // The reference: the burn engine on the first `n_max` images.
-        let reference = session
-            .logits_preprocessed(x_all, n_max)
+        let reference = reference_engine
+            .logits(x_all, n_max)
             .with_context(|| format!("running variant {}", v.id))?;
         let stem = file_part(&v.id);
         if let Some(d) = &a.dump_inputs {
@@ -930,7 +944,7 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         for &kind in &engines {
-            let engine = kind.build(&session)?;
+            let engine = kind.build(&folded, &v.id)?;
             for &b in &a.batch {
                 let x = &x_all[..b * c * v.resolution * v.resolution];
                 let warmup = scaled_count(a.warmup, b, 2);

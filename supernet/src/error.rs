@@ -6,6 +6,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An invalid search space or arch, or a malformed weights file (from `netspec`).
+    #[error(transparent)]
+    Spec(#[from] netspec::Error),
     /// A config (search space, arch, training config) failed validation.
     #[error("invalid {what}: {reason}")]
     InvalidConfig {

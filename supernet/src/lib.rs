@@ -15,7 +15,13 @@
 #![warn(missing_docs)]
 
 pub mod error;
-pub mod space;
+/// Image preprocessing (from `netspec`, shared with the runtime).
+pub use netspec::preprocess;
+/// The search space and archs with exact costs (from `netspec`, shared with the runtime).
+pub use netspec::space;
+/// The variant weights codec (from `netspec`, shared with the runtime).
+pub use netspec::weights;
+pub use netspec::{FoldedNet, quantize_per_channel};
 
 pub use error::{Error, Result};
 pub use space::{
@@ -29,7 +35,6 @@ pub use elastic::BnMode;
 pub use net::Supernet;
 #[cfg(feature = "train")]
 pub mod data;
-pub mod preprocess;
 #[cfg(feature = "train")]
 pub mod train;
 
@@ -48,5 +53,4 @@ pub fn default_device() -> burn::prelude::Device {
     burn::prelude::Device::flex()
 }
 pub mod plain;
-pub mod weights;
 pub use plain::PlainNet;

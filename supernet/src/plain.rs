@@ -1,8 +1,6 @@
 //! The plain (extracted) network: exactly one sub-network's shape, no elastic slicing, BN either
 //! kept (as a per-channel scale and shift) or folded into the convs. What ships in a bundle.
 
-use std::collections::BTreeMap;
-
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -11,8 +9,8 @@ use crate::block::activate;
 use crate::elastic::{BnMode, ElasticBatchNorm};
 use crate::error::{Error, Result};
 use crate::net::Supernet;
-use crate::space::{ArchConfig, SearchSpace};
-use crate::weights::{self, StoredTensor};
+use crate::space::{Act, ArchConfig, SearchSpace};
+use netspec::{FoldedBlock, FoldedConv, FoldedNet};
 
 /// A conv layer of a plain network.
 #[derive(Debug, Clone)]
@@ -27,8 +25,8 @@ pub struct PlainConv {
     pub stride: usize,
     /// Groups (channels for depthwise).
     pub groups: usize,
-    /// Activation after the layer: None, Some(false) = ReLU, Some(true) = h-swish.
-    pub act: Option<bool>,
+    /// Activation after the layer, if any.
+    pub act: Option<Act>,
 }
 
 impl PlainConv {
@@ -43,7 +41,7 @@ impl PlainConv {
                 .add(b.clone().reshape([1, c, 1, 1]));
         }
         match self.act {
-            Some(h) => activate(y, h),
+            Some(a) => activate(y, a == Act::Hswish),
             None => y,
         }
     }
@@ -105,6 +103,10 @@ fn bn_of(bn: &ElasticBatchNorm, c: usize) -> (Tensor<1>, Tensor<1>) {
     bn.eval_scale_shift(c)
 }
 
+fn act_of(hswish: bool) -> Act {
+    if hswish { Act::Hswish } else { Act::Relu }
+}
+
 fn sliced(w: Tensor<4>, o: usize, i: usize) -> Tensor<4> {
     w.slice(s![0..o, 0..i, .., ..])
 }
@@ -126,7 +128,7 @@ impl PlainNet {
             bn: Some(bn_of(&net.stem_bn, sp.stem_channels)),
             stride: net.stem.stride,
             groups: 1,
-            act: Some(false),
+            act: Some(Act::Relu),
         };
         let mut blocks = Vec::new();
         for (s, stage) in net.stages.iter().enumerate() {
@@ -140,7 +142,7 @@ impl PlainNet {
                         bn: Some(bn_of(&blk.expand_bn, hidden)),
                         stride: 1,
                         groups: 1,
-                        act: Some(blk.hswish),
+                        act: Some(act_of(blk.hswish)),
                     },
                     dw: PlainConv {
                         weight: d(blk.dw.active_weight(hidden, k)),
@@ -148,7 +150,7 @@ impl PlainNet {
                         bn: Some(bn_of(&blk.dw_bn, hidden)),
                         stride: blk.stride,
                         groups: hidden,
-                        act: Some(blk.hswish),
+                        act: Some(act_of(blk.hswish)),
                     },
                     project: PlainConv {
                         weight: d(sliced(blk.project.weight.val(), blk.out_channels, hidden)),
@@ -168,7 +170,7 @@ impl PlainNet {
             bn: Some(bn_of(&net.head_bn, sp.head_channels)),
             stride: 1,
             groups: 1,
-            act: Some(true),
+            act: Some(Act::Hswish),
         };
         Ok(PlainNet {
             space: sp.clone(),
@@ -245,80 +247,117 @@ impl PlainNet {
         v
     }
 
-    /// Serialises a folded network as safetensors, weights as f32 or (`int8`) per-output-channel
-    /// symmetric int8 with an f32 scale per channel (`NAME.weight_scale`). Biases stay f32.
-    /// Metadata holds the arch and space JSON so the file describes itself.
+    /// The network as plain buffers (BN must be folded): what a variant file holds and what
+    /// the runtime's engine is built from.
+    ///
+    /// # Errors
+    /// If BN is not folded yet, or a tensor cannot be read.
+    pub fn to_folded(&self) -> Result<FoldedNet> {
+        let f4 = |name: &str, t: &Tensor<4>| -> Result<Vec<f32>> {
+            t.clone().into_data().try_into_vec::<f32>().map_err(|e| {
+                Error::config("network", format!("{name}: cannot read the weights: {e:?}"))
+            })
+        };
+        let conv = |name: &str, c: &PlainConv| -> Result<FoldedConv> {
+            if c.bn.is_some() {
+                return Err(Error::config("network", "fold BN before saving"));
+            }
+            let shape = c.weight.dims();
+            let bias = match &c.bias {
+                Some(b) => b.clone().into_data().try_into_vec::<f32>().map_err(|e| {
+                    Error::config("network", format!("{name}: cannot read the bias: {e:?}"))
+                })?,
+                None => vec![0.0; shape[0]],
+            };
+            Ok(FoldedConv {
+                weight: f4(name, &c.weight)?,
+                shape,
+                bias,
+                stride: c.stride,
+                groups: c.groups,
+                act: c.act,
+            })
+        };
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for (i, b) in self.blocks.iter().enumerate() {
+            blocks.push(FoldedBlock {
+                expand: conv(&format!("blocks.{i}.expand"), &b.expand)?,
+                dw: conv(&format!("blocks.{i}.dw"), &b.dw)?,
+                project: conv(&format!("blocks.{i}.project"), &b.project)?,
+                residual: b.residual,
+            });
+        }
+        let read = |name: &str, v: burn::tensor::TensorData| {
+            v.try_into_vec::<f32>()
+                .map_err(|e| Error::config("network", format!("{name}: cannot read: {e:?}")))
+        };
+        Ok(FoldedNet {
+            space: self.space.clone(),
+            arch: self.arch.clone(),
+            stem: conv("stem", &self.stem)?,
+            blocks,
+            head: conv("head", &self.head)?,
+            fc_weight: read("fc.weight", self.fc_weight.clone().into_data())?,
+            fc_bias: read("fc.bias", self.fc_bias.clone().into_data())?,
+        })
+    }
+
+    /// A burn network from plain buffers (the inverse of [`PlainNet::to_folded`]).
+    pub fn from_folded(net: &FoldedNet, device: &Device) -> Self {
+        let conv = |c: &FoldedConv| {
+            let n = c.weight.len();
+            PlainConv {
+                weight: Tensor::<1>::from_data(TensorData::new(c.weight.clone(), [n]), device)
+                    .reshape(c.shape),
+                bias: Some(Tensor::from_data(
+                    TensorData::new(c.bias.clone(), [c.bias.len()]),
+                    device,
+                )),
+                bn: None,
+                stride: c.stride,
+                groups: c.groups,
+                act: c.act,
+            }
+        };
+        let classes = net.fc_bias.len();
+        PlainNet {
+            space: net.space.clone(),
+            arch: net.arch.clone(),
+            stem: conv(&net.stem),
+            blocks: net
+                .blocks
+                .iter()
+                .map(|b| PlainBlock {
+                    expand: conv(&b.expand),
+                    dw: conv(&b.dw),
+                    project: conv(&b.project),
+                    residual: b.residual,
+                })
+                .collect(),
+            head: conv(&net.head),
+            fc_weight: Tensor::<1>::from_data(
+                TensorData::new(net.fc_weight.clone(), [net.fc_weight.len()]),
+                device,
+            )
+            .reshape([classes, net.fc_weight.len() / classes.max(1)]),
+            fc_bias: Tensor::from_data(TensorData::new(net.fc_bias.clone(), [classes]), device),
+        }
+    }
+
+    /// Serialises a folded network as safetensors (see [`FoldedNet::to_safetensors`]).
     ///
     /// # Errors
     /// If BN is not folded yet.
     pub fn to_safetensors(&self, int8: bool) -> Result<Vec<u8>> {
-        let mut m = BTreeMap::new();
-        let f = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
-        for (name, c) in self.convs() {
-            if c.bn.is_some() {
-                return Err(Error::config("network", "fold BN before saving"));
-            }
-            let shape = c.weight.dims().to_vec();
-            let w = f(c.weight.clone());
-            if int8 {
-                let (q, scales) = quantize_per_channel(&w, shape[0]);
-                m.insert(format!("{name}.weight"), StoredTensor::I8(q, shape.clone()));
-                m.insert(
-                    format!("{name}.weight_scale"),
-                    StoredTensor::F32(scales, vec![shape[0]]),
-                );
-            } else {
-                m.insert(
-                    format!("{name}.weight"),
-                    StoredTensor::F32(w, shape.clone()),
-                );
-            }
-            let b = c
-                .bias
-                .clone()
-                .map(|b| b.into_data().try_to_vec::<f32>().unwrap_or_default())
-                .unwrap_or_else(|| vec![0.0; shape[0]]);
-            m.insert(format!("{name}.bias"), StoredTensor::F32(b, vec![shape[0]]));
-        }
-        let fw = self.fc_weight.clone();
-        let [o, i] = fw.dims();
-        let fwv = fw.into_data().try_to_vec::<f32>().unwrap_or_default();
-        if int8 {
-            let (q, scales) = quantize_per_channel(&fwv, o);
-            m.insert("fc.weight".into(), StoredTensor::I8(q, vec![o, i]));
-            m.insert("fc.weight_scale".into(), StoredTensor::F32(scales, vec![o]));
-        } else {
-            m.insert("fc.weight".into(), StoredTensor::F32(fwv, vec![o, i]));
-        }
-        m.insert(
-            "fc.bias".into(),
-            StoredTensor::F32(
-                self.fc_bias
-                    .clone()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-                vec![o],
-            ),
-        );
-        let mut meta = BTreeMap::new();
-        meta.insert(
-            "arch".into(),
-            serde_json::to_string(&self.arch).unwrap_or_default(),
-        );
-        meta.insert(
-            "space".into(),
-            serde_json::to_string(&self.space).unwrap_or_default(),
-        );
-        meta.insert("format".into(), "tierforge-plain-v1".into());
-        Ok(weights::encode(&m, &meta))
+        Ok(self.to_folded()?.to_safetensors(int8))
     }
 
     /// Loads a network written by [`PlainNet::to_safetensors`] (f32 or int8, dequantised to f32),
     /// checking every tensor against the shape `arch` implies. `what` names the file in errors.
     ///
     /// # Errors
-    /// Truncated or malformed data, a missing tensor, or a tensor of the wrong shape.
+    /// Truncated or malformed data, a missing tensor, a tensor of the wrong shape, or a value
+    /// that is not finite.
     pub fn from_safetensors(
         bytes: &[u8],
         space: &SearchSpace,
@@ -326,119 +365,8 @@ impl PlainNet {
         what: &str,
         device: &Device,
     ) -> Result<Self> {
-        arch.validate(space)?;
-        let (mut m, _) = weights::decode(bytes, what)?;
-        let bad = |r: String| Error::Data {
-            path: what.into(),
-            reason: r,
-        };
-        // Removes tensor `name`, checks its shape, and dequantises it with `name_scale` if int8.
-        let take = |m: &mut BTreeMap<String, StoredTensor>,
-                    name: &str,
-                    shape: &[usize]|
-         -> Result<Vec<f32>> {
-            let t = m
-                .remove(name)
-                .ok_or_else(|| bad(format!("tensor {name} is missing")))?;
-            if t.shape() != shape {
-                return Err(bad(format!(
-                    "tensor {name} has shape {:?}, the arch needs {shape:?}",
-                    t.shape()
-                )));
-            }
-            Ok(match t {
-                StoredTensor::F32(v, _) => v,
-                StoredTensor::I8(q, _) => {
-                    let mut w: Vec<f32> = q.iter().map(|&x| x as f32).collect();
-                    match m.remove(&format!("{name}_scale")) {
-                        Some(StoredTensor::F32(sc, ss)) if ss == [shape[0]] => {
-                            dequantize(&mut w, &sc)
-                        }
-                        _ => {
-                            return Err(bad(format!(
-                                "int8 tensor {name} has no f32 {name}_scale of shape [{}]",
-                                shape[0]
-                            )));
-                        }
-                    }
-                    w
-                }
-            })
-        };
-        let layers = crate::space::layers(space, arch);
-        let mut convs = Vec::new();
-        let mut names = vec!["stem".to_string()];
-        for i in 0..arch.depths.iter().sum::<usize>() {
-            names.extend([
-                format!("blocks.{i}.expand"),
-                format!("blocks.{i}.dw"),
-                format!("blocks.{i}.project"),
-            ]);
-        }
-        names.push("head".into());
-        for (name, l) in names.iter().zip(&layers) {
-            let groups = if l.kind == crate::space::LayerKind::Depthwise {
-                l.out_channels
-            } else {
-                1
-            };
-            let shape = [l.out_channels, l.in_channels / groups, l.kernel, l.kernel];
-            let w = take(&mut m, &format!("{name}.weight"), &shape)?;
-            let b = take(&mut m, &format!("{name}.bias"), &[l.out_channels])?;
-            let n: usize = shape.iter().product();
-            convs.push(PlainConv {
-                weight: Tensor::<1>::from_data(TensorData::new(w, [n]), device).reshape(shape),
-                bias: Some(Tensor::from_data(
-                    TensorData::new(b, [l.out_channels]),
-                    device,
-                )),
-                bn: None,
-                stride: l.stride,
-                groups,
-                act: None,
-            });
-        }
-        let classes = space.num_classes;
-        let fw = take(&mut m, "fc.weight", &[classes, space.head_channels])?;
-        let fb = take(&mut m, "fc.bias", &[classes])?;
-        // activations from the space
-        let mut it = convs.into_iter();
-        let mut stem = it.next().ok_or_else(|| bad("no stem".into()))?;
-        stem.act = Some(false);
-        let mut blocks = Vec::new();
-        for (s, st) in space.stages.iter().enumerate() {
-            let h = st.act == crate::space::Act::Hswish;
-            for b in 0..arch.depths[s] {
-                let (Some(mut e), Some(mut dw), Some(p)) = (it.next(), it.next(), it.next()) else {
-                    return Err(bad("too few blocks".into()));
-                };
-                e.act = Some(h);
-                dw.act = Some(h);
-                let cin = if b == 0 { space.stage_in(s) } else { st.width };
-                let residual = (if b == 0 { st.stride } else { 1 }) == 1 && cin == st.width;
-                blocks.push(PlainBlock {
-                    expand: e,
-                    dw,
-                    project: p,
-                    residual,
-                });
-            }
-        }
-        let mut head = it.next().ok_or_else(|| bad("no head".into()))?;
-        head.act = Some(true);
-        Ok(PlainNet {
-            space: space.clone(),
-            arch: arch.clone(),
-            stem,
-            blocks,
-            head,
-            fc_weight: Tensor::<1>::from_data(
-                TensorData::new(fw, [classes * space.head_channels]),
-                device,
-            )
-            .reshape([classes, space.head_channels]),
-            fc_bias: Tensor::from_data(TensorData::new(fb, [classes]), device),
-        })
+        let folded = FoldedNet::from_safetensors(bytes, space, arch, what)?;
+        Ok(Self::from_folded(&folded, device))
     }
 
     /// Stored parameters (after folding: weights + one bias per channel).
@@ -450,33 +378,6 @@ impl PlainNet {
             .sum();
         n += self.fc_weight.shape().num_elements() + self.fc_bias.shape().num_elements();
         n
-    }
-}
-
-/// Per-row symmetric int8 quantisation of a `[rows, …]` row-major weight: `(q, scales)`.
-pub fn quantize_per_channel(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
-    let per = w.len() / rows.max(1);
-    let mut q = Vec::with_capacity(w.len());
-    let mut scales = Vec::with_capacity(rows);
-    for r in 0..rows {
-        let row = &w[r * per..(r + 1) * per];
-        let m = row.iter().fold(0f32, |a, &x| a.max(x.abs()));
-        let s = if m > 0.0 { m / 127.0 } else { 1.0 };
-        scales.push(s);
-        q.extend(
-            row.iter()
-                .map(|&x| (x / s).round().clamp(-127.0, 127.0) as i8),
-        );
-    }
-    (q, scales)
-}
-
-fn dequantize(w: &mut [f32], scales: &[f32]) {
-    let per = w.len() / scales.len().max(1);
-    for (r, s) in scales.iter().enumerate() {
-        for x in &mut w[r * per..(r + 1) * per] {
-            *x *= s;
-        }
     }
 }
 
@@ -556,21 +457,6 @@ mod tests {
                 assert!(
                     PlainNet::from_safetensors(&bytes, &sp, &other, "v.safetensors", &dev).is_err()
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn quantize_roundtrip_error_is_bounded() {
-        let w: Vec<f32> = (0..64)
-            .map(|i| ((i as f32) * 0.7).sin() * (1 + i / 16) as f32)
-            .collect();
-        let (q, s) = quantize_per_channel(&w, 4);
-        let mut d: Vec<f32> = q.iter().map(|&x| x as f32).collect();
-        dequantize(&mut d, &s);
-        for r in 0..4 {
-            for j in 0..16 {
-                assert!((d[r * 16 + j] - w[r * 16 + j]).abs() <= s[r] / 2.0 + 1e-6);
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use runtime::test_support::{TINY_CLASSES, tiny_bundle};
+use fixtures::{TINY_CLASSES, tiny_bundle};
 
 use crate::util::*;
 

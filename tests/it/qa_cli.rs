@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime::test_support::{TINY_CLASSES, TINY_SIZE, tiny_bundle};
+use fixtures::{TINY_CLASSES, TINY_SIZE, tiny_bundle};
 
 use crate::util::*;
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime::test_support::tiny_bundle;
+use fixtures::tiny_bundle;
 
 use crate::util::*;
 

@@ -304,15 +304,8 @@ pub fn build_bundle(
         let bar = progress_bar(payloads.len() as u64, opts.progress, "timing variants");
         for (v, bytes) in payloads.iter_mut() {
             bar.set_message(v.id.clone());
-            let net = runtime::load_net(&fam, v, bytes, device).map_err(|message| {
-                Error::runtime(
-                    format!("timing variant {}", v.id),
-                    runtime::Error::LoadFailed {
-                        path: v.file.clone().into(),
-                        message,
-                    },
-                )
-            })?;
+            let net = runtime::load_net(&fam, v, bytes)
+                .map_err(|e| Error::runtime(format!("timing variant {}", v.id), e))?;
             let mut session = runtime::Session::new(net, fam.clone(), v.clone());
             v.latency_by_threads = threads
                 .iter()
@@ -408,7 +401,7 @@ pub struct Remeasured {
     pub measured: f64,
     /// Test images measured.
     pub images: usize,
-    /// The session's inference engine (`fast` or `burn`).
+    /// The kernels the runtime engine ran (`avx2+fma` or `baseline`).
     pub engine: String,
 }
 
@@ -462,9 +455,7 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
     let bundle = Bundle::open(path)
         .map_err(|e| Error::runtime(format!("opening the bundle {}", path.display()), e))?;
     let family = bundle.manifest().family().clone();
-    let device = supernet::default_device();
-    let report =
-        bundle.verify_with(|v, bytes| runtime::load_net(&family, v, bytes, &device).map(|_| ()));
+    let report = bundle.verify_weights();
     let mut remeasured = Vec::new();
     if let Some(ds) = remeasure_test {
         if ds.channels != family.in_channels {
@@ -501,7 +492,7 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
             let Ok(bytes) = bundle.read_variant(&v.id) else {
                 continue;
             };
-            let Ok(net) = runtime::load_net(&family, v, &bytes, &device) else {
+            let Ok(net) = runtime::load_net(&family, v, &bytes) else {
                 continue;
             };
             let mut session = runtime::Session::new(net, family.clone(), v.clone());
@@ -512,7 +503,7 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
                 manifest: v.test_accuracy,
                 measured,
                 images: ds.len(),
-                engine: session.engine().to_string(),
+                engine: session.engine().kernels().to_string(),
             });
         }
     }

@@ -154,10 +154,10 @@ impl Error {
             source,
         }
     }
-    pub(crate) fn supernet(context: impl Into<String>, source: supernet::Error) -> Self {
+    pub(crate) fn supernet(context: impl Into<String>, source: impl Into<supernet::Error>) -> Self {
         Error::Supernet {
             context: context.into(),
-            source,
+            source: source.into(),
         }
     }
     pub(crate) fn runtime(context: impl Into<String>, source: runtime::Error) -> Self {

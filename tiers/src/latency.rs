@@ -325,10 +325,7 @@ pub fn measure_session(
     threads: usize,
     opts: &TimingOptions,
 ) -> f64 {
-    let (c, n) = (
-        session.net().space.in_channels,
-        session.net().space.image_size,
-    );
+    let (c, n) = (session.family().in_channels, session.family().image_size);
     let pixels: Vec<u8> = (0..c * n * n).map(|i| (i * 37 % 251) as u8).collect();
     let image = runtime::ImageRef {
         pixels: &pixels,

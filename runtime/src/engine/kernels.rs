@@ -77,12 +77,12 @@ pub(crate) enum Act {
 }
 
 impl Act {
-    /// From `PlainConv::act`.
-    pub(crate) fn from_plain(act: Option<bool>) -> Self {
+    /// From a layer's activation.
+    pub(crate) fn from_spec(act: Option<netspec::Act>) -> Self {
         match act {
             None => Act::Identity,
-            Some(false) => Act::Relu,
-            Some(true) => Act::HardSwish,
+            Some(netspec::Act::Relu) => Act::Relu,
+            Some(netspec::Act::Hswish) => Act::HardSwish,
         }
     }
 }

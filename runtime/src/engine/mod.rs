@@ -2,7 +2,7 @@
 //!
 //! # Why
 //! Our networks are tiny (1–4 M MACs, 20–70 k parameters, 28×28 inputs), so running
-//! [`PlainNet::forward`](supernet::PlainNet::forward) through burn costs mostly per-op overhead:
+//! `supernet::PlainNet::forward` through burn costs mostly per-op overhead:
 //! every conv, bias, BN-free activation and residual add is a separate tensor op with its own
 //! allocation, layout bookkeeping and dispatch, ~50 ops per image. At batch 1 that overhead is
 //! several times the arithmetic. [`FastNet`] copies the weights out once, into layouts made for
@@ -50,18 +50,42 @@
 //!
 //! ```
 //! use runtime::engine::FastNet;
-//! use supernet::{ArchConfig, PlainNet, SearchSpace, Supernet};
+//! use netspec::{ArchConfig, FoldedNet, SearchSpace};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let device = supernet::default_device();
+//! // A variant file as the bundle holds it (here: the weights of a bundle built for the doc).
+//! # let bytes = doc_weights();
 //! let space = SearchSpace::tiny(1, 3, 16);
 //! let arch = ArchConfig::max(&space);
-//! let net = PlainNet::extract(&Supernet::new(&space, 1, &device)?, &arch)?.fold();
-//! let fast = FastNet::from_plain(&net)?;
+//! let net = FoldedNet::from_safetensors(&bytes, &space, &arch, "max.safetensors")?;
+//! let fast = FastNet::from_folded(&net)?;
 //! let x = vec![0.5f32; fast.input_len(1)];
 //! let logits = fast.forward(&x, 1)?;
 //! assert_eq!(logits.len(), 3);
 //! # Ok(())
+//! # }
+//! # fn doc_weights() -> Vec<u8> {
+//! #     use netspec::{FoldedBlock, FoldedConv, layers, LayerKind, block_has_residual};
+//! #     let space = SearchSpace::tiny(1, 3, 16);
+//! #     let arch = ArchConfig::max(&space);
+//! #     let mut convs = layers(&space, &arch).into_iter().map(|l| {
+//! #         let g = if l.kind == LayerKind::Depthwise { l.out_channels } else { 1 };
+//! #         let shape = [l.out_channels, l.in_channels / g, l.kernel, l.kernel];
+//! #         let n: usize = shape.iter().product();
+//! #         FoldedConv { weight: (0..n).map(|i| (i as f32 * 0.37).sin() * 0.2).collect(), shape,
+//! #             bias: vec![0.01; l.out_channels], stride: l.stride, groups: g, act: None }
+//! #     });
+//! #     let stem = convs.next().unwrap();
+//! #     let mut blocks = Vec::new();
+//! #     for (s, &d) in arch.depths.iter().enumerate() {
+//! #         for b in 0..d {
+//! #             let (expand, dw, project) = (convs.next().unwrap(), convs.next().unwrap(), convs.next().unwrap());
+//! #             blocks.push(FoldedBlock { expand, dw, project, residual: block_has_residual(&space, s, b) });
+//! #         }
+//! #     }
+//! #     let head = convs.next().unwrap();
+//! #     FoldedNet { fc_weight: vec![0.1; 3 * space.head_channels], fc_bias: vec![0.0; 3],
+//! #         space, arch, stem, blocks, head }.to_safetensors(false)
 //! # }
 //! ```
 
@@ -69,9 +93,8 @@ mod kernels;
 
 use std::cell::Cell;
 
+use netspec::{FoldedConv, FoldedNet};
 use rayon::prelude::*;
-use supernet::PlainNet;
-use supernet::plain::PlainConv;
 
 use crate::error::{Error, Result};
 use kernels::{
@@ -91,7 +114,7 @@ struct Block {
     side_out: usize,
 }
 
-/// A BN-folded [`PlainNet`] compiled for fast CPU inference: NHWC kernels with bias,
+/// A BN-folded network ([`FoldedNet`]) compiled for fast CPU inference: NHWC kernels with bias,
 /// activation and residual fused, no allocation per call. See the [module docs](self).
 ///
 /// `Send + Sync`: share one across threads; each thread uses its own scratch.
@@ -169,7 +192,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     r
 }
 
-/// What the engine needs to know about one conv layer, read out of burn once.
+/// What the engine needs to know about one conv layer.
 struct ConvData {
     w: Vec<f32>,
     b: Vec<f32>,
@@ -185,21 +208,12 @@ fn unsupported(layer: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-fn read(name: &str, c: &PlainConv) -> Result<ConvData> {
-    if c.bn.is_some() {
-        return Err(unsupported(
-            name,
-            "batch norm is not folded; call `PlainNet::fold()` first (networks loaded from a bundle are folded already)",
-        ));
-    }
-    let Some(bias) = &c.bias else {
-        return Err(unsupported(name, "no bias: a folded conv always has one"));
-    };
-    let [out, in_per_group, kh, kw] = c.weight.dims();
+fn read(name: &str, c: &FoldedConv) -> Result<ConvData> {
+    let [out, in_per_group, kh, kw] = c.shape;
     if out == 0 || in_per_group == 0 {
         return Err(unsupported(
             name,
-            format!("weight shape {:?} has no channels", c.weight.dims()),
+            format!("weight shape {:?} has no channels", c.shape),
         ));
     }
     if kh != kw || kh % 2 == 0 {
@@ -211,27 +225,23 @@ fn read(name: &str, c: &PlainConv) -> Result<ConvData> {
     if c.stride == 0 {
         return Err(unsupported(name, "stride 0"));
     }
-    let w = c
-        .weight
-        .try_to_vec_as::<f32>()
-        .map_err(|e| unsupported(name, format!("cannot read the weights: {e:?}")))?;
-    let b = bias
-        .try_to_vec_as::<f32>()
-        .map_err(|e| unsupported(name, format!("cannot read the bias: {e:?}")))?;
-    if w.len() != out * in_per_group * kh * kw || b.len() != out {
+    let want = out
+        .checked_mul(in_per_group)
+        .and_then(|n| n.checked_mul(kh * kw));
+    if Some(c.weight.len()) != want || c.bias.len() != out {
         return Err(unsupported(
             name,
             format!(
                 "weight has {} values for shape {:?} and bias {} values for {out} channels",
-                w.len(),
-                c.weight.dims(),
-                b.len()
+                c.weight.len(),
+                c.shape,
+                c.bias.len()
             ),
         ));
     }
     Ok(ConvData {
-        w,
-        b,
+        w: c.weight.clone(),
+        b: c.bias.clone(),
         out,
         in_per_group,
         k: kh,
@@ -239,7 +249,7 @@ fn read(name: &str, c: &PlainConv) -> Result<ConvData> {
 }
 
 /// Reads a 1×1 dense conv with `c_in` inputs.
-fn pointwise(name: &str, c: &PlainConv, c_in: usize) -> Result<(Pointwise, usize)> {
+fn pointwise(name: &str, c: &FoldedConv, c_in: usize) -> Result<(Pointwise, usize)> {
     let d = read(name, c)?;
     if d.k != 1 || c.groups != 1 || c.stride != 1 || d.in_per_group != c_in {
         return Err(unsupported(
@@ -251,19 +261,19 @@ fn pointwise(name: &str, c: &PlainConv, c_in: usize) -> Result<(Pointwise, usize
         ));
     }
     Ok((
-        Pointwise::new(&d.w, &d.b, d.out, c_in, Act::from_plain(c.act)),
+        Pointwise::new(&d.w, &d.b, d.out, c_in, Act::from_spec(c.act)),
         d.out,
     ))
 }
 
 impl FastNet {
-    /// Compiles a BN-folded network (as [`PlainNet::fold`] or
-    /// [`PlainNet::from_safetensors`] produce).
+    /// Compiles a BN-folded network (as [`FoldedNet::from_safetensors`] decodes a variant
+    /// file).
     ///
     /// # Errors
-    /// [`Error::UnsupportedNet`] naming the layer: BN not folded, a conv without bias, or a layer
-    /// whose shape does not chain (which no extracted network has).
-    pub fn from_plain(net: &PlainNet) -> Result<FastNet> {
+    /// [`Error::UnsupportedNet`] naming the layer: a layer whose shape does not chain (which no
+    /// extracted network has).
+    pub fn from_folded(net: &FoldedNet) -> Result<FastNet> {
         let in_channels = net.space.in_channels;
         let resolution = net.arch.resolution;
         if resolution == 0 || in_channels == 0 {
@@ -289,7 +299,7 @@ impl FastNet {
             in_channels,
             s.k,
             net.stem.stride,
-            Act::from_plain(net.stem.act),
+            Act::from_spec(net.stem.act),
         );
         let stem_side = out_size(resolution, s.k, net.stem.stride);
         let mut buf_len = stem_side * stem_side * stem.c_pad;
@@ -315,7 +325,7 @@ impl FastNet {
                 hidden,
                 d.k,
                 b.dw.stride,
-                Act::from_plain(b.dw.act),
+                Act::from_spec(b.dw.act),
             );
             let side_out = out_size(side, d.k, b.dw.stride);
             let (project, c_out) = pointwise(&format!("blocks.{i}.project"), &b.project, hidden)?;
@@ -344,27 +354,17 @@ impl FastNet {
         }
         let (head, head_channels) = pointwise("head", &net.head, c)?;
         buf_len = buf_len.max(side * side * head.n_pad);
-        let [classes, fc_in] = net.fc_weight.dims();
-        if classes == 0 || fc_in != head_channels || net.fc_bias.dims() != [classes] {
+        let classes = net.fc_bias.len();
+        if classes == 0 || net.fc_weight.len() != classes * head_channels {
             return Err(unsupported(
                 "fc",
                 format!(
-                    "classifier is {classes}×{fc_in} with bias {:?}; the head has {head_channels} channels",
-                    net.fc_bias.dims()
+                    "classifier has {} weights for {classes} classes; the head has {head_channels} channels",
+                    net.fc_weight.len()
                 ),
             ));
         }
-        let fc_weight = net
-            .fc_weight
-            .try_to_vec_as::<f32>()
-            .map_err(|e| unsupported("fc", format!("cannot read the weights: {e:?}")))?;
-        let fc_bias = net
-            .fc_bias
-            .try_to_vec_as::<f32>()
-            .map_err(|e| unsupported("fc", format!("cannot read the bias: {e:?}")))?;
-        if fc_weight.len() != classes * fc_in || fc_bias.len() != classes {
-            return Err(unsupported("fc", "tensor data does not match its shape"));
-        }
+        let (fc_weight, fc_bias) = (net.fc_weight.clone(), net.fc_bias.clone());
         Ok(FastNet {
             in_channels,
             resolution,
@@ -609,256 +609,7 @@ const PORTABLE_PIXELS: usize = 4;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::prelude::*;
-    use supernet::{ArchConfig, BnMode, SearchSpace, Supernet};
 
-    fn input(n: usize, c: usize, r: usize, phase: f32) -> Vec<f32> {
-        (0..n * c * r * r)
-            .map(|i| ((i as f32) * 0.137 + phase).sin() * 1.5)
-            .collect()
-    }
-
-    fn tensor(x: &[f32], n: usize, c: usize, r: usize, dev: &Device) -> Tensor<4> {
-        Tensor::<1>::from_data(TensorData::new(x.to_vec(), [x.len()]), dev).reshape([n, c, r, r])
-    }
-
-    /// A random-weight supernet with BN recalibrated for `arch` (so folded biases are far from
-    /// zero and activations stay in a sane range), then `arch` extracted (not folded).
-    fn extracted(net: &Supernet, arch: &ArchConfig, dev: &Device) -> PlainNet {
-        let (c, r) = (net.space.in_channels, arch.resolution);
-        net.reset_bn_stats();
-        for i in 0..3 {
-            let x = input(8, c, r, i as f32);
-            let _ = net.forward(
-                tensor(&x, 8, c, r, dev),
-                arch,
-                BnMode::Calibrate {
-                    momentum: 1.0 / (i as f32 + 1.0),
-                },
-            );
-        }
-        PlainNet::extract(net, arch).unwrap()
-    }
-
-    fn burn_logits(net: &PlainNet, x: &[f32], n: usize, dev: &Device) -> Vec<f32> {
-        let (c, r) = (net.space.in_channels, net.arch.resolution);
-        net.forward(tensor(x, n, c, r, dev))
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-    }
-
-    /// Max |fast − burn| over batches of 1 and 3 and both kernel copies, checked against
-    /// 1e-4 × max(1, |logits|∞).
-    fn assert_matches(net: &PlainNet, dev: &Device) -> f32 {
-        let detected = FastNet::from_plain(net).unwrap();
-        let baseline = detected.clone().with_baseline_kernels();
-        let (c, r) = (net.space.in_channels, net.arch.resolution);
-        let mut worst = 0f32;
-        for (n, fast) in [
-            (1, &detected),
-            (3, &detected),
-            (1, &baseline),
-            (3, &baseline),
-        ] {
-            let x = input(n, c, r, 0.3);
-            let want = burn_logits(net, &x, n, dev);
-            let got = fast.forward(&x, n).unwrap();
-            assert_eq!(got.len(), want.len());
-            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-            let diff = got
-                .iter()
-                .zip(&want)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                diff <= 1e-4 * scale,
-                "{} {} n={n}: max |diff| {diff} at logit scale {scale}\nfast {got:?}\nburn {want:?}",
-                net.arch.short_id(),
-                fast.kernels()
-            );
-            // not a degenerate net: the logits differ between classes and between images
-            let spread = want.iter().fold(0f32, |m, v| m.max((v - want[0]).abs()));
-            assert!(spread > 1e-3, "degenerate logits {want:?}");
-            worst = worst.max(diff);
-            eprintln!(
-                "{} {} n={n}: max |diff| {diff:.2e}, logit scale {scale}",
-                net.arch.short_id(),
-                fast.kernels()
-            );
-        }
-        worst
-    }
-
-    /// What an arch exercises: (kernel, stride, residual, hswish) per block.
-    fn features(net: &PlainNet) -> Vec<(usize, usize, bool, bool)> {
-        net.blocks
-            .iter()
-            .map(|b| {
-                (
-                    b.dw.weight.dims()[2],
-                    b.dw.stride,
-                    b.residual,
-                    b.dw.act == Some(true),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn matches_burn_on_default_space_archs() {
-        let dev = Device::flex();
-        let space = SearchSpace::default_for(1, 10, 28);
-        let sn = Supernet::new(&space, 3, &dev).unwrap();
-        let mut mixed = ArchConfig::max(&space);
-        mixed.resolution = 24;
-        for (s, ks) in mixed.kernel_sizes.iter_mut().enumerate() {
-            for (b, k) in ks.iter_mut().enumerate() {
-                *k = space.kernel_sizes[(s + b) % space.kernel_sizes.len()];
-            }
-        }
-        for (s, es) in mixed.expand_ratios.iter_mut().enumerate() {
-            for (b, e) in es.iter_mut().enumerate() {
-                *e = space.expand_ratios[(s * 2 + b) % space.expand_ratios.len()];
-            }
-        }
-        mixed.validate(&space).unwrap();
-        let archs = [
-            ArchConfig::min(&space),
-            ArchConfig::uniform(&space, 24, 3, 5, 4),
-            ArchConfig::max(&space),
-            mixed,
-        ];
-        let mut seen = std::collections::BTreeSet::new();
-        for arch in &archs {
-            let net = extracted(&sn, arch, &dev).fold();
-            seen.extend(features(&net));
-            assert_matches(&net, &dev);
-        }
-        // the archs above cover every kernel kind the engine has
-        for k in [3, 5, 7] {
-            assert!(seen.iter().any(|f| f.0 == k), "no k={k} in {seen:?}");
-        }
-        for s in [1, 2] {
-            assert!(seen.iter().any(|f| f.1 == s), "no stride {s}");
-        }
-        for v in [false, true] {
-            assert!(seen.iter().any(|f| f.2 == v), "no residual={v}");
-            assert!(seen.iter().any(|f| f.3 == v), "no hswish={v}");
-        }
-    }
-
-    #[test]
-    fn matches_burn_on_small_and_rgb_spaces() {
-        let dev = Device::flex();
-        let small = SearchSpace::small_for(1, 10, 28);
-        let sn = Supernet::new(&small, 5, &dev).unwrap();
-        for arch in [ArchConfig::min(&small), ArchConfig::max(&small)] {
-            assert_matches(&extracted(&sn, &arch, &dev).fold(), &dev);
-        }
-        // three input channels and odd sizes (tiny: resolutions 13 and 17)
-        let rgb = SearchSpace::tiny(3, 4, 17);
-        let sn = Supernet::new(&rgb, 6, &dev).unwrap();
-        for arch in [ArchConfig::min(&rgb), ArchConfig::max(&rgb)] {
-            assert_matches(&extracted(&sn, &arch, &dev).fold(), &dev);
-        }
-    }
-
-    #[test]
-    fn int8_round_trip_matches_burn_on_the_same_dequantised_net() {
-        let dev = Device::flex();
-        let space = SearchSpace::small_for(1, 10, 28);
-        let sn = Supernet::new(&space, 8, &dev).unwrap();
-        let arch = ArchConfig::uniform(&space, 24, 2, 5, 3);
-        let folded = extracted(&sn, &arch, &dev).fold();
-        let bytes = folded.to_safetensors(true).unwrap();
-        let q = PlainNet::from_safetensors(&bytes, &space, &arch, "q.safetensors", &dev).unwrap();
-        assert_matches(&q, &dev);
-        // and the int8 net really differs from the f32 one (the comparison above is not vacuous)
-        let x = input(1, 1, arch.resolution, 0.0);
-        let a = FastNet::from_plain(&q).unwrap().forward(&x, 1).unwrap();
-        let b = FastNet::from_plain(&folded)
-            .unwrap()
-            .forward(&x, 1)
-            .unwrap();
-        assert!(a.iter().zip(&b).any(|(a, b)| (a - b).abs() > 1e-6));
-    }
-
-    #[test]
-    fn unfolded_net_is_rejected() {
-        let dev = Device::flex();
-        let space = SearchSpace::tiny(1, 3, 16);
-        let sn = Supernet::new(&space, 1, &dev).unwrap();
-        let net = PlainNet::extract(&sn, &ArchConfig::min(&space)).unwrap();
-        match FastNet::from_plain(&net) {
-            Err(Error::UnsupportedNet { layer, reason }) => {
-                assert_eq!(layer, "stem");
-                assert!(reason.contains("fold"), "{reason}");
-            }
-            other => panic!("expected UnsupportedNet, got {other:?}"),
-        }
-        assert!(FastNet::from_plain(&net.fold()).is_ok());
-    }
-
-    #[test]
-    fn bad_input_lengths_are_errors() {
-        let dev = Device::flex();
-        let space = SearchSpace::tiny(1, 3, 16);
-        let sn = Supernet::new(&space, 1, &dev).unwrap();
-        let arch = ArchConfig::max(&space);
-        let fast = FastNet::from_plain(&PlainNet::extract(&sn, &arch).unwrap().fold()).unwrap();
-        let one = fast.input_len(1);
-        assert_eq!(one, 16 * 16);
-        for (len, n) in [
-            (one - 1, 1),
-            (one + 1, 1),
-            (2 * one, 1),
-            (one, 2),
-            (0, 0),
-            (one, 0),
-        ] {
-            let x = vec![0.1; len];
-            assert!(
-                matches!(fast.forward(&x, n), Err(Error::BadInput { .. })),
-                "len {len} n {n}"
-            );
-        }
-        let x = vec![0.1; 2 * one];
-        let mut out = vec![0.0; 5];
-        assert!(matches!(
-            fast.forward_into(&x, 2, &mut out),
-            Err(Error::BadInput { .. })
-        ));
-        let mut out = vec![0.0; 6];
-        fast.forward_into(&x, 2, &mut out).unwrap();
-        assert_eq!(out[..3], out[3..]);
-    }
-
-    #[test]
-    fn batches_split_over_a_pool_match_one_by_one() {
-        let dev = Device::flex();
-        let space = SearchSpace::small_for(1, 10, 28);
-        let sn = Supernet::new(&space, 2, &dev).unwrap();
-        let arch = ArchConfig::max(&space);
-        let fast = FastNet::from_plain(&extracted(&sn, &arch, &dev).fold()).unwrap();
-        let n = 7;
-        let x = input(n, 1, arch.resolution, 1.0);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        let batched = pool.install(|| fast.forward(&x, n)).unwrap();
-        let img = fast.input_len(1);
-        for i in 0..n {
-            let one = fast.forward(&x[i * img..(i + 1) * img], 1).unwrap();
-            assert_eq!(one[..], batched[i * 10..(i + 1) * 10], "image {i}");
-        }
-    }
-
-    #[test]
-    fn fast_net_is_send_and_sync() {
-        fn check<T: Send + Sync>() {}
-        check::<FastNet>();
-    }
     #[test]
     fn scratch_is_reused_and_nesting_gets_a_fresh_one() {
         let inner = with_scratch(|s| {

@@ -2,7 +2,7 @@
 //! extracted network's and the supernet's on the same preprocessed input, for every variant.
 
 use burn::prelude::*;
-use runtime::test_support::{TINY_CLASSES, TINY_SIZE, ToySet, calibrate, tiny_bundle};
+use fixtures::{TINY_CLASSES, TINY_SIZE, ToySet, calibrate, tiny_bundle};
 use runtime::{Session, eval};
 use supernet::BnMode;
 
@@ -31,7 +31,10 @@ fn session_predictions_equal_the_networks_argmax_for_every_variant() {
     for (id, plain) in &tiny.nets {
         let mut session = Session::open(&tiny.bundle, id).unwrap();
         // the fused engine runs; its logits are compared with burn's below
-        assert_eq!(session.engine(), "fast", "{id}");
+        assert!(
+            ["avx2+fma", "baseline"].contains(&session.engine().kernels()),
+            "{id}"
+        );
         let r = session.variant().resolution;
         let preds = session.predict_batch(&images).unwrap();
 

@@ -196,7 +196,13 @@ fn verify_with_reports_unloadable_variants() {
         seen.push(v.id.clone());
         assert_eq!(bytes, weights(&v.id).as_slice());
         if v.id == "medium" {
-            Err("shape mismatch in block 2".into())
+            Err(runtime::Error::LoadFailed {
+                path: v.file.clone().into(),
+                source: netspec::Error::Data {
+                    path: v.file.clone().into(),
+                    reason: "shape mismatch in block 2".into(),
+                },
+            })
         } else {
             Ok(())
         }

@@ -6,7 +6,7 @@ use runtime::{CacheKey, CacheLookup, DecisionCache, Policy, choose_and_load};
 
 use crate::common::{device, write_bundle};
 
-fn ok_len(_: &runtime::Variant, bytes: &[u8]) -> Result<usize, String> {
+fn ok_len(_: &runtime::Variant, bytes: &[u8]) -> runtime::Result<usize> {
     Ok(bytes.len())
 }
 

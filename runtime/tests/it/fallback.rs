@@ -85,7 +85,13 @@ fn unloadable_file_steps_down() {
             if v.id == "small" {
                 Ok(())
             } else {
-                Err(format!("arch mismatch in {}", v.id))
+                Err(runtime::Error::LoadFailed {
+                    path: v.file.clone().into(),
+                    source: netspec::Error::Data {
+                        path: v.file.clone().into(),
+                        reason: format!("arch mismatch in {}", v.id),
+                    },
+                })
             }
         },
     )

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use device_profiles::{FsReader, SysReader, SystemFacts, probe_with};
-use runtime::test_support::{TINY_CLASSES, TINY_SIZE, ToySet, tiny_bundle, tiny_bundle_version};
+use fixtures::{TINY_CLASSES, TINY_SIZE, ToySet, tiny_bundle, tiny_bundle_version};
 use runtime::{
     CacheStatus, DEVICE_CACHE_FILE_NAME, Error, LaunchOptions, Launcher, Problem, size_order,
 };

@@ -4,6 +4,7 @@ mod accuracy;
 mod bundle;
 mod cache;
 mod common;
+mod engine;
 mod fallback;
 mod launch;
 mod real_bundle;

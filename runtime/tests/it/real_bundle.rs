@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
-use runtime::test_support::ToySet;
+use fixtures::ToySet;
 use runtime::{
     ArchConfig, BUNDLE_FORMAT_VERSION, BundleWriter, Dtype, Family, ManifestFile, Reference,
     SearchSpace, Session, Variant, eval, load_net,
@@ -164,7 +164,7 @@ fn real_bundle_from_checkpoint() {
             file: format!("{id}.safetensors"),
             sha256: String::new(),
         };
-        let loaded = load_net(&family, &variant, &bytes, &device).unwrap();
+        let loaded = load_net(&family, &variant, &bytes).unwrap();
         let mut session = Session::new(loaded, family.clone(), variant.clone());
         let acc = eval::accuracy(&mut session, &images, &test.labels).unwrap();
         // The supernet itself on the same preprocessed test images, for comparison.

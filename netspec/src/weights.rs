@@ -1,4 +1,5 @@
 //! A small safetensors codec (F32 and I8 tensors), used for the bundle's variant files.
+//! [`DType`] names the element types; the header's `dtype` strings are parsed into it.
 //!
 //! The format: an 8-byte little-endian header length, a JSON header
 //! `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}`, then the data.
@@ -45,7 +46,7 @@ impl StoredTensor {
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
-    dtype: String,
+    dtype: DType,
     shape: Vec<usize>,
     data_offsets: [usize; 2],
 }
@@ -66,11 +67,11 @@ pub fn encode(
     for (name, t) in tensors {
         let n = t.nbytes();
         let dtype = match t {
-            StoredTensor::F32(..) => "F32",
-            StoredTensor::I8(..) => "I8",
+            StoredTensor::F32(..) => DType::F32,
+            StoredTensor::I8(..) => DType::I8,
         };
         let e = Entry {
-            dtype: dtype.into(),
+            dtype,
             shape: t.shape().to_vec(),
             data_offsets: [off, off + n],
         };
@@ -133,36 +134,45 @@ pub fn decode(
                 .map_err(|e| bad(format!("malformed __metadata__: {e}")))?;
             continue;
         }
-        let e: Entry = serde_json::from_value(v).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let e: Entry = serde_json::from_value(v).map_err(|e| {
+            bad(format!(
+                "tensor {name}: {e} (this build reads F32 and I8 tensors written by tierforge)"
+            ))
+        })?;
         let [b, end] = e.data_offsets;
-        let n: usize = e.shape.iter().product();
         if end > data.len() || b > end {
             return Err(bad(format!(
                 "truncated: tensor {name} needs bytes {b}..{end}, data has {}",
                 data.len()
             )));
         }
+        let Some(n) = e
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= data.len())
+        else {
+            return Err(bad(format!(
+                "tensor {name}: shape {:?} needs more bytes than the file has",
+                e.shape
+            )));
+        };
         let raw = &data[b..end];
-        let t = match e.dtype.as_str() {
-            "F32" if raw.len() == 4 * n => StoredTensor::F32(
+        let t = match e.dtype {
+            DType::F32 if raw.len() == 4 * n => StoredTensor::F32(
                 raw.chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect(),
                 e.shape,
             ),
-            "I8" if raw.len() == n => {
+            DType::I8 if raw.len() == n => {
                 StoredTensor::I8(raw.iter().map(|&x| x as i8).collect(), e.shape)
             }
-            "F32" | "I8" => {
+            DType::F32 | DType::I8 => {
                 return Err(bad(format!(
                     "tensor {name}: {} bytes for shape {:?}",
                     raw.len(),
                     e.shape
-                )));
-            }
-            d => {
-                return Err(bad(format!(
-                    "tensor {name}: dtype {d} is not supported (F32, I8)"
                 )));
             }
         };

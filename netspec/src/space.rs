@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+#[cfg(feature = "sample")]
 use rand::Rng;
+#[cfg(feature = "sample")]
 use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,21 @@ use crate::error::{Error, Result};
 
 /// The `format_version` this build reads and writes for search spaces and arch files.
 pub const SPACE_FORMAT_VERSION: u32 = 1;
+
+/// Largest kernel size a space may hold.
+pub const MAX_KERNEL: usize = 11;
+/// Largest expand ratio.
+pub const MAX_EXPAND: usize = 12;
+/// Largest stage depth.
+pub const MAX_DEPTH: usize = 16;
+/// Largest input resolution (and dataset image size).
+pub const MAX_RESOLUTION: usize = 512;
+/// Most stages.
+pub const MAX_STAGES: usize = 10;
+/// Widest layer (stem, stage or head channels).
+pub const MAX_WIDTH: usize = 4096;
+/// Most classes.
+pub const MAX_CLASSES: usize = 100_000;
 
 /// Activation of a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +265,48 @@ impl SearchSpace {
                 return bad(format!("{name} must be > 0, got {v:?}"));
             }
         }
+        for (name, v, max) in [
+            ("kernel_sizes", &self.kernel_sizes, MAX_KERNEL),
+            ("expand_ratios", &self.expand_ratios, MAX_EXPAND),
+            ("depths", &self.depths, MAX_DEPTH),
+            ("resolutions", &self.resolutions, MAX_RESOLUTION),
+        ] {
+            if let Some(x) = v.iter().find(|&&x| x > max) {
+                return bad(format!(
+                    "{name}: {x} is over the limit of {max}; use values in 1..={max}"
+                ));
+            }
+        }
+        if self.stages.len() > MAX_STAGES {
+            return bad(format!(
+                "{} stages; at most {MAX_STAGES} are supported",
+                self.stages.len()
+            ));
+        }
+        for (name, w) in self
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("stages[{i}].width"), s.width))
+            .chain([
+                ("stem_channels".to_string(), self.stem_channels),
+                ("head_channels".to_string(), self.head_channels),
+            ])
+        {
+            if w > MAX_WIDTH {
+                return bad(format!(
+                    "{name} = {w} is over the limit of {MAX_WIDTH} channels"
+                ));
+            }
+        }
+        if !(1..=MAX_CLASSES).contains(&self.num_classes)
+            || !(1..=MAX_RESOLUTION).contains(&self.image_size)
+        {
+            return bad(format!(
+                "num_classes must be 2..={MAX_CLASSES} and image_size 1..={MAX_RESOLUTION}, got {} and {}",
+                self.num_classes, self.image_size
+            ));
+        }
         if self.kernel_sizes.iter().any(|k| k % 2 == 0) {
             return bad(format!(
                 "kernel_sizes must be odd, got {:?}",
@@ -339,6 +398,7 @@ impl ArchConfig {
     }
 
     /// A uniformly random sub-net, from the choices given (each a subset of the space's).
+    #[cfg(feature = "sample")]
     pub fn sample_from<R: Rng + ?Sized>(
         space: &SearchSpace,
         rng: &mut R,
@@ -366,6 +426,7 @@ impl ArchConfig {
     }
 
     /// A uniformly random sub-net of the whole space.
+    #[cfg(feature = "sample")]
     pub fn random<R: Rng + ?Sized>(space: &SearchSpace, rng: &mut R) -> Self {
         Self::sample_from(
             space,
@@ -702,6 +763,7 @@ pub fn arch_cost(space: &SearchSpace, arch: &ArchConfig) -> ArchCost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "sample")]
     use rand::SeedableRng;
 
     #[test]
@@ -721,6 +783,7 @@ mod tests {
         assert_eq!(fc.params(), 128 * 10 + 10);
     }
 
+    #[cfg(feature = "sample")]
     #[test]
     fn random_archs_validate_and_bad_ones_do_not() {
         let sp = SearchSpace::default_for(1, 10, 28);
@@ -745,6 +808,7 @@ mod tests {
         assert!(a.validate(&sp).is_err());
     }
 
+    #[cfg(feature = "sample")]
     #[test]
     fn same_seed_same_arch() {
         let sp = SearchSpace::default_for(3, 10, 32);
