@@ -46,16 +46,57 @@ enum Command {
     QaChild(commands::qa::QaChildArgs),
 }
 
+/// Most worker threads accepted per available core (and at most [`MAX_THREADS`] in all).
+const THREADS_PER_CORE: usize = 8;
+/// Most worker threads accepted.
+const MAX_THREADS: usize = 256;
+
+/// Validates `--threads` (or `RAYON_NUM_THREADS`) and builds the global pool.
+fn init_threads(flag: Option<usize>) -> anyhow::Result<()> {
+    let (t, source) = match flag {
+        Some(t) => (t, "--threads"),
+        None => match std::env::var("RAYON_NUM_THREADS") {
+            Ok(s) if !s.trim().is_empty() => (
+                s.trim().parse::<usize>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "RAYON_NUM_THREADS={s:?} is not a whole number; set it to a thread count \
+                         such as 4, or unset it"
+                    )
+                })?,
+                "RAYON_NUM_THREADS",
+            ),
+            _ => return Ok(()),
+        },
+    };
+    if t == 0 && source == "RAYON_NUM_THREADS" {
+        return Ok(()); // rayon's meaning: the default
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = (THREADS_PER_CORE * cores).min(MAX_THREADS);
+    if t == 0 || t > max {
+        anyhow::bail!(
+            "{source} {t}: must be in 1..={max} ({THREADS_PER_CORE} × the {cores} cores of this \
+             machine, at most {MAX_THREADS}); pass e.g. {source} {cores}",
+        );
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(t)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("{source} {t}: cannot start the worker threads: {e}"))
+}
+
+fn print_error(e: &anyhow::Error) {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(t) = cli.threads.or_else(|| {
-        std::env::var("RAYON_NUM_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-    }) {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build_global();
+    if let Err(e) = init_threads(cli.threads) {
+        print_error(&e);
+        return ExitCode::from(2);
     }
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
@@ -72,10 +113,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            print_error(&e);
             ExitCode::from(1)
         }
     }

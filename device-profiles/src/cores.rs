@@ -91,9 +91,30 @@ pub fn core_by_name(name: &str) -> Option<&'static CoreType> {
     CORE_TYPES.iter().find(|c| c.name == name)
 }
 
-/// The class of a core name; cores not in the table (x86, unknown) count as big.
-pub fn class_of(name: &str) -> CoreClass {
-    core_by_name(name).map_or(Big, |c| c.class)
+/// The class of a core name; `None` for cores not in the table (x86 model names, `unknown`):
+/// an unknown core never counts as big.
+pub fn class_of(name: &str) -> Option<CoreClass> {
+    core_by_name(name).map(|c| c.class)
+}
+
+/// Whether `name` is written like a core-type name (lowercase letters, digits and `-`, such as
+/// `cortex-a55`) rather than a CPU model string (`AMD EPYC 9454`): such a name must be in
+/// [`CORE_TYPES`] or be `unknown`. A probed ARM part that is not in the table
+/// (`arm-0x41-0xd99`) is kept as it is: it counts as an unknown core, never as a big one.
+pub fn looks_like_core_type(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with("arm-0x")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The canonical core-type names, sorted and without repeats (for error messages).
+pub fn known_core_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = CORE_TYPES.iter().map(|c| c.name).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 #[cfg(test)]
@@ -112,8 +133,11 @@ mod tests {
             Some("cortex-a55")
         );
         assert!(core_by_part(0x41, 0xfff).is_none());
-        assert_eq!(class_of("cortex-a510"), CoreClass::Little);
-        assert_eq!(class_of("AMD EPYC"), CoreClass::Big);
+        assert_eq!(class_of("cortex-a510"), Some(CoreClass::Little));
+        assert_eq!(class_of("AMD EPYC"), None);
+        assert_eq!(class_of("cortex-a5x"), None);
+        assert!(looks_like_core_type("cortex-a5x") && !looks_like_core_type("AMD EPYC 9454"));
+        assert!(known_core_names().contains(&"cortex-x4"));
     }
 
     #[test]

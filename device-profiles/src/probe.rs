@@ -373,7 +373,7 @@ fn group_clusters(per_cpu: &[(String, Option<u32>)]) -> Vec<CpuCluster> {
         let key = |c: &CpuCluster| {
             let flop = core_by_name(&c.core).map_or(0.0, |t| t.fp32_flop_per_cycle);
             (
-                class_of(&c.core) == CoreClass::Big,
+                class_of(&c.core) == Some(CoreClass::Big),
                 flop,
                 c.max_mhz.unwrap_or(0),
             )

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cores::{CoreClass, class_of, core_by_name};
+use crate::cores::{CoreClass, class_of, core_by_name, known_core_names, looks_like_core_type};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::score::{capability_score, tier_class};
@@ -96,6 +96,9 @@ impl Cpu {
         per_core?.into_iter().reduce(f64::max)
     }
 }
+
+/// The largest device profile file we read.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
 
 /// A group of identical cores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,17 +294,34 @@ impl DeviceProfile {
         Ok(profile)
     }
 
-    /// Reads, parses and validates a profile file.
+    /// Reads, parses and validates a profile file (a regular file of at most
+    /// [`MAX_PROFILE_BYTES`]).
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, otherwise as [`from_json_str`](Self::from_json_str) with the path
     /// as origin.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() || meta.len() > MAX_PROFILE_BYTES {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "not a regular file of at most {MAX_PROFILE_BYTES} bytes (a folder, FIFO, \
+                     device or a huge file); pass a device profile JSON file"
+                ),
+            )));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_PROFILE_BYTES),
+            &mut text,
+        )
+        .map_err(io)?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 
@@ -365,6 +385,20 @@ impl DeviceProfile {
                 return bad(
                     &format!("cpu.clusters[{i}].core"),
                     "must not be empty (use `unknown`)".into(),
+                );
+            }
+            if c.core != "unknown"
+                && looks_like_core_type(&c.core)
+                && core_by_name(&c.core).is_none()
+            {
+                return bad(
+                    &format!("cpu.clusters[{i}].core"),
+                    format!(
+                        "unknown core type `{}`; use one of {}, `unknown`, or the CPU's model \
+                         name as /proc/cpuinfo gives it",
+                        c.core,
+                        known_core_names().join(", ")
+                    ),
                 );
             }
             if c.count == 0 || c.count > 1024 {
@@ -443,13 +477,17 @@ impl DeviceProfile {
     pub fn big_core_count(&self) -> u32 {
         let clusters = &self.cpu.clusters;
         let known = clusters.iter().all(|c| core_by_name(&c.core).is_some());
+        let big: u32 = clusters
+            .iter()
+            .filter(|c| class_of(&c.core) == Some(CoreClass::Big))
+            .map(|c| c.count)
+            .sum();
+        if big > 0 {
+            // unknown cores beside known big ones are not counted as big
+            return big;
+        }
         if known {
-            let big: u32 = clusters
-                .iter()
-                .filter(|c| class_of(&c.core) == CoreClass::Big)
-                .map(|c| c.count)
-                .sum();
-            return if big == 0 { self.core_count() } else { big };
+            return self.core_count();
         }
         match clusters.iter().filter_map(|c| c.max_mhz).max() {
             Some(top) if clusters.iter().all(|c| c.max_mhz.is_some()) => clusters

@@ -56,11 +56,11 @@ pub enum BenchMethod {
 /// Arguments of `tierforge bench train-step`.
 #[derive(clap::Args, Debug)]
 pub struct TrainStepArgs {
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
+    /// Images per step (1..=4096).
+    #[arg(long, default_value_t = 64, value_parser = super::bounded(1, super::MAX_BATCH))]
     pub batch: usize,
-    /// Timed steps (the median is reported).
-    #[arg(long, default_value_t = 20)]
+    /// Timed steps (the median is reported; at least 1).
+    #[arg(long, default_value_t = 20, value_parser = super::bounded(1, 1_000_000))]
     pub steps: usize,
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
@@ -108,12 +108,13 @@ pub struct InferArgs {
     /// Time every variant of this bundle instead of a supernet sub-net.
     #[arg(long)]
     pub bundle: Option<PathBuf>,
-    /// Batch sizes to time (`--bundle` only), comma-separated.
+    /// Batch sizes to time (`--bundle` only), comma-separated, each in 1..=4096.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "1,64",
-        requires = "bundle"
+        requires = "bundle",
+        value_parser = super::bounded(1, super::MAX_BATCH)
     )]
     pub batch: Vec<usize>,
     /// Only these variant ids (`--bundle` only), comma-separated; default: all.
@@ -130,7 +131,7 @@ pub struct InferArgs {
     pub engine: Vec<EngineKind>,
     /// Timed calls at batch 1. Without `--bundle`, batch 64 gets a tenth (at least 5); with it,
     /// batch B gets iters·6/B (between min(5, iters) and iters).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = super::bounded(1, 10_000_000))]
     pub iters: usize,
     /// Untimed calls first at batch 1 (`--bundle` only; batch B gets warmup·6/B, between
     /// min(2, warmup) and warmup).

@@ -23,9 +23,12 @@ pub struct BundleArgs {
     /// The folder `tierforge search --out` wrote (or its search.json).
     #[arg(long, required = true)]
     pub search: Option<PathBuf>,
-    /// The bundle folder to write (replaced if it exists).
+    /// The bundle folder to write: replaced only if it is empty or holds a tierforge bundle.
     #[arg(long, required = true)]
     pub out: Option<PathBuf>,
+    /// Replace `--out` even if it holds something that is not a tierforge bundle.
+    #[arg(long)]
+    pub force: bool,
     /// Also write int8 variants (per-channel symmetric weights, dtype `int8`) beside the f32 ones.
     #[arg(long)]
     pub int8: bool,
@@ -33,10 +36,10 @@ pub struct BundleArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Evaluate variants on at most N test images (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounded(1, u64::MAX))]
     pub test_limit: Option<usize>,
     /// Training images BN is recalibrated on before extraction.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::calib_parser())]
     pub calib: usize,
     /// A tier's sub-net from its own fine-tuned run instead of the family checkpoint:
     /// `TIER=RUN_DIR` (repeatable), RUN_DIR written by
@@ -66,12 +69,26 @@ pub struct VerifyArgs {
     /// Data folder for --test (default: the bundled Fashion-MNIST).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Largest accepted difference of re-measured and manifest accuracy, in percentage points.
-    #[arg(long, default_value_t = 0.5)]
+    /// Largest accepted difference of re-measured and manifest accuracy, in percentage points
+    /// (a number in 0..=100).
+    #[arg(long, default_value_t = 0.5, value_parser = parse_tolerance)]
     pub tolerance_pt: f64,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give percentage points, e.g. 0.5"))?;
+    if v.is_finite() && (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} must be a number of percentage points in 0..=100, e.g. 0.5"
+        ))
+    }
 }
 
 /// Runs `tierforge bundle`.
@@ -103,6 +120,7 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data,
         test_limit: args.test_limit,
         calib_images: args.calib,
+        force: args.force,
         ..tiers::PipelineOptions::default()
     };
     let summary = tiers::run_bundle(&checkpoint, &search, &out, &opts)
@@ -152,14 +170,22 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let check = tiers::verify_bundle(&args.bundle, test.as_ref())
         .with_context(|| format!("verifying {}", args.bundle.display()))?;
-    let ok = check.is_ok(args.tolerance_pt / 100.0);
+    let tolerance = args.tolerance_pt / 100.0;
+    let ok = check.is_ok(tolerance);
+    let failures = check.accuracy_failures(tolerance);
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"ok": ok, "report": check.report, "remeasured": check.remeasured})
+            serde_json::json!({"ok": ok, "report": check.report, "remeasured": check.remeasured, "failures": failures})
         );
     } else {
         println!("{check}");
+        for f in &failures {
+            println!("  {f}");
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}");
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -21,10 +21,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Training images used to recalibrate BN.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::calib_parser())]
     pub calib: usize,
-    /// Evaluate on at most N test images.
-    #[arg(long)]
+    /// Evaluate on at most N test images (at least 1).
+    #[arg(long, value_parser = super::bounded(1, u64::MAX))]
     pub limit: Option<usize>,
     /// Print JSON on stdout.
     #[arg(long)]
@@ -38,7 +38,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let arch = match args.arch.as_str() {
         "max" => ArchConfig::max(space),
         "min" => ArchConfig::min(space),
-        f => ArchConfig::load(std::path::Path::new(f), space)?,
+        f => {
+            // a regular, small file (a FIFO would block the reader forever)
+            super::read_small_text(std::path::Path::new(f), "--arch")?;
+            ArchConfig::load(std::path::Path::new(f), space)?
+        }
     };
     let data_dir = args
         .data

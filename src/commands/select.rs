@@ -101,15 +101,29 @@ pub fn run_with(
 /// # Errors
 /// Unreadable file, malformed JSON, or invalid facts.
 pub fn load_facts_json(path: &Path) -> Result<DeviceFacts> {
-    // A device profile (`tierforge profile --json`, or a catalog phone) first.
-    if let Ok(p) = device_profiles::DeviceProfile::from_file(path) {
+    let text = super::read_small_text(path, "--profile")?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--profile {}: not a JSON file", path.display()))?;
+    // A device profile (`tierforge profile --json`, or a catalog phone) has a format_version;
+    // its own errors (naming the field) are the ones to show.
+    let is_profile = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("format_version") || o.contains_key("cpu"));
+    if is_profile {
+        let p = device_profiles::DeviceProfile::from_json_str(&text, &path.display().to_string())
+            .with_context(|| format!("--profile {}: invalid device profile", path.display()))?;
         return Ok(DeviceFacts::from(&p));
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let facts: DeviceFacts = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a device facts JSON file", path.display()))?;
-    facts.validate()?;
+    let facts: DeviceFacts = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--profile {}: neither a device profile (it has no format_version) nor a device \
+             facts JSON file",
+            path.display()
+        )
+    })?;
+    facts
+        .validate()
+        .with_context(|| format!("--profile {}", path.display()))?;
     Ok(facts)
 }
 

@@ -43,9 +43,17 @@ pub struct TrainArgs {
     /// Evaluate on at most N test images per epoch.
     #[arg(long)]
     pub eval_limit: Option<usize>,
-    /// Continue from the run folder's last checkpoint.
-    #[arg(long)]
+    /// Continue from the run folder's last checkpoint (a damaged one is an error).
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// With `--resume`: if the last checkpoint is damaged, continue from the newest intact
+    /// earlier one.
+    #[arg(long, requires = "resume")]
+    pub resume_previous: bool,
+    /// Start a new run in an `--out` folder that already holds one (its checkpoints and
+    /// metrics are replaced).
+    #[arg(long)]
+    pub force: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -85,8 +93,7 @@ pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         };
     }
     if let Some(p) = &args.arch {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = super::read_small_text(p, "--arch")?;
         let arch: supernet::ArchConfig = serde_json::from_str(&text)
             .with_context(|| format!("{}: not an arch JSON file", p.display()))?;
         cfg.standalone_arch = Some(arch);
@@ -104,13 +111,69 @@ pub fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if args.eval_limit.is_some() {
         cfg.eval_limit = args.eval_limit;
     }
-    cfg.validate()?;
+    cfg.validate().with_context(|| match &args.config {
+        Some(p) => format!(
+            "the training config from {} and the flags (--epochs, --lr, --train-limit, …)",
+            p.display()
+        ),
+        None => "the training config from the flags (--epochs, --lr, --train-limit, …)".into(),
+    })?;
     Ok(cfg)
+}
+
+/// What a training run writes into its folder (so a folder holding any of them is a run).
+const RUN_FILES: [&str; 3] = ["checkpoints", "metrics.jsonl", "summary.json"];
+
+/// Refuses to start a new run over an existing one unless `--force`; with `--force`, clears
+/// the old run's files (only those `train` writes) once the data has loaded.
+fn check_out_folder(args: &TrainArgs) -> anyhow::Result<()> {
+    let out = &args.out;
+    if let Ok(m) = std::fs::metadata(out) {
+        if !m.is_dir() {
+            anyhow::bail!(
+                "--out {}: exists and is not a folder; pass a new or existing run folder",
+                out.display()
+            );
+        }
+    }
+    if args.resume {
+        return Ok(());
+    }
+    let found: Vec<&str> = RUN_FILES
+        .into_iter()
+        .filter(|f| std::fs::symlink_metadata(out.join(f)).is_ok())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    if !args.force {
+        anyhow::bail!(
+            "--out {}: holds a training run ({}); pass --resume to continue it, --force to start \
+             a new run over it (its checkpoints are replaced), or choose another --out",
+            out.display(),
+            found.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn clear_old_run(out: &std::path::Path) -> anyhow::Result<()> {
+    for f in RUN_FILES {
+        let p = out.join(f);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(_) => continue,
+        }
+        .with_context(|| format!("--force: removing {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs `tierforge train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let cfg = resolve_config(&args)?;
+    check_out_folder(&args)?;
     let data = supernet::data::load_dir(&args.data, cfg.seed)
         .with_context(|| format!("loading data from {}", args.data.display()))?;
     eprintln!(
@@ -124,11 +187,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         data.train.width,
         data.train.class_names.len()
     );
+    if args.force {
+        clear_old_run(&args.out)?;
+    }
     let opts = TrainOptions {
         progress: !args.quiet,
+        resume_previous: args.resume_previous,
         ..Default::default()
     };
-    let s = supernet::train::train(&cfg, &data, &args.out, args.resume, &opts)?;
+    let s = supernet::train::train(&cfg, &data, &args.out, args.resume, &opts)
+        .with_context(|| format!("training into {}", args.out.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

@@ -29,6 +29,9 @@ pub struct BundleOptions {
     pub default_latency_budget_ms: Option<f64>,
     /// Replace an existing bundle at the target.
     pub overwrite: bool,
+    /// Replace the target even when it is not a tierforge bundle (`--force`); without it, see
+    /// [`check_output_folder`].
+    pub replace_anything: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
     /// Thread counts at which each variant's app inference is timed on this host (through
@@ -45,6 +48,7 @@ impl Default for BundleOptions {
             bundle_id: None,
             default_latency_budget_ms: None,
             overwrite: true,
+            replace_anything: false,
             progress: true,
             latency_threads: vec![1, 2, 4],
         }
@@ -143,6 +147,40 @@ fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
         .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
+/// Checks that writing a bundle to `out` replaces nothing a user made: `out` must be absent,
+/// an empty folder, or a folder holding a tierforge bundle (`manifest.json`).
+///
+/// # Errors
+/// [`Error::NotABundle`] naming what is there and the fix (`--force`).
+pub fn check_output_folder(out: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let not = |found: String| {
+        Err(Error::NotABundle {
+            path: out.into(),
+            found,
+        })
+    };
+    if meta.file_type().is_symlink() {
+        return not("a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return not("a file".into());
+    }
+    let entries = std::fs::read_dir(out)
+        .map_err(|e| Error::io(out, "list", e))?
+        .count();
+    if entries == 0 {
+        return Ok(());
+    }
+    let manifest = std::fs::symlink_metadata(out.join("manifest.json"));
+    if manifest.is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    not(format!("a folder with {entries} entries"))
+}
+
 /// Builds the bundle at `out` from `model` (the checkpoint's supernet) and `search`: extracts
 /// each tier's sub-net once (tiers that chose the same arch share a variant), evaluates it, and
 /// writes the f32 variants (and int8 twins, dtype `int8`, when `opts.extract.int8`). Tiers named
@@ -166,6 +204,9 @@ pub fn build_bundle(
     opts: &BundleOptions,
     device: &Device,
 ) -> Result<BundleSummary> {
+    if !opts.replace_anything {
+        check_output_folder(out)?;
+    }
     let space = &model.space;
     for (tier, m) in fine_tuned {
         if !search.tiers.iter().any(|t| &t.tier.name == tier) {
@@ -418,11 +459,37 @@ impl BundleCheck {
     /// Whether every file verified and loaded, and every re-measured accuracy is within
     /// `tolerance` (a 0..1 fraction) of the manifest's.
     pub fn is_ok(&self, tolerance: f64) -> bool {
-        self.report.is_ok()
-            && self.remeasured.iter().all(|r| {
-                r.manifest
-                    .is_some_and(|m| (m - r.measured).abs() <= tolerance)
+        self.report.is_ok() && self.accuracy_failures(tolerance).is_empty()
+    }
+
+    /// One `FAIL` line per re-measured variant whose accuracy is more than `tolerance` (a 0..1
+    /// fraction; NaN or negative fails everything) from the manifest's, or that the manifest
+    /// gives no accuracy for.
+    pub fn accuracy_failures(&self, tolerance: f64) -> Vec<String> {
+        self.remeasured
+            .iter()
+            .filter_map(|r| match r.manifest {
+                None => Some(format!(
+                    "FAIL  {}: measured {:.2}% test top-1 on {} images, but the manifest \
+                     records no test accuracy to compare with",
+                    r.id,
+                    100.0 * r.measured,
+                    r.images
+                )),
+                Some(m) if (m - r.measured).abs() <= tolerance => None,
+                Some(m) => Some(format!(
+                    "FAIL  {}: measured {:.2}% test top-1 on {} images, the manifest says \
+                     {:.2}% (a difference of {:.2} points, tolerance {:.2}); rebuild the \
+                     bundle or pass the dataset it was built from",
+                    r.id,
+                    100.0 * r.measured,
+                    r.images,
+                    100.0 * m,
+                    100.0 * (m - r.measured).abs(),
+                    100.0 * tolerance
+                )),
             })
+            .collect()
     }
 }
 

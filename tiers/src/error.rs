@@ -135,6 +135,29 @@ pub enum Error {
         /// What is wrong, and the fix.
         reason: String,
     },
+    /// The output folder holds something that is not a tierforge bundle, which writing the
+    /// bundle would replace.
+    #[error(
+        "{}: {found}, not a tierforge bundle (no manifest.json); writing the bundle would \
+         replace it: pass --force to replace it, or choose another --out",
+        path.display()
+    )]
+    NotABundle {
+        /// The output folder.
+        path: PathBuf,
+        /// What is there (`a file`, `a folder with 3 entries`, `a symbolic link`).
+        found: String,
+    },
+    /// A flag or option has a value outside its range.
+    #[error("{flag} {value}: {allowed}")]
+    OutOfRange {
+        /// The flag, e.g. `--tolerance-pt`.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
     /// A plot could not be encoded.
     #[error("{}: cannot encode the plot: {source}", path.display())]
     Plot {

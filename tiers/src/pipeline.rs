@@ -75,6 +75,8 @@ pub struct PipelineOptions {
     /// family checkpoint.
     #[serde(default)]
     pub tier_checkpoints: Vec<(String, PathBuf)>,
+    /// Replace the bundle folder even when it holds something that is not a bundle.
+    pub force: bool,
 }
 
 impl Default for PipelineOptions {
@@ -95,6 +97,7 @@ impl Default for PipelineOptions {
             search: SearchOptions::default(),
             progress: true,
             tier_checkpoints: Vec::new(),
+            force: false,
         }
     }
 }
@@ -255,6 +258,9 @@ pub fn run_bundle(
     out: &Path,
     opts: &PipelineOptions,
 ) -> Result<BundleSummary> {
+    if !opts.force {
+        crate::bundle::check_output_folder(out)?;
+    }
     let search_path = search_file(search);
     let result = SearchResult::load(&search_path)?;
     let (ck, data) = open(checkpoint, opts)?;
@@ -309,6 +315,7 @@ pub fn run_bundle(
             int8: opts.int8,
         },
         progress: opts.progress,
+        replace_anything: opts.force,
         ..BundleOptions::default()
     };
     say(

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::dataset::Dataset;
+use super::read::{MAX_DATA_FILE_BYTES, read_bounded, read_text_bounded};
 use crate::error::{Error, Result};
 
 const REC: usize = 1 + 3 * 32 * 32;
@@ -44,13 +45,15 @@ pub fn load_cifar_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>)> {
     } else {
         dir.to_path_buf()
     };
-    let names: Vec<String> = match std::fs::read_to_string(dir.join("batches.meta.txt")) {
-        Ok(t) => t
+    let meta = dir.join("batches.meta.txt");
+    let names: Vec<String> = match meta.exists().then(|| read_text_bounded(&meta, 1 << 20)) {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(t)) => t
             .lines()
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty())
             .collect(),
-        Err(_) => [
+        None => [
             "airplane",
             "automobile",
             "bird",
@@ -79,7 +82,7 @@ pub fn load_cifar_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>)> {
     for i in 1..=5 {
         let p = dir.join(format!("data_batch_{i}.bin"));
         if p.exists() {
-            let b = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let b = read_bounded(&p, MAX_DATA_FILE_BYTES)?;
             parse_batch(&p, &b, &mut train)?;
             found += 1;
         }
@@ -93,7 +96,7 @@ pub fn load_cifar_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>)> {
     let tp = dir.join("test_batch.bin");
     let test = if tp.exists() {
         let mut t = empty();
-        let b = std::fs::read(&tp).map_err(|e| Error::io(&tp, e))?;
+        let b = read_bounded(&tp, MAX_DATA_FILE_BYTES)?;
         parse_batch(&tp, &b, &mut t)?;
         Some(t)
     } else {

@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The smallest image side any loader accepts (a 0×0 or 1×1 image cannot be resized or
+/// learnt from; every other image would be shrunk to it).
+pub const MIN_IMAGE_SIDE: usize = 8;
+/// The largest image side any loader accepts.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
 /// Images as u8 `[n, channels, height, width]` (CHW per image) with their labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -213,10 +219,20 @@ pub fn load_dir(dir: &Path, seed: u64) -> Result<DataSplit> {
         Some(t) => (train, t),
         None => train.split(1.0 / 6.0, seed ^ 0x7e57),
     };
-    if train.is_empty() || test.is_empty() {
+    if train.is_empty() {
         return Err(Error::data(
             dir,
-            "the dataset has no training or no test images",
+            "the dataset has no training images; add training images to the folder",
+        ));
+    }
+    if test.is_empty() {
+        return Err(Error::data(
+            dir,
+            format!(
+                "the dataset has no test images ({} training images, too few to split off a \
+                 test set); add test files or more training images",
+                train.len()
+            ),
         ));
     }
     Ok(DataSplit {

@@ -3,8 +3,43 @@
 
 use std::path::{Path, PathBuf};
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE};
+use super::read::{MAX_DATA_FILE_BYTES, open_regular};
 use crate::error::{Error, Result};
+
+/// Decodes one image file with bounded sides and memory, rejecting images smaller than
+/// [`MIN_IMAGE_SIDE`] (each error names the file).
+fn decode(f: &Path) -> Result<image::DynamicImage> {
+    let (file, _) = open_regular(f)?;
+    let mut reader = image::ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
+        .map_err(|e| Error::io(f, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE as u32);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE as u32);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| {
+        Error::data(
+            f,
+            format!(
+                "cannot decode image: {e} (images must be PNG or JPEG of at most \
+                 {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels)"
+            ),
+        )
+    })?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w < MIN_IMAGE_SIDE || h < MIN_IMAGE_SIDE {
+        return Err(Error::data(
+            f,
+            format!(
+                "a {w}×{h} image: images must be at least {MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} \
+                 pixels; remove it or replace it with a larger one"
+            ),
+        ));
+    }
+    Ok(img)
+}
 
 fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -31,7 +66,8 @@ fn is_image(p: &Path) -> bool {
 /// first class is grayscale, else to RGB, and resized to the first image's size when they differ.
 ///
 /// # Errors
-/// No class folders, an empty class folder, or an undecodable image (each named).
+/// No class folders, an empty class folder, an undecodable image, one that is not a regular
+/// file, or one smaller than [`MIN_IMAGE_SIDE`] or larger than [`MAX_IMAGE_SIDE`] (each named).
 pub fn load_tree(dir: &Path, class_names: Option<&[String]>) -> Result<Dataset> {
     let classes = sorted_dirs(dir)?;
     if classes.len() < 2 {
@@ -76,8 +112,7 @@ pub fn load_tree(dir: &Path, class_names: Option<&[String]>) -> Result<Dataset> 
             ));
         }
         for f in files {
-            let img = image::open(&f)
-                .map_err(|e| Error::data(&f, format!("cannot decode image: {e}")))?;
+            let img = decode(&f)?;
             let d = ds.get_or_insert_with(|| {
                 let gray = matches!(
                     img.color(),
@@ -114,6 +149,16 @@ pub fn load_tree(dir: &Path, class_names: Option<&[String]>) -> Result<Dataset> 
                 }
             }
             d.labels.push(label as u16);
+            if d.images.len() as u64 > MAX_DATA_FILE_BYTES {
+                return Err(Error::data(
+                    dir,
+                    format!(
+                        "more than {MAX_DATA_FILE_BYTES} bytes of pixels at {}: the dataset is too \
+                         large to hold in memory; use fewer or smaller images",
+                        f.display()
+                    ),
+                ));
+            }
         }
     }
     ds.ok_or_else(|| Error::data(dir, "no images"))
@@ -172,5 +217,37 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("emu")).unwrap();
         let e = load_image_folder(dir.path()).unwrap_err().to_string();
         assert!(e.contains("emu") && e.contains("empty class folder"), "{e}");
+    }
+
+    #[test]
+    fn tiny_huge_and_fake_images_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for c in ["a", "b"] {
+            std::fs::create_dir_all(dir.path().join(c)).unwrap();
+            for i in 0..2u8 {
+                image::GrayImage::from_pixel(9, 9, image::Luma([i]))
+                    .save(dir.path().join(c).join(format!("{i}.png")))
+                    .unwrap();
+            }
+        }
+        let tiny = dir.path().join("a/00-tiny.png");
+        image::GrayImage::from_pixel(1, 1, image::Luma([3]))
+            .save(&tiny)
+            .unwrap();
+        let e = load_image_folder(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("00-tiny.png") && e.contains("1×1"), "{e}");
+        std::fs::write(&tiny, b"not a png").unwrap();
+        let e = load_image_folder(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("00-tiny.png") && e.contains("cannot decode"),
+            "{e}"
+        );
+        std::fs::remove_file(&tiny).unwrap();
+        std::fs::create_dir(&tiny).unwrap();
+        let e = load_image_folder(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("00-tiny.png") && e.contains("not a regular file"),
+            "{e}"
+        );
     }
 }

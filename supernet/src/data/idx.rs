@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::dataset::{Dataset, FASHION_MNIST_CLASSES};
+use super::read;
 use crate::error::{Error, Result};
 
 /// Magic of an IDX file of u8 images (3 dims).
@@ -11,102 +12,227 @@ pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic of an IDX file of u8 labels (1 dim).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic.
-pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(path, format!("corrupt or truncated gzip stream: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
+/// The smallest image side we accept: a 0×0 or 1×1 image cannot be resized or learnt from.
+pub const MIN_IMAGE_SIDE: usize = super::dataset::MIN_IMAGE_SIDE;
+/// The largest image side we accept.
+pub const MAX_IMAGE_SIDE: usize = super::dataset::MAX_IMAGE_SIDE;
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Parses an IDX images file: `(count, rows, cols, pixels)`.
-///
-/// # Errors
-/// Wrong magic or a file shorter than its header says.
-pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>)> {
-    if bytes.len() < 16 {
-        return Err(Error::data(
-            path,
-            format!(
-                "{} bytes: too short for an IDX images header (16 bytes)",
-                bytes.len()
-            ),
-        ));
-    }
-    let magic = be_u32(bytes, 0);
-    if magic != IMAGES_MAGIC {
-        return Err(Error::data(
-            path,
-            format!(
-                "wrong magic number 0x{magic:08x}: an IDX images file starts with 0x{IMAGES_MAGIC:08x}"
-            ),
-        ));
-    }
-    let (n, r, c) = (
-        be_u32(bytes, 4) as usize,
-        be_u32(bytes, 8) as usize,
-        be_u32(bytes, 12) as usize,
-    );
-    let need = n
-        .checked_mul(r)
-        .and_then(|x| x.checked_mul(c))
-        .unwrap_or(usize::MAX);
-    if bytes.len() - 16 < need {
-        return Err(Error::data(
-            path,
-            format!(
-                "truncated: header says {n} images of {r}×{c} ({need} bytes), file has {} bytes of pixels",
-                bytes.len() - 16
-            ),
-        ));
-    }
-    Ok((n, r, c, bytes[16..16 + need].to_vec()))
+/// What an IDX header declares: `count` images of `rows`×`cols` u8 pixels, or `count` u8
+/// labels (`rows` = `cols` = 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    /// The magic ([`IMAGES_MAGIC`] or [`LABELS_MAGIC`]).
+    kind: u32,
+    /// Images or labels.
+    count: usize,
+    /// Rows of an image.
+    rows: usize,
+    /// Columns of an image.
+    cols: usize,
 }
 
-/// Parses an IDX labels file.
+impl Header {
+    fn len(kind: u32) -> usize {
+        if kind == IMAGES_MAGIC { 16 } else { 8 }
+    }
+
+    /// Parses and bounds a header of `kind` (a magic), naming `path` in every error.
+    fn parse(path: &Path, kind: u32, b: &[u8]) -> Result<Header> {
+        let what = if kind == IMAGES_MAGIC {
+            "images"
+        } else {
+            "labels"
+        };
+        if b.len() < Self::len(kind) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "{} bytes: too short for an IDX {what} header ({} bytes)",
+                    b.len(),
+                    Self::len(kind)
+                ),
+            ));
+        }
+        let magic = be_u32(b, 0);
+        if magic != kind {
+            return Err(Error::data(
+                path,
+                format!(
+                    "wrong magic number 0x{magic:08x}: an IDX {what} file starts with 0x{kind:08x}"
+                ),
+            ));
+        }
+        let count = be_u32(b, 4) as usize;
+        if kind == LABELS_MAGIC {
+            return Ok(Header {
+                kind,
+                count,
+                rows: 1,
+                cols: 1,
+            });
+        }
+        let (rows, cols) = (be_u32(b, 8) as usize, be_u32(b, 12) as usize);
+        let side = MIN_IMAGE_SIDE..=MAX_IMAGE_SIDE;
+        if !side.contains(&rows) || !side.contains(&cols) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the header declares {rows}×{cols} images; image sides must be in \
+                     {MIN_IMAGE_SIDE}..={MAX_IMAGE_SIDE} pixels"
+                ),
+            ));
+        }
+        Ok(Header {
+            kind,
+            count,
+            rows,
+            cols,
+        })
+    }
+
+    /// Bytes of data after the header.
+    fn body_bytes(&self) -> u64 {
+        self.count as u64 * self.rows as u64 * self.cols as u64
+    }
+
+    fn describe(&self) -> String {
+        if self.kind == IMAGES_MAGIC {
+            format!("{} images of {}×{}", self.count, self.rows, self.cols)
+        } else {
+            format!("{} labels", self.count)
+        }
+    }
+}
+
+/// Reads an IDX file of `kind` (raw or gzip), reading no more than its header declares: the
+/// header is read and bounded first, then exactly the declared bytes (a gzip stream that holds
+/// more or fewer is an error, so a small file that inflates to gigabytes is never read whole).
+fn read_idx(path: &Path, kind: u32) -> Result<(Header, Vec<u8>)> {
+    let (mut file, file_len) = read::open_regular(path)?;
+    let mut magic = [0u8; 2];
+    let got = read_full(&mut file, &mut magic).map_err(|e| Error::io(path, e))?;
+    let gz = got == 2 && magic == [0x1f, 0x8b];
+    let head = std::io::Cursor::new(magic[..got].to_vec());
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            head.chain(file),
+        )))
+    } else {
+        Box::new(head.chain(file))
+    };
+    let stream_err = |e: std::io::Error| {
+        if gz {
+            Error::data(path, format!("corrupt or truncated gzip stream: {e}"))
+        } else {
+            Error::io(path, e)
+        }
+    };
+    let mut header = vec![0u8; Header::len(kind)];
+    let got = read_full(&mut reader, &mut header).map_err(stream_err)?;
+    let h = Header::parse(path, kind, &header[..got])?;
+    let body = h.body_bytes();
+    if body > read::MAX_DATA_FILE_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "the header declares {} ({body} bytes), more than the {} bytes we read from one \
+                 file; split the dataset",
+                h.describe(),
+                read::MAX_DATA_FILE_BYTES
+            ),
+        ));
+    }
+    let have_raw = file_len.saturating_sub(header.len() as u64);
+    if !gz && have_raw < body {
+        return Err(truncated(path, &h, have_raw));
+    }
+    let mut out = Vec::with_capacity(body as usize);
+    reader
+        .by_ref()
+        .take(body)
+        .read_to_end(&mut out)
+        .map_err(stream_err)?;
+    if (out.len() as u64) < body {
+        return Err(truncated(path, &h, out.len() as u64));
+    }
+    let mut extra = [0u8; 1];
+    if read_full(&mut reader, &mut extra).map_err(stream_err)? > 0 {
+        return Err(Error::data(
+            path,
+            format!(
+                "holds more data than its header declares ({}, {body} bytes); the file is not \
+                 an IDX {} file or its header is wrong",
+                h.describe(),
+                if kind == IMAGES_MAGIC {
+                    "images"
+                } else {
+                    "labels"
+                }
+            ),
+        ));
+    }
+    Ok((h, out))
+}
+
+fn truncated(path: &Path, h: &Header, have: u64) -> Error {
+    Error::data(
+        path,
+        format!(
+            "truncated: header says {} ({} bytes), file has {have} bytes after the header",
+            h.describe(),
+            h.body_bytes()
+        ),
+    )
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Parses an IDX images file held in memory: `(count, rows, cols, pixels)`.
+///
+/// # Errors
+/// Wrong magic, image sides outside [`MIN_IMAGE_SIDE`]..=[`MAX_IMAGE_SIDE`], or a file shorter
+/// than its header says.
+pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let h = Header::parse(path, IMAGES_MAGIC, bytes)?;
+    let body = &bytes[16..];
+    let need = h.body_bytes();
+    if (body.len() as u64) < need {
+        return Err(truncated(path, &h, body.len() as u64));
+    }
+    Ok((h.count, h.rows, h.cols, body[..need as usize].to_vec()))
+}
+
+/// Parses an IDX labels file held in memory.
 ///
 /// # Errors
 /// Wrong magic or a file shorter than its header says.
 pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Vec<u16>> {
-    if bytes.len() < 8 {
-        return Err(Error::data(
-            path,
-            format!(
-                "{} bytes: too short for an IDX labels header (8 bytes)",
-                bytes.len()
-            ),
-        ));
+    let h = Header::parse(path, LABELS_MAGIC, bytes)?;
+    let body = &bytes[8..];
+    let need = h.body_bytes();
+    if (body.len() as u64) < need {
+        return Err(truncated(path, &h, body.len() as u64));
     }
-    let magic = be_u32(bytes, 0);
-    if magic != LABELS_MAGIC {
-        return Err(Error::data(
-            path,
-            format!(
-                "wrong magic number 0x{magic:08x}: an IDX labels file starts with 0x{LABELS_MAGIC:08x}"
-            ),
-        ));
-    }
-    let n = be_u32(bytes, 4) as usize;
-    if bytes.len() - 8 < n {
-        return Err(Error::data(
-            path,
-            format!(
-                "truncated: header says {n} labels, file has {}",
-                bytes.len() - 8
-            ),
-        ));
-    }
-    Ok(bytes[8..8 + n].iter().map(|&b| b as u16).collect())
+    Ok(body[..need as usize]
+        .iter()
+        .map(|&b| u16::from(b))
+        .collect())
 }
 
 /// Loads one images + labels pair into a dataset.
@@ -118,8 +244,16 @@ pub fn load_pair(
     labels: &Path,
     class_names: Option<Vec<String>>,
 ) -> Result<Dataset> {
-    let (n, h, w, px) = parse_images(images, &read_maybe_gz(images)?)?;
-    let lb = parse_labels(labels, &read_maybe_gz(labels)?)?;
+    let (hi, px) = read_idx(images, IMAGES_MAGIC)?;
+    let (n, h, w) = (hi.count, hi.rows, hi.cols);
+    if n == 0 {
+        return Err(Error::data(
+            images,
+            "the header declares 0 images: the file holds no images; give it at least one",
+        ));
+    }
+    let (_, lb) = read_idx(labels, LABELS_MAGIC)?;
+    let lb: Vec<u16> = lb.into_iter().map(u16::from).collect();
     if lb.len() != n {
         return Err(Error::data(
             labels,
@@ -181,14 +315,19 @@ pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Option<Dataset>)> {
             ));
         }
     };
-    let class_names = match std::fs::read_to_string(dir.join("classes.txt")) {
-        Ok(t) => Some(
+    let classes_txt = dir.join("classes.txt");
+    let class_names = match classes_txt
+        .exists()
+        .then(|| read::read_text_bounded(&classes_txt, 1 << 20))
+    {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(t)) => Some(
             t.lines()
                 .map(|l| l.trim().to_string())
                 .filter(|l| !l.is_empty())
                 .collect(),
         ),
-        Err(_) => {
+        None => {
             let lower = dir.to_string_lossy().to_lowercase();
             lower.contains("fashion").then(|| {
                 FASHION_MNIST_CLASSES
@@ -247,10 +386,10 @@ mod tests {
     #[test]
     fn roundtrip_and_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let px: Vec<u8> = (0..3 * 4 * 4).map(|i| i as u8).collect();
+        let px: Vec<u8> = (0..3 * 8 * 8).map(|i| i as u8).collect();
         std::fs::write(
             dir.path().join("train-images-idx3-ubyte"),
-            encode_images(3, 4, 4, &px),
+            encode_images(3, 8, 8, &px),
         )
         .unwrap();
         std::fs::write(
@@ -260,11 +399,11 @@ mod tests {
         .unwrap();
         let (tr, te) = load_idx_dir(dir.path()).unwrap();
         assert_eq!(tr.len(), 3);
-        assert_eq!(tr.image(1)[0], 16);
+        assert_eq!(tr.image(1)[0], 64);
         assert!(te.is_none());
 
         // wrong magic
-        let mut bad = encode_images(3, 4, 4, &px);
+        let mut bad = encode_images(3, 8, 8, &px);
         bad[3] = 0x01;
         std::fs::write(dir.path().join("train-images-idx3-ubyte"), &bad).unwrap();
         let e = load_idx_dir(dir.path()).unwrap_err().to_string();
@@ -274,7 +413,7 @@ mod tests {
         );
 
         // truncated
-        let good = encode_images(3, 4, 4, &px);
+        let good = encode_images(3, 8, 8, &px);
         std::fs::write(
             dir.path().join("train-images-idx3-ubyte"),
             &good[..good.len() - 5],
@@ -282,7 +421,7 @@ mod tests {
         .unwrap();
         let e = load_idx_dir(dir.path()).unwrap_err().to_string();
         assert!(
-            e.contains("truncated") && e.contains("3 images of 4×4"),
+            e.contains("truncated") && e.contains("3 images of 8×8"),
             "{e}"
         );
 
@@ -295,5 +434,57 @@ mod tests {
         .unwrap();
         let e = load_idx_dir(dir.path()).unwrap_err().to_string();
         assert!(e.contains("2 labels but"), "{e}");
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn hostile_headers_and_streams_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ti = dir.path().join("train-images-idx3-ubyte.gz");
+        let tl = dir.path().join("train-labels-idx1-ubyte");
+        std::fs::write(&tl, encode_labels(&[0, 1])).unwrap();
+        // a small gzip that inflates far beyond what its header declares: not read whole
+        let mut bomb = encode_images(2, 8, 8, &[7; 128]);
+        bomb.extend(std::iter::repeat_n(0u8, 64 << 20));
+        let z = gz(&bomb);
+        assert!(z.len() < 1 << 20);
+        std::fs::write(&ti, &z).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = load_idx_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("train-images-idx3-ubyte.gz") && e.contains("more data than its header"),
+            "{e}"
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+        // a gzip holding less than declared
+        std::fs::write(&ti, gz(&encode_images(2, 8, 8, &[7; 100]))).unwrap();
+        let e = load_idx_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("truncated") && e.contains(".gz"), "{e}");
+        // 0×0 images, absurd sizes, 0 images
+        for (n, r, c, want) in [
+            (2, 0, 0, "0×0 images"),
+            (2, 1, 1, "1×1 images"),
+            (2, 70000, 8, "70000×8"),
+            (0, 8, 8, "0 images"),
+            (4_000_000, 4096, 4096, "more than the"),
+        ] {
+            std::fs::write(&ti, encode_images(n, r, c, &[])).unwrap();
+            let e = load_idx_dir(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("train-images-idx3-ubyte") && e.contains(want),
+                "{n} {r} {c}: {e}"
+            );
+        }
+        // a folder where a file should be
+        std::fs::remove_file(&ti).unwrap();
+        std::fs::create_dir(&ti).unwrap();
+        let e = load_idx_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 }

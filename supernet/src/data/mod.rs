@@ -6,6 +6,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod folder;
 pub mod idx;
+pub mod read;
 
 pub use augment::{Augment, Batcher};
 pub use dataset::{DataSplit, Dataset, DatasetFormat, detect_format, load_dir};

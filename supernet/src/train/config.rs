@@ -11,6 +11,17 @@ use crate::space::SearchSpace;
 /// `format_version` of training configs.
 pub const TRAIN_FORMAT_VERSION: u32 = 1;
 
+/// Fewest images batch norm can be recalibrated on (`calib_images`, and every `--calib`).
+pub const MIN_CALIB_IMAGES: usize = 2;
+/// Most epochs a config may ask for.
+pub const MAX_EPOCHS: usize = 10_000;
+/// Largest `batch_size` (a bigger batch exhausts memory before it trains).
+pub const MAX_BATCH_SIZE: usize = 4096;
+/// Most sub-nets a step may train (`sandwich_random`, `ps_subnets_per_step`).
+pub const MAX_SUBNETS_PER_STEP: usize = 16;
+/// Largest augmentation padding, in pixels.
+pub const MAX_AUGMENT_PAD: usize = 64;
+
 /// How the supernet is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,12 +174,13 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file (at most 1 MiB, a regular file).
     ///
     /// # Errors
-    /// I/O, malformed JSON (naming the field), wrong version, or a failed validation.
+    /// I/O, malformed JSON (naming the field), wrong version, or a failed validation; each
+    /// names `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::data::read::read_text_bounded(path, 1 << 20)?;
         let cfg: TrainConfig = serde_json::from_str(&text).map_err(|source| Error::Json {
             path: path.into(),
             source,
@@ -180,7 +192,10 @@ impl TrainConfig {
                 supported: TRAIN_FORMAT_VERSION,
             });
         }
-        cfg.validate()?;
+        cfg.validate().map_err(|e| Error::Data {
+            path: path.into(),
+            reason: format!("{e}; fix that field in this file"),
+        })?;
         Ok(cfg)
     }
 
@@ -189,25 +204,111 @@ impl TrainConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |r: &str| Err(Error::config("training config", r.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be ≥ 1");
+        let bad = |r: String| Err(Error::config("training config", r));
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return bad(format!(
+                "epochs = {} must be in 1..={MAX_EPOCHS}",
+                self.epochs
+            ));
         }
-        if self.batch_size < 2 {
-            return bad("batch_size must be ≥ 2 (batch norm needs it)");
+        if !(2..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return bad(format!(
+                "batch_size = {} must be in 2..={MAX_BATCH_SIZE} (batch norm needs 2)",
+                self.batch_size
+            ));
         }
-        if !(self.optimizer.lr() > 0.0 && self.optimizer.lr() < 10.0) {
-            return bad("optimizer.lr must be in (0, 10)");
+        let lr = self.optimizer.lr();
+        if !(lr.is_finite() && lr > 0.0 && lr < 10.0) {
+            return bad(format!(
+                "optimizer.lr = {lr} must be a number in (0, 10), e.g. 0.1"
+            ));
         }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad("label_smoothing must be in [0, 1)");
+        let unit = |name: &str, v: f64| -> Result<()> {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                bad(format!("{name} = {v} must be in [0, 1)"))
+            }
+        };
+        match self.optimizer {
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                unit("optimizer.momentum", momentum)?;
+                unit("optimizer.weight_decay", weight_decay)?;
+            }
+            OptimizerConfig::Adamw {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+                ..
+            } => {
+                unit("optimizer.beta1", beta1)?;
+                unit("optimizer.beta2", beta2)?;
+                unit("optimizer.weight_decay", weight_decay)?;
+                if !(epsilon > 0.0 && epsilon < 1.0) {
+                    return bad(format!(
+                        "optimizer.epsilon = {epsilon} must be in (0, 1), e.g. 1e-8"
+                    ));
+                }
+            }
         }
+        if !(self.warmup_epochs.is_finite()
+            && self.warmup_epochs >= 0.0
+            && self.warmup_epochs <= self.epochs as f64)
+        {
+            return bad(format!(
+                "warmup_epochs = {} must be in [0, epochs = {}]",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        unit("label_smoothing", self.label_smoothing)?;
         let s: f64 = self.ps_phases.iter().sum();
-        if self.ps_phases.iter().any(|&p| p < 0.0) || (s - 1.0).abs() > 1e-6 {
-            return bad("ps_phases must be 4 non-negative fractions summing to 1");
+        if self.ps_phases.iter().any(|&p| p.is_nan() || p < 0.0)
+            || s.is_nan()
+            || (s - 1.0).abs() > 1e-6
+        {
+            return bad(format!(
+                "ps_phases = {:?} must be 4 non-negative fractions summing to 1",
+                self.ps_phases
+            ));
         }
-        if self.calib_images < self.batch_size.min(2) {
-            return bad("calib_images must be ≥ 2");
+        if self.sandwich_random > MAX_SUBNETS_PER_STEP {
+            return bad(format!(
+                "sandwich_random = {} must be in 0..={MAX_SUBNETS_PER_STEP}",
+                self.sandwich_random
+            ));
+        }
+        if !(1..=MAX_SUBNETS_PER_STEP).contains(&self.ps_subnets_per_step) {
+            return bad(format!(
+                "ps_subnets_per_step = {} must be in 1..={MAX_SUBNETS_PER_STEP}",
+                self.ps_subnets_per_step
+            ));
+        }
+        if self.augment.pad > MAX_AUGMENT_PAD {
+            return bad(format!(
+                "augment.pad = {} must be in 0..={MAX_AUGMENT_PAD}",
+                self.augment.pad
+            ));
+        }
+        if self.calib_images < MIN_CALIB_IMAGES {
+            return bad(format!(
+                "calib_images = {} must be ≥ {MIN_CALIB_IMAGES}",
+                self.calib_images
+            ));
+        }
+        for (name, v) in [
+            ("train_limit", self.train_limit),
+            ("eval_limit", self.eval_limit),
+        ] {
+            if v == Some(0) {
+                return bad(format!(
+                    "{name} = 0: give at least 1 image, or leave it out"
+                ));
+            }
         }
         if let Some(sp) = &self.space {
             sp.validate()?;
@@ -216,8 +317,72 @@ impl TrainConfig {
             }
         }
         if self.method == Method::Standalone && self.standalone_arch.is_none() {
-            return bad("method \"standalone\" needs standalone_arch (an arch JSON object)");
+            return bad(
+                "method \"standalone\" needs standalone_arch (an arch JSON object)".to_string(),
+            );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_values_name_the_field_and_the_range() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+            ("epochs = 0", Box::new(|c| c.epochs = 0)),
+            ("epochs = 99999999", Box::new(|c| c.epochs = 99_999_999)),
+            ("batch_size = 100000", Box::new(|c| c.batch_size = 100_000)),
+            (
+                "optimizer.lr = NaN",
+                Box::new(|c| c.optimizer.set_lr(f64::NAN)),
+            ),
+            ("optimizer.lr = -1", Box::new(|c| c.optimizer.set_lr(-1.0))),
+            (
+                "optimizer.momentum = 5",
+                Box::new(|c| {
+                    if let OptimizerConfig::Sgd { momentum, .. } = &mut c.optimizer {
+                        *momentum = 5.0;
+                    }
+                }),
+            ),
+            ("warmup_epochs = -1", Box::new(|c| c.warmup_epochs = -1.0)),
+            (
+                "warmup_epochs = inf",
+                Box::new(|c| c.warmup_epochs = f64::INFINITY),
+            ),
+            (
+                "label_smoothing = NaN",
+                Box::new(|c| c.label_smoothing = f64::NAN),
+            ),
+            ("calib_images = 0", Box::new(|c| c.calib_images = 0)),
+            (
+                "ps_phases",
+                Box::new(|c| c.ps_phases = [f64::NAN, 0.5, 0.5, 0.0]),
+            ),
+            ("train_limit = 0", Box::new(|c| c.train_limit = Some(0))),
+            ("augment.pad = 1000", Box::new(|c| c.augment.pad = 1000)),
+        ];
+        for (want, f) in cases {
+            let mut c = TrainConfig::default();
+            f(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        TrainConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_file_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("cfg.json");
+        std::fs::write(&p, r#"{"format_version": 1, "warmup_epochs": -1}"#).unwrap();
+        let e = TrainConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("cfg.json") && e.contains("warmup_epochs = -1"),
+            "{e}"
+        );
     }
 }

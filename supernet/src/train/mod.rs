@@ -2,6 +2,7 @@
 //! progressive shrinking (Once-for-All), with checkpoints and `--resume`.
 
 pub mod checkpoint;
+pub mod checksum;
 pub mod config;
 pub mod eval;
 pub mod loss;
@@ -10,6 +11,6 @@ pub mod schedule;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};
-pub use config::{Method, OptimizerConfig, SandwichSchedule, TrainConfig};
+pub use config::{MIN_CALIB_IMAGES, Method, OptimizerConfig, SandwichSchedule, TrainConfig};
 pub use eval::{evaluate, recalibrate_bn};
 pub use trainer::{EpochMetrics, TrainSummary, train};

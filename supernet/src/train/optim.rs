@@ -5,7 +5,7 @@
 //! search space). Weight decay skips 1-D tensors (BN γ/β, biases) and the kernel transform
 //! matrices, whose natural value is the identity.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use burn::module::{ModuleMapper, Param};
@@ -193,7 +193,7 @@ impl Optimizer {
                                 .try_to_vec::<f32>()
                                 .map_err(|e| Error::Load {
                                     path: path.into(),
-                                    reason: format!("{e:?}"),
+                                    reason: format!("cannot read a buffer: {e:?}"),
                                 })?;
                         lens.push(v.len());
                         for x in v {
@@ -232,10 +232,7 @@ impl Optimizer {
             step: u64,
             slots: Vec<Option<Vec<usize>>>,
         }
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| Error::io(path, e))?;
+        let bytes = crate::data::read::read_bounded(path, crate::data::read::MAX_DATA_FILE_BYTES)?;
         let nl = bytes
             .iter()
             .position(|&b| b == b'\n')
@@ -255,7 +252,10 @@ impl Optimizer {
                 Some(lens) => {
                     let mut bufs = Vec::new();
                     for n in lens {
-                        let end = at + 4 * n;
+                        let end = n
+                            .checked_mul(4)
+                            .and_then(|b| b.checked_add(at))
+                            .unwrap_or(usize::MAX);
                         if end > bytes.len() {
                             return Err(Error::Load {
                                 path: path.into(),

@@ -72,6 +72,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Epoch checkpoints to keep.
     pub keep_checkpoints: usize,
+    /// With `resume`: when the latest checkpoint is damaged, continue from the newest intact
+    /// earlier one instead of failing.
+    pub resume_previous: bool,
 }
 
 impl Default for TrainOptions {
@@ -79,6 +82,7 @@ impl Default for TrainOptions {
         TrainOptions {
             progress: true,
             keep_checkpoints: 2,
+            resume_previous: false,
         }
     }
 }
@@ -165,7 +169,20 @@ pub fn train(
 
     // Resolve: fresh start or resume.
     let existing = if resume {
-        Checkpoint::open(run_dir).ok()
+        match Checkpoint::find(run_dir) {
+            Ok(ck) => ck,
+            Err(e) if opts.resume_previous => {
+                eprintln!("warning: {e}");
+                let (ck, skipped) = Checkpoint::open_newest_intact(run_dir)?;
+                for s in skipped {
+                    eprintln!("warning: skipped {s}");
+                }
+                eprintln!("falling back to {}", ck.dir.display());
+                ck.make_latest()?;
+                Some(ck)
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -234,6 +251,7 @@ pub fn train(
                 data_dir: data.root.clone(),
                 data_format: data.format,
                 elapsed_s: 0.0,
+                files_sha256: Default::default(),
             };
             let (model, teacher) = match &cfg.init_from {
                 None => (Supernet::new(&space, cfg.seed, &ad)?, None),

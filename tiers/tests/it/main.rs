@@ -64,6 +64,7 @@ fn run_all_builds_a_verified_bundle_and_resumes() {
         &TrainOptions {
             progress: false,
             keep_checkpoints: 1,
+            ..TrainOptions::default()
         },
     )
     .unwrap();
