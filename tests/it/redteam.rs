@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use runtime::test_support::{TINY_CLASSES, TINY_SIZE, tiny_bundle};
+use fixtures::{TINY_CLASSES, TINY_SIZE, tiny_bundle};
 use supernet::data::idx::{encode_images, encode_labels};
 
 use crate::util::*;
