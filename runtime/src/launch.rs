@@ -569,12 +569,57 @@ impl Launch {
     /// # Errors
     /// A bad image (see [`Session::predict`]).
     pub fn predict(&mut self, image: ImageRef<'_>) -> Result<Prediction> {
+        self.timed(|s| s.predict(image))
+    }
+
+    /// Softmax probabilities of every class for one image (the family's label order), timed
+    /// and watched like [`Launch::predict`].
+    ///
+    /// # Errors
+    /// A bad image (see [`Session::probabilities`]).
+    pub fn probabilities(&mut self, image: ImageRef<'_>) -> Result<Vec<f32>> {
+        self.timed(|s| s.probabilities(image))
+    }
+
+    /// Feeds a latency the app measured itself (ms, e.g. including its own pre- and
+    /// post-processing) to the latency watch, as [`Launch::predict`] does with its own timing.
+    /// Returns whether the launch stepped down to a smaller variant (persisted for the next
+    /// launch, and loaded now). Ignored once the watch has decided, or when it is off.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for a negative or non-finite latency.
+    pub fn report_latency(&mut self, latency_ms: f64) -> Result<bool> {
+        if !latency_ms.is_finite() || latency_ms < 0.0 {
+            return Err(Error::BadInput {
+                reason: format!("latency {latency_ms} ms: must be a finite number ≥ 0"),
+            });
+        }
+        let before = self.report.latency_step_downs.len();
+        self.watch_latency(latency_ms);
+        Ok(self.report.latency_step_downs.len() > before)
+    }
+
+    /// The predicted latency of the loaded variant on this device, ms (without the margin).
+    pub fn predicted_latency_ms(&self) -> f64 {
+        crate::select::predicted_latency_ms(
+            self.bundle.manifest(),
+            self.session.variant(),
+            &self.device,
+        )
+    }
+
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         let t = Instant::now();
-        let p = self.session.predict(image)?;
+        let p = f(&mut self.session)?;
         let took = ms(t.elapsed());
         if self.report.timings.first_predict_ms.is_none() {
             self.report.timings.first_predict_ms = Some(took);
         }
+        self.watch_latency(took);
+        Ok(p)
+    }
+
+    fn watch_latency(&mut self, took: f64) {
         if let Some(watch) = &mut self.watch
             && watch.verdict() == LatencyVerdict::Collecting
         {
@@ -587,7 +632,6 @@ impl Launch {
                 self.step_down(&verdict, median_ms, limit_ms);
             }
         }
-        Ok(p)
     }
 
     fn step_down(&mut self, verdict: &LatencyVerdict, median_ms: f64, limit_ms: f64) {

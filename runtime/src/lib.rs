@@ -96,6 +96,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod fallback;
+pub mod ffi;
 pub mod launch;
 pub mod manifest;
 pub mod select;

@@ -156,6 +156,27 @@ impl Session {
             .collect())
     }
 
+    /// Softmax probabilities of every class for one image (in the order of the family's
+    /// labels).
+    ///
+    /// # Errors
+    /// An image with the wrong channel count or byte length.
+    pub fn probabilities(&mut self, image: ImageRef<'_>) -> Result<Vec<f32>> {
+        self.preprocess(&[image])?;
+        let buf = std::mem::take(&mut self.buf);
+        let logits = self.logits_preprocessed(&buf, 1);
+        self.buf = buf;
+        let mut p = logits?;
+        let max = p.iter().copied().fold(f32::MIN, f32::max);
+        let mut z = 0.0;
+        for v in &mut p {
+            *v = (*v - max).exp();
+            z += *v;
+        }
+        p.iter_mut().for_each(|v| *v /= z);
+        Ok(p)
+    }
+
     /// Classifies one image.
     ///
     /// # Errors

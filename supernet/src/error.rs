@@ -83,6 +83,7 @@ impl Error {
             reason: reason.into(),
         }
     }
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -2,10 +2,13 @@
 
 mod accuracy;
 mod bundle;
+mod c_client;
 mod cache;
 mod common;
 mod engine;
 mod fallback;
+mod ffi;
+mod header;
 mod launch;
 mod real_bundle;
 mod select;
