@@ -9,6 +9,7 @@ mod engine;
 mod fallback;
 mod ffi;
 mod header;
+mod jni;
 mod launch;
 mod real_bundle;
 mod select;
