@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use runtime::{Bundle, DeviceFacts, Policy, select};
+use runtime::{Bundle, DeviceFacts, Policy, select_excluding};
 
 /// Exit code when no variant fits the device's budgets.
 pub const EXIT_NOTHING_FITS: u8 = 2;
@@ -63,18 +63,56 @@ pub fn run_with(
         latency_budget_ms: args.budget_ms,
         ..Policy::default()
     };
-    let decision =
-        select(bundle.manifest(), &device, &policy).context("cannot select a variant")?;
+    // Only a variant whose file verifies (regular file inside the bundle, size, sha256) and
+    // decodes into its arch is picked: a damaged one is skipped, as the runtime would.
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let decision = loop {
+        let excluded: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
+        let d = match select_excluding(bundle.manifest(), &device, &policy, &excluded) {
+            Ok(d) => d,
+            Err(runtime::Error::AllExcluded { .. }) => {
+                let lines: Vec<String> = skipped
+                    .iter()
+                    .map(|(id, why)| format!("  {id}: {why}"))
+                    .collect();
+                anyhow::bail!(
+                    "no variant of {} has a usable weights file; rebuild or re-copy the bundle:\n{}",
+                    args.bundle.display(),
+                    lines.join("\n")
+                );
+            }
+            Err(e) => return Err(e).context("cannot select a variant"),
+        };
+        let check = bundle.variant(&d.chosen).and_then(|v| {
+            let bytes = bundle.read_variant(&v.id)?;
+            runtime::load_net(bundle.manifest().family(), v, &bytes).map(|_| ())
+        });
+        match check {
+            Ok(()) => break d,
+            Err(e) => skipped.push((d.chosen.clone(), e.to_string())),
+        }
+    };
 
     if args.json {
+        #[derive(serde::Serialize)]
+        struct Skipped<'a> {
+            variant: &'a str,
+            reason: &'a str,
+        }
         #[derive(serde::Serialize)]
         struct Out<'a> {
             device: &'a DeviceFacts,
             decision: &'a runtime::Decision,
+            /// Variants passed over because their file did not verify or load.
+            skipped: Vec<Skipped<'a>>,
         }
         let out = Out {
             device: &device,
             decision: &decision,
+            skipped: skipped
+                .iter()
+                .map(|(variant, reason)| Skipped { variant, reason })
+                .collect(),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -86,6 +124,9 @@ pub fn run_with(
             device.ram_bytes as f64 / f64::from(1u32 << 30),
             device.big_cores
         );
+        for (id, why) in &skipped {
+            println!("skipped `{id}`: its file does not verify or load: {why}");
+        }
         println!("{decision}");
     }
     Ok(if decision.fits {

@@ -711,3 +711,67 @@ fn raw_debug_text_is_not_shown() {
     );
     assert!(!e.contains("Io(") && !e.contains("Error {"), "{e}");
 }
+
+#[test]
+fn select_skips_variants_whose_file_is_not_a_verified_regular_file() {
+    let t = tempfile::tempdir().unwrap();
+    let b = t.path().join("bundle");
+    let tiny = tiny_bundle(&b).unwrap();
+    // a fixed, fast device, so the pick does not depend on this machine's load
+    let dev = t.path().join("fast.json");
+    std::fs::write(
+        &dev,
+        r#"{"id":"fast","name":"Fast","fingerprint":"f","score":1000.0,"ram_bytes":8589934592,"big_cores":4}"#,
+    )
+    .unwrap();
+    let pick = |b: &Path| {
+        let o = run(&["select", "--bundle", s(b), "--profile", s(&dev), "--json"]);
+        assert!(matches!(o.status.code(), Some(0 | 2)), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (v["decision"]["chosen"].as_str().unwrap().to_string(), v)
+    };
+    let (first, _) = pick(&b);
+    assert_eq!(first, "max");
+    let file_of = |id: &str| b.join(&tiny.bundle.variant(id).unwrap().file);
+    // the chosen file becomes a link to a system file, then a folder, then goes missing
+    let target = file_of(&first);
+    std::fs::remove_file(&target).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &target).unwrap();
+    let (second, v) = pick(&b);
+    assert_ne!(second, first, "{v}");
+    assert_eq!(v["skipped"][0]["variant"], first.as_str(), "{v}");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{v}"
+    );
+    std::fs::remove_file(&target).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let (third, v) = pick(&b);
+    assert_eq!(third, second, "{v}");
+    assert!(
+        v["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("folder"),
+        "{v}"
+    );
+    // every file unusable: a clean error naming each
+    for var in tiny.bundle.manifest().variants() {
+        let p = b.join(&var.file);
+        if p.is_file() {
+            std::fs::write(&p, b"not weights").unwrap();
+        }
+    }
+    let e = refuse(
+        &["select", "--bundle", s(&b), "--profile", s(&dev)],
+        &[],
+        &["no variant", "re-copy"],
+        t.path(),
+    );
+    for var in tiny.bundle.manifest().variants() {
+        assert!(e.contains(&var.id), "{e}");
+    }
+}
