@@ -775,3 +775,37 @@ fn select_skips_variants_whose_file_is_not_a_verified_regular_file() {
         assert!(e.contains(&var.id), "{e}");
     }
 }
+
+#[test]
+fn nan_weights_fail_verify_and_are_never_loaded() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    let tiny = tiny_bundle(&src).unwrap();
+    // the same bundle, with NaN in one weight of `max` (its sha256 and size are right)
+    let b = t.path().join("bundle");
+    let mut writer = runtime::BundleWriter::new(fixtures::tiny_header("1"));
+    for (id, net) in &tiny.nets {
+        let mut folded = net.to_folded().unwrap();
+        if id == "max" {
+            folded.blocks[0].dw.weight[3] = f32::NAN;
+        }
+        let mut v = tiny.bundle.variant(id).unwrap().clone();
+        v.sha256.clear();
+        v.model_bytes = 0;
+        writer.add_variant(v, folded.to_safetensors(false));
+    }
+    writer.write(&b).unwrap();
+    let e = refuse(&["bundle", "verify", s(&b)], &[], &["max", "NaN"], t.path());
+    assert!(e.contains("blocks.0.dw"), "{e}");
+    // select passes over it instead of picking it
+    let dev = t.path().join("fast.json");
+    std::fs::write(
+        &dev,
+        r#"{"id":"fast","name":"Fast","fingerprint":"f","score":1000.0,"ram_bytes":8589934592,"big_cores":4}"#,
+    )
+    .unwrap();
+    let o = run(&["select", "--bundle", s(&b), "--profile", s(&dev), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["decision"]["chosen"], "mid", "{v}");
+    assert_eq!(v["skipped"][0]["variant"], "max", "{v}");
+}
