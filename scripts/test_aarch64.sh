@@ -195,6 +195,9 @@ read -r -a TEST_ARGV <<<"${TEST_ARGS:-}"
 step "2. cargo test --release -p ${PKG_LIST[*]} --target $TARGET (under qemu, cortex-a53)"
 T0=$SECONDS
 set +e
+# Under qemu-user a test cannot build and exec an arm64 C/JNI client itself: those tests skip
+# (TIERFORGE_SKIP_NATIVE_CLIENTS), and step 4 builds and runs the C client under qemu instead.
+CARGO_ENV+=(TIERFORGE_SKIP_NATIVE_CLIENTS=1)
 cargo_sid test --release --offline "${PKG_ARGS[@]}" --target $TARGET -- "${TEST_ARGV[@]}" 2>&1 |
   tee "$LOGDIR/test.log"
 TEST_RC=${PIPESTATUS[0]}
@@ -303,12 +306,20 @@ else
         "$REPO"/*) CB=$C_REPO/${B#"$REPO"/} ;;
         *) bind "$(dirname "$B")" "$SID$C_BUNDLE_DIR" ro; CB=$C_BUNDLE_DIR/$(basename "$B") ;;
       esac
-      echo "\$ $QEMU_RUN app_startup $CB"
-      set +e
-      # shellcheck disable=SC2086
-      in_sid $QEMU_RUN $C_TARGET/c/app_startup "$CB" 2>&1 | tee "$LOGDIR/c-run.log"
-      C_RC=${PIPESTATUS[0]}
-      set -e
+      # A fresh app-data folder: the first run is a cold launch, the second a warm one.
+      rm -rf "$HOST_TARGET_DIR/c/app-data"
+      C_RC=0
+      for launch in cold warm; do
+        echo "\$ $QEMU_RUN app_startup $CB $C_TARGET/c/app-data   # $launch"
+        set +e
+        # shellcheck disable=SC2086
+        in_sid $QEMU_RUN $C_TARGET/c/app_startup "$CB" $C_TARGET/c/app-data 2>&1 |
+          tee -a "$LOGDIR/c-run.log"
+        rc=${PIPESTATUS[0]}
+        set -e
+        [ "$rc" = 0 ] || C_RC=$rc
+        grep -q "^cache: $launch" "$LOGDIR/c-run.log" || C_RC=1
+      done
       if [ "$C_RC" = 0 ]; then C_NOTE="ran OK on $C_CLIENT_BUNDLE (linked $(basename "$CLIB"))"
       else C_NOTE="FAILED: app_startup exited $C_RC on $C_CLIENT_BUNDLE (log $LOGDIR/c-run.log)"; fi
     fi
