@@ -7,8 +7,9 @@
 //! cargo run --profile mobile -p runtime --bin variant_latency -- runs/demo/bundle [ITERS]
 //! ```
 //!
-//! Prints `variant  MMAC  median_ms  min_ms  kernels` per variant (median of ITERS calls after
-//! ITERS/10 warm-up calls; default 2000).
+//! Prints per variant the median and min ms of ITERS calls (after ITERS/10 warm-up calls;
+//! default 2000) of the whole `predict` and of the engine alone (`forward` of a preprocessed
+//! input, as `tierforge bench infer --engine fast` times it).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -46,8 +47,8 @@ fn main() -> ExitCode {
         channels: c,
     };
     println!(
-        "{:<24} {:>7} {:>10} {:>10}  kernels",
-        "variant", "MMAC", "median_ms", "min_ms"
+        "{:<24} {:>7} {:>12} {:>12} {:>12} {:>12}  kernels",
+        "variant", "MMAC", "predict_med", "predict_min", "forward_med", "forward_min"
     );
     for v in bundle.manifest().variants() {
         let mut s = match Session::open(&bundle, &v.id) {
@@ -57,26 +58,40 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let mut times = Vec::with_capacity(iters);
-        for i in 0..iters + iters / 10 {
-            let t = Instant::now();
-            if let Err(e) = s.predict(image) {
+        let predict = time(iters, || s.predict(image).map(|_| ()));
+        let x = vec![0.1f32; s.engine().input_len(1)];
+        let forward = time(iters, || s.engine().forward(&x, 1).map(|_| ()));
+        let (predict, forward) = match (predict, forward) {
+            (Ok(p), Ok(f)) => (p, f),
+            (Err(e), _) | (_, Err(e)) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
-            if i >= iters / 10 {
-                times.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        times.sort_by(f64::total_cmp);
+        };
         println!(
-            "{:<24} {:>7.2} {:>10.4} {:>10.4}  {}",
+            "{:<24} {:>7.2} {:>12.4} {:>12.4} {:>12.4} {:>12.4}  {}",
             v.id,
             v.macs as f64 / 1e6,
-            times[times.len() / 2],
-            times[0],
+            predict.0,
+            predict.1,
+            forward.0,
+            forward.1,
             s.engine().kernels()
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `(median, min)` ms of `iters` calls after `iters / 10` warm-up calls.
+fn time(iters: usize, mut f: impl FnMut() -> runtime::Result<()>) -> runtime::Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..iters + iters / 10 {
+        let t = Instant::now();
+        f()?;
+        if i >= iters / 10 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times[0]))
 }
