@@ -349,11 +349,12 @@ fn damaged_weights_step_down_and_all_damaged_is_an_error() {
         .unwrap()
         .to_string();
     tf_close(first);
-    // truncate the chosen file: a fresh launch steps down past it
+    // truncate the chosen file: the next launch (same app data, so the same device facts and
+    // the cached pick) steps down past it
     let chosen = tiny.bundle.variant(&id).unwrap().file.clone();
     let bytes = fs::read(dir.join(&chosen)).unwrap();
     fs::write(dir.join(&chosen), &bytes[..bytes.len() / 2]).unwrap();
-    let l = launch(b, &tmp.path().join("app1"));
+    let l = launch(b, &tmp.path().join("app0"));
     let mut d = TfDecision::default();
     unsafe { tf_launch_decision(l, &mut d) };
     assert!(d.fallbacks >= 1, "{d:?}");
