@@ -36,20 +36,37 @@ pub(crate) fn skip_native_clients() -> bool {
 /// The freshly built static library `libruntime.a`.
 pub(crate) fn static_lib() -> PathBuf {
     // `cargo test` builds the library only as an rlib for this test: (re)build the static
-    // library of this very profile first, so the client never links a stale one.
+    // library of this very profile first, so the client never links a stale one. In a target
+    // folder of its own: built alone, the runtime's dependencies get other features than in the
+    // workspace build, and two copies of a crate side by side confuse rustdoc's doctests.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release = lib_dir().file_name().is_some_and(|n| n == "release");
+    let profile = lib_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "release".into());
+    let target = lib_dir()
+        .parent()
+        .map(|t| t.join("native-clients"))
+        .unwrap_or_else(|| PathBuf::from("target/native-clients"));
     let mut build = Command::new(&cargo);
-    build.args(["build", "--quiet", "-p", "runtime", "--lib"]);
-    if release {
+    build
+        .args(["build", "--quiet", "-p", "runtime", "--lib"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(repo());
+    if profile == "release" {
         build.arg("--release");
     }
     let status = build.status().unwrap();
     assert!(status.success(), "`cargo build -p runtime --lib` failed");
-    let lib = lib_dir().join("libruntime.a");
+    let out = if profile == "release" {
+        "release"
+    } else {
+        "debug"
+    };
+    let lib = target.join(out).join("libruntime.a");
     assert!(
         lib.is_file(),
-        "{} is missing: build the runtime first (`cargo build --release -p runtime`)",
+        "{} is missing after `cargo build -p runtime --lib`",
         lib.display()
     );
     lib
