@@ -29,6 +29,35 @@ pub const MAX_WIDTH: usize = 4096;
 /// Most classes.
 pub const MAX_CLASSES: usize = 100_000;
 
+/// Largest search-space or arch file read (a real one is a few KB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a small JSON config: a regular file (checked before opening, so a FIFO cannot block),
+/// at most [`MAX_CONFIG_BYTES`].
+fn read_config_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::data(
+            path,
+            "is not a regular file (a folder, FIFO or device); pass a JSON file",
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::data(
+            path,
+            format!(
+                "is larger than {MAX_CONFIG_BYTES} bytes; a search space or arch file is a few KB"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
 /// Activation of a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,7 +233,7 @@ impl SearchSpace {
     /// I/O errors, malformed JSON (the message names the field), an unsupported
     /// `format_version`, or a failed [`SearchSpace::validate`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_config_text(path)?;
         let space: SearchSpace = serde_json::from_str(&text).map_err(|source| Error::Json {
             path: path.into(),
             source,
@@ -496,7 +525,7 @@ impl ArchConfig {
     /// # Errors
     /// I/O, malformed JSON (naming the field), or a failed [`ArchConfig::validate`].
     pub fn load(path: &Path, space: &SearchSpace) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_config_text(path)?;
         let arch: ArchConfig = serde_json::from_str(&text).map_err(|source| Error::Json {
             path: path.into(),
             source,
@@ -765,6 +794,22 @@ mod tests {
     use super::*;
     #[cfg(feature = "sample")]
     use rand::SeedableRng;
+
+    #[test]
+    fn config_files_must_be_small_regular_files() {
+        let dir = std::env::temp_dir().join(format!("netspec-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = SearchSpace::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let big = dir.join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_CONFIG_BYTES + 10) as usize]).unwrap();
+        let e = SearchSpace::load(&big).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        let sp = SearchSpace::tiny(1, 3, 16);
+        let e = ArchConfig::load(&dir, &sp).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn max_min_costs_are_ordered_and_exact() {
