@@ -275,3 +275,46 @@ fn failed_overwrite_keeps_the_existing_bundle() {
     assert_eq!(b.manifest().bundle_version(), "2");
     assert_eq!(b.read_variant("tiny").unwrap(), b"tiny weights");
 }
+
+#[test]
+fn hostile_manifests_are_refused_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    fixtures::tiny_bundle(&dir).unwrap();
+    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        (
+            Box::new(|v| v["variants"][0]["id"] = "max\u{1b}[31m".into()),
+            "variants[0].id",
+        ),
+        (
+            Box::new(|v| v["variants"][0]["model_bytes"] = (1u64 << 40).into()),
+            "variants[0].model_bytes",
+        ),
+        (
+            Box::new(|v| v["family"]["search_space"]["depths"] = serde_json::json!([1, 1000])),
+            "search_space",
+        ),
+    ];
+    for (edit, field) in cases {
+        let copy = tmp.path().join("copy");
+        let _ = fs::remove_dir_all(&copy);
+        fs::create_dir(&copy).unwrap();
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+        crate::common::edit_manifest(&copy, edit);
+        let e = Bundle::open(&copy).unwrap_err().to_string();
+        assert!(
+            e.contains(field) && e.contains("manifest.json"),
+            "{field}: {e}"
+        );
+        assert!(!e.contains('\u{1b}'), "control character echoed: {e:?}");
+    }
+    // a manifest that is a symbolic link (to a valid manifest) is refused
+    let link = tmp.path().join("linked");
+    fs::create_dir(&link).unwrap();
+    std::os::unix::fs::symlink(dir.join("manifest.json"), link.join("manifest.json")).unwrap();
+    let e = Bundle::open(&link).unwrap_err().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+}
