@@ -91,17 +91,31 @@ pub fn conv_names(arch: &ArchConfig) -> Vec<String> {
     names
 }
 
+/// Names a network's conv layers in file order — `stem`, `blocks.{i}.expand`, `blocks.{i}.dw`,
+/// `blocks.{i}.project`, `head` — for any layer type (the folded net's and the trainer's).
+pub fn name_layers<'a, T>(
+    stem: &'a T,
+    blocks: impl IntoIterator<Item = [&'a T; 3]>,
+    head: &'a T,
+) -> Vec<(String, &'a T)> {
+    let mut v = vec![("stem".to_string(), stem)];
+    for (i, [expand, dw, project]) in blocks.into_iter().enumerate() {
+        v.push((format!("blocks.{i}.expand"), expand));
+        v.push((format!("blocks.{i}.dw"), dw));
+        v.push((format!("blocks.{i}.project"), project));
+    }
+    v.push(("head".to_string(), head));
+    v
+}
+
 impl FoldedNet {
     /// `(name, layer)` for every conv, in file order.
     pub fn convs(&self) -> Vec<(String, &FoldedConv)> {
-        let mut v = vec![("stem".to_string(), &self.stem)];
-        for (i, b) in self.blocks.iter().enumerate() {
-            v.push((format!("blocks.{i}.expand"), &b.expand));
-            v.push((format!("blocks.{i}.dw"), &b.dw));
-            v.push((format!("blocks.{i}.project"), &b.project));
-        }
-        v.push(("head".to_string(), &self.head));
-        v
+        name_layers(
+            &self.stem,
+            self.blocks.iter().map(|b| [&b.expand, &b.dw, &b.project]),
+            &self.head,
+        )
     }
 
     /// Number of classes.

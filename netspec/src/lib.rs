@@ -27,7 +27,7 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use folded::{
-    FOLDED_FORMAT, FoldedBlock, FoldedConv, FoldedNet, block_has_residual, conv_names,
+    FOLDED_FORMAT, FoldedBlock, FoldedConv, FoldedNet, block_has_residual, conv_names, name_layers,
 };
 pub use preprocess::{ImageRef, InputSpec, prepare_image};
 pub use quant::{dequantize_per_channel, quantize_per_channel};

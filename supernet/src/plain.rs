@@ -237,14 +237,11 @@ impl PlainNet {
     }
 
     fn convs(&self) -> Vec<(String, &PlainConv)> {
-        let mut v = vec![("stem".to_string(), &self.stem)];
-        for (i, b) in self.blocks.iter().enumerate() {
-            v.push((format!("blocks.{i}.expand"), &b.expand));
-            v.push((format!("blocks.{i}.dw"), &b.dw));
-            v.push((format!("blocks.{i}.project"), &b.project));
-        }
-        v.push(("head".to_string(), &self.head));
-        v
+        netspec::name_layers(
+            &self.stem,
+            self.blocks.iter().map(|b| [&b.expand, &b.dw, &b.project]),
+            &self.head,
+        )
     }
 
     /// The network as plain buffers (BN must be folded): what a variant file holds and what
