@@ -1,15 +1,12 @@
 //! The runtime's integration tests: bundles written to temp folders with fake weights.
 
-mod accuracy;
 mod bundle;
 mod c_client;
 mod cache;
 mod common;
-mod engine;
 mod fallback;
 mod ffi;
 mod header;
 mod jni;
 mod launch;
-mod real_bundle;
 mod select;

@@ -2,8 +2,8 @@
 //! (`runtime::engine::FastNet`), and the largest difference between their logits.
 //!
 //! ```text
-//! cargo run --release -p runtime --example engine_bench                      # random weights
-//! cargo run --release -p runtime --example engine_bench -- --bundle runs/full-bundle
+//! cargo run --release -p tierforge-examples --bin engine_bench                      # random weights
+//! cargo run --release -p tierforge-examples --bin engine_bench -- --bundle runs/full-bundle
 //! ```
 //!
 //! Without `--bundle`: the min, a middle and the max arch of `SearchSpace::small_for(1, 10, 28)`
