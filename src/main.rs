@@ -35,8 +35,10 @@ enum Command {
     Bundle(commands::bundle::BundleArgs),
     /// Time training steps and inference (the numbers beside PyTorch in BENCHMARKS.md).
     Bench(commands::bench::BenchArgs),
-    /// Profile this machine (or list the phone catalog).
+    /// Profile this machine (or list the phone catalog, or estimate a phone's profile from its spec).
     Profile(commands::profile::ProfileArgs),
+    /// Predicted latency of every variant of a bundle on one device (the selector's own prediction).
+    Latency(commands::latency::LatencyArgs),
     /// Pick the bundle variant for a device and explain why.
     Select(commands::select::SelectArgs),
     /// QA: emulate every catalog phone on this host; a matrix, a chart and a verdict.
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
         Command::Bundle(a) => commands::bundle::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Profile(a) => commands::profile::run(a),
+        Command::Latency(a) => commands::latency::run(a),
         Command::Select(a) => commands::select::run(a),
         Command::Qa(a) => commands::qa::run(a),
         Command::QaChild(a) => commands::qa::run_child(a),

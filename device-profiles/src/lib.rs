@@ -2,24 +2,23 @@
 //! capability score and a catalog of real phones.
 //!
 //! - [`DeviceProfile`]: what a device is (SoC, CPU clusters, ISA, RAM) and how fast it is ([`Figures`]: FP32 GEMM on
-//!   one and all threads, depthwise 3×3 convolution, memory read bandwidth), with its score and [`TierClass`]. Files
-//!   carry a checked `format_version` and reject unknown fields ([`DeviceProfile::from_file`]).
+//!   one and all threads, depthwise 3×3 convolution on one thread, memory read bandwidth), with its score and
+//!   [`TierClass`]. Files carry a checked `format_version` and reject unknown fields ([`DeviceProfile::from_file`]).
 //! - [`probe()`]: reads sysinfo, `/proc/cpuinfo`, `/proc/meminfo` and each `cpuN`'s `cpuinfo_max_freq`, maps ARM part
 //!   ids to core names ([`cores`]), runs the micro-benchmarks ([`bench`](mod@bench)), and never fails: what it cannot read is
 //!   recorded as unknown. Reads go through a [`SysReader`], so tests can deny `/proc` and `/sys`.
-//! - [`score`]: the capability score and the tier class:
+//! - [`latency`]: the one latency model: a device's one-core speed relative to the calibration host, from its core
+//!   types and clocks (fitted on public measurements of real ARM devices) or from the probe's single-thread figures,
+//!   and [`latency::predict_ms`], which every latency tierforge prints about a device goes through.
+//! - [`score`]: the capability score (speed on the scale where one Cortex-A53 core at 2.0 GHz scores 100) and the
+//!   tier class:
 //!
 //!   ```text
-//!   score = 100 · (gemm_gflops_mt / 40)^0.6 · (dwconv_gflops / 10)^0.3 · (mem_bw_gbps / 3)^0.1
 //!   tier  = min(class of score [120, 200, 350, 520], class of RAM [80% of 3, 4, 6, 8 GiB])
 //!   ```
-//!
-//!   Score 100 is roughly a 4× Cortex-A53 @ 2.0 GHz phone; the score is homogeneous of degree 1, so a device with k
-//!   times every rate scores k times higher.
 //! - [`catalog`]: 16 phones from the Galaxy A01 Core (4× A53, 2 GB) to the Xiaomi 14 (Snapdragon 8 Gen 3), compiled
-//!   in ([`catalog::builtin`]) and loadable from `device-profiles/catalog/` ([`catalog::load_dir`]). Their figures are
-//!   estimates: theoretical FP32 peak × an efficiency calibrated on the development host
-//!   ([`catalog::GEMM_EFFICIENCY`]), and 40% of the DRAM's theoretical bandwidth.
+//!   in ([`catalog::builtin`]) and loadable from `device-profiles/catalog/` ([`catalog::load_dir`]); their figures are
+//!   estimates from the latency model ([`estimate`], `tierforge profile estimate SPEC.json`).
 //! - [`Fingerprint`]: a stable hash of the hardware (no measured numbers) for caching decisions per device.
 //!
 //! ```
@@ -31,8 +30,8 @@
 //! assert_eq!(a03.big_core_count(), 8); // 8 × Cortex-A55: uniform
 //! assert!(a03.memory_budget_bytes(0.25) < 600 << 20);
 //!
-//! let host = probe(&ProbeOptions { budget_ms: 10, threads: None });
-//! assert!(host.measured.gemm_gflops_mt > 0.0);
+//! let host = probe(&ProbeOptions { budget_ms: 10, ..ProbeOptions::default() });
+//! assert!(host.measured.gemm_gflops_1t > 0.0);
 //! assert_eq!(host.fingerprint(), probe(&ProbeOptions::default()).fingerprint());
 //! # Ok::<(), device_profiles::Error>(())
 //! ```
@@ -42,7 +41,9 @@ pub mod bench;
 pub mod catalog;
 pub mod cores;
 pub mod error;
+pub mod estimate;
 pub mod fingerprint;
+pub mod latency;
 pub mod probe;
 pub mod profile;
 pub mod score;
@@ -55,4 +56,4 @@ pub use profile::{
     Cpu, CpuCluster, DeviceProfile, Dram, FORMAT_VERSION, FigureSource, Figures, IsaFeature,
     TierClass,
 };
-pub use score::{capability_score, tier_class};
+pub use score::{capability_score, device_score, tier_class};

@@ -9,7 +9,7 @@ use crate::cores::{CoreClass, class_of, core_by_name, core_by_part};
 use crate::profile::{
     Cpu, CpuCluster, DeviceProfile, FORMAT_VERSION, FigureSource, Figures, IsaFeature,
 };
-use crate::score::{capability_score, tier_class};
+use crate::score::{device_score, tier_class};
 
 /// Default micro-benchmark budget, ms.
 pub const DEFAULT_BUDGET_MS: u32 = 20;
@@ -20,8 +20,13 @@ pub struct ProbeOptions {
     /// Time budget of the whole probe, ms: the micro-benchmarks get what reading the system leaves (it usually takes
     /// well under a millisecond). Phases may overrun slightly on a loaded device.
     pub budget_ms: u32,
-    /// Threads of the multi-thread benchmarks; `None`: all the threads this process may use.
+    /// Threads of the multi-thread benchmarks (GEMM and bandwidth, reported for information);
+    /// `None`: one thread, which is what the engine runs one image on. The score uses only the
+    /// single-thread figures, whatever this is.
     pub threads: Option<usize>,
+    /// What each phase reports ([`bench::Statistic::Fastest`] by default; QA's CPU-quota
+    /// emulation asks for [`bench::Statistic::Throughput`]).
+    pub statistic: bench::Statistic,
 }
 
 impl Default for ProbeOptions {
@@ -29,6 +34,7 @@ impl Default for ProbeOptions {
         ProbeOptions {
             budget_ms: DEFAULT_BUDGET_MS,
             threads: None,
+            statistic: bench::Statistic::default(),
         }
     }
 }
@@ -98,14 +104,11 @@ pub fn probe(options: &ProbeOptions) -> DeviceProfile {
 pub fn probe_with(options: &ProbeOptions, reader: &dyn SysReader) -> DeviceProfile {
     let start = std::time::Instant::now();
     let hw = read_hardware(reader);
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(hw.cpu_count, |n| n.get()))
-        .max(1);
+    let threads = options.threads.unwrap_or(1).max(1);
     // The budget covers the whole probe: the benchmarks get what the reads above left.
     let budget = std::time::Duration::from_millis(u64::from(options.budget_ms))
         .saturating_sub(start.elapsed());
-    let r = bench::run_within(budget, threads);
+    let r = bench::run_with(budget, threads, options.statistic);
     let measured = Figures {
         gemm_gflops_1t: r.gemm_gflops_1t,
         gemm_gflops_mt: r.gemm_gflops_mt,
@@ -124,7 +127,11 @@ pub fn probe_with(options: &ProbeOptions, reader: &dyn SysReader) -> DeviceProfi
 /// its `id` is left empty. With zeroed figures it still has the device's fingerprint, which
 /// depends on the hardware only: the runtime uses that to recognise a device without measuring.
 pub fn profile_from_hardware(hw: Hardware, measured: Figures) -> DeviceProfile {
-    let score = capability_score(&measured);
+    let cpu = Cpu {
+        clusters: hw.clusters,
+        isa: hw.isa,
+    };
+    let score = device_score(&cpu, &measured);
     DeviceProfile {
         format_version: FORMAT_VERSION,
         id: String::new(),
@@ -132,10 +139,7 @@ pub fn profile_from_hardware(hw: Hardware, measured: Figures) -> DeviceProfile {
         soc: hw.soc,
         os: hw.os,
         abi: abi().to_string(),
-        cpu: Cpu {
-            clusters: hw.clusters,
-            isa: hw.isa,
-        },
+        cpu,
         ram_bytes: hw.ram_bytes,
         ram_variants_gb: Vec::new(),
         dram: None,
@@ -572,6 +576,7 @@ mod tests {
             &ProbeOptions {
                 budget_ms: 10,
                 threads: Some(2),
+                ..ProbeOptions::default()
             },
             &denied,
         );

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::cores::{CoreClass, class_of, core_by_name, known_core_names, looks_like_core_type};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
-use crate::score::{capability_score, tier_class};
+use crate::score::{device_score, tier_class};
 
 /// The profile file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -99,6 +99,32 @@ impl Cpu {
 
 /// The largest device profile file we read.
 pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Reads a profile or spec file: a regular file of at most [`MAX_PROFILE_BYTES`] (a FIFO or a
+/// device cannot block the reader).
+pub(crate) fn read_small_file(path: &Path) -> Result<String> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() || meta.len() > MAX_PROFILE_BYTES {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "not a regular file of at most {MAX_PROFILE_BYTES} bytes (a folder, FIFO, \
+                 device or a huge file); pass a device profile JSON file"
+            ),
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_PROFILE_BYTES),
+        &mut text,
+    )
+    .map_err(io)?;
+    Ok(text)
+}
 
 /// A group of identical cores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,26 +328,7 @@ impl DeviceProfile {
     /// as origin.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() || meta.len() > MAX_PROFILE_BYTES {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "not a regular file of at most {MAX_PROFILE_BYTES} bytes (a folder, FIFO, \
-                     device or a huge file); pass a device profile JSON file"
-                ),
-            )));
-        }
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_PROFILE_BYTES),
-            &mut text,
-        )
-        .map_err(io)?;
+        let text = read_small_file(path)?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 
@@ -444,12 +451,13 @@ impl DeviceProfile {
         if m.threads == 0 {
             return bad("measured.threads", "must be at least 1".into());
         }
-        let want = capability_score(m);
+        let want = device_score(&self.cpu, m);
         if !self.score.is_finite() || (self.score - want).abs() > SCORE_TOLERANCE * want {
             return bad(
                 "score",
                 format!(
-                    "{} does not match the score of `measured`, {want:.1}",
+                    "{} does not match the score the latency model gives this CPU and `measured`, {want:.1} \
+                     (regenerate it with `tierforge profile estimate`)",
                     self.score
                 ),
             );
@@ -544,7 +552,22 @@ mod tests {
             threads: 8,
             source: FigureSource::Estimated,
         };
-        let score = capability_score(&measured);
+        let cpu = Cpu {
+            clusters: vec![
+                CpuCluster {
+                    core: "cortex-a75".into(),
+                    count: 2,
+                    max_mhz: Some(2000),
+                },
+                CpuCluster {
+                    core: "cortex-a55".into(),
+                    count: 6,
+                    max_mhz: Some(1800),
+                },
+            ],
+            isa: vec![IsaFeature::Neon, IsaFeature::Dotprod],
+        };
+        let score = device_score(&cpu, &measured);
         DeviceProfile {
             format_version: FORMAT_VERSION,
             id: "test-phone".into(),
@@ -552,21 +575,7 @@ mod tests {
             soc: "Test SoC".into(),
             os: "android 13".into(),
             abi: "arm64-v8a".into(),
-            cpu: Cpu {
-                clusters: vec![
-                    CpuCluster {
-                        core: "cortex-a75".into(),
-                        count: 2,
-                        max_mhz: Some(2000),
-                    },
-                    CpuCluster {
-                        core: "cortex-a55".into(),
-                        count: 6,
-                        max_mhz: Some(1800),
-                    },
-                ],
-                isa: vec![IsaFeature::Neon, IsaFeature::Dotprod],
-            },
+            cpu,
             ram_bytes: Some(3_600_000_000),
             ram_variants_gb: vec![4],
             dram: None,

@@ -1,47 +1,33 @@
 //! Capability score and tier class.
 //!
-//! The score is a weighted geometric mean of three rates, each divided by a reference phone's rate, times 100:
+//! The score is one core's speed on the scale where a Cortex-A53 core at 2.0 GHz (the Helio A22 class of entry
+//! phones; the Redmi 6A) scores 100: the engine runs one image on one thread, so one core is the yardstick. The
+//! speed comes from the [latency model](crate::latency): from the core types and clocks when they are known (catalog
+//! phones, recognised ARM cores), else from the probe's single-thread GEMM and depthwise rates:
 //!
 //! ```text
-//! score = 100 · (gemm_gflops_mt / 40)^0.6 · (dwconv_gflops / 10)^0.3 · (mem_bw_gbps / 3)^0.1
+//! score = 100 · speed / speed(Cortex-A53 @ 2.0 GHz)
+//! measured speed = (gemm_gflops_1t / 26.7)^0.7 · (dwconv_gflops / 9.35)^0.3     (1.0 = the calibration host)
 //! ```
 //!
-//! The reference (score 100) is roughly a 4× Cortex-A53 @ 2.0 GHz phone (Helio A22, the Redmi 6A scores 109). GEMM dominates because the
-//! 1×1 convolutions of a MobileNet-style net are GEMMs; depthwise convolutions are the second largest cost and are
-//! bound by loads more than by FLOP; bandwidth matters for the weights and activations that do not fit the cache,
-//! but it gets a small weight because the 8 MiB probe buffer sits in the L3 cache of larger CPUs (so the measured
-//! figure is partly cache bandwidth, and it is the noisiest of the three on a busy device).
-//! Because each term is a power, doubling every rate doubles the score, and a phone with 4× the compute and 4× the
-//! bandwidth scores 4× higher.
+//! Doubling every rate doubles the score. Multi-thread and bandwidth figures are reported but do not count: a
+//! multi-thread figure halves when another process holds a core, and batch-1 inference runs on one thread.
 //!
 //! The tier class is the lower of the class the score earns and the class the RAM allows. RAM thresholds sit at 80%
 //! of the marketed sizes, because a phone reports less than it is sold with (a "6 GB" phone shows ~5.4 GB).
 
-use crate::profile::{Figures, TierClass};
+use crate::latency::{device_speed, measured_speed, score_of_speed};
+use crate::profile::{Cpu, Figures, TierClass};
 
-/// Reference multi-thread GEMM rate (score 100), GFLOP/s.
-pub const REF_GEMM_GFLOPS: f64 = 40.0;
-/// Reference depthwise 3×3 rate, GFLOP/s.
-pub const REF_DWCONV_GFLOPS: f64 = 10.0;
-/// Reference memory read bandwidth, GB/s.
-pub const REF_MEM_BW_GBPS: f64 = 3.0;
-/// Weight of the GEMM term.
-pub const WEIGHT_GEMM: f64 = 0.6;
-/// Weight of the depthwise term.
-pub const WEIGHT_DWCONV: f64 = 0.3;
-/// Weight of the bandwidth term.
-pub const WEIGHT_MEM_BW: f64 = 0.1;
-
-/// Smallest rate used in the score, so that an unmeasured (zero) figure gives a tiny score instead of zero or NaN.
-const FLOOR: f64 = 1e-3;
-
-/// The capability score of a set of figures (see the module docs for the formula).
+/// The capability score of a set of measured figures (single-thread GEMM and depthwise; see the module docs).
 pub fn capability_score(f: &Figures) -> f64 {
-    let term = |x: f64, reference: f64, weight: f64| (x.max(FLOOR) / reference).powf(weight);
-    100.0
-        * term(f.gemm_gflops_mt, REF_GEMM_GFLOPS, WEIGHT_GEMM)
-        * term(f.dwconv_gflops, REF_DWCONV_GFLOPS, WEIGHT_DWCONV)
-        * term(f.mem_bw_gbps, REF_MEM_BW_GBPS, WEIGHT_MEM_BW)
+    score_of_speed(measured_speed(f))
+}
+
+/// The capability score of a device: from its spec when every core type and clock is known, else from `figures`
+/// ([`crate::latency::device_speed`]).
+pub fn device_score(cpu: &Cpu, figures: &Figures) -> f64 {
+    score_of_speed(device_speed(cpu, figures).value)
 }
 
 /// Lowest score of each class above `very-low`: `low`, `mid`, `high`, `flagship`.
@@ -86,42 +72,35 @@ pub fn tier_class(score: f64, ram_bytes: Option<u64>) -> TierClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::latency::CALIBRATION;
     use crate::profile::FigureSource;
 
-    fn figures(g: f64, d: f64, b: f64) -> Figures {
+    fn figures(g: f64, d: f64) -> Figures {
         Figures {
-            gemm_gflops_1t: g / 4.0,
-            gemm_gflops_mt: g,
+            gemm_gflops_1t: g,
+            gemm_gflops_mt: 4.0 * g,
             dwconv_gflops: d,
-            mem_bw_gbps: b,
+            mem_bw_gbps: 3.0,
             bench_ms: 0.0,
             threads: 4,
-            source: FigureSource::Estimated,
+            source: FigureSource::Measured,
         }
     }
 
     #[test]
-    fn reference_scores_100_and_score_is_homogeneous() {
-        let s = capability_score(&figures(
-            REF_GEMM_GFLOPS,
-            REF_DWCONV_GFLOPS,
-            REF_MEM_BW_GBPS,
-        ));
-        assert!((s - 100.0).abs() < 1e-9, "{s}");
-        let s4 = capability_score(&figures(
-            4.0 * REF_GEMM_GFLOPS,
-            4.0 * REF_DWCONV_GFLOPS,
-            4.0 * REF_MEM_BW_GBPS,
-        ));
-        assert!((s4 - 400.0).abs() < 1e-9, "{s4}");
-        // Only GEMM doubled: 2^0.6.
-        let sg = capability_score(&figures(
-            2.0 * REF_GEMM_GFLOPS,
-            REF_DWCONV_GFLOPS,
-            REF_MEM_BW_GBPS,
-        ));
-        assert!((sg - 100.0 * 2f64.powf(0.6)).abs() < 1e-9, "{sg}");
-        assert!(capability_score(&figures(0.0, 0.0, 0.0)) > 0.0);
+    fn score_is_homogeneous_and_ignores_multi_thread_figures() {
+        let (g, d) = (CALIBRATION.gemm_gflops_1t, CALIBRATION.dwconv_gflops_1t);
+        let s = capability_score(&figures(g, d));
+        let s4 = capability_score(&figures(4.0 * g, 4.0 * d));
+        assert!((s4 / s - 4.0).abs() < 1e-9, "{s} {s4}");
+        // Only GEMM doubled: 2^0.7.
+        let sg = capability_score(&figures(2.0 * g, d));
+        assert!((sg / s - 2f64.powf(0.7)).abs() < 1e-9, "{sg}");
+        let mut more_threads = figures(g, d);
+        more_threads.gemm_gflops_mt *= 3.0;
+        more_threads.mem_bw_gbps *= 3.0;
+        assert_eq!(capability_score(&more_threads), s);
+        assert!(capability_score(&figures(0.0, 0.0)) > 0.0);
     }
 
     #[test]

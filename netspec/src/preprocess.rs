@@ -73,6 +73,24 @@ pub fn normalize_u8(src: &[u8], c: usize, mean: &[f32], std: &[f32], out: &mut [
     }
 }
 
+/// One image stored channel-major (`CHW`, as datasets hold it) rearranged to pixel-major
+/// (`HWC`, as apps hold bitmaps and as [`ImageRef`] takes them).
+///
+/// # Panics
+/// Never: a short `chw` yields zeros for the missing values.
+pub fn chw_to_hwc(chw: &[u8], channels: usize, height: usize, width: usize) -> Vec<u8> {
+    let plane = height * width;
+    let mut out = vec![0u8; channels * plane];
+    for ch in 0..channels {
+        for p in 0..plane {
+            if let Some(v) = chw.get(ch * plane + p) {
+                out[p * channels + ch] = *v;
+            }
+        }
+    }
+    out
+}
+
 /// An image in memory: `height × width × channels` u8, interleaved (HWC), as apps hold bitmaps.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRef<'a> {
@@ -152,6 +170,18 @@ pub fn prepare_image(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn chw_to_hwc_interleaves_channels() {
+        // 2 channels, 1×3: R = 1 2 3, G = 4 5 6 → 1 4 2 5 3 6
+        assert_eq!(
+            chw_to_hwc(&[1, 2, 3, 4, 5, 6], 2, 1, 3),
+            vec![1, 4, 2, 5, 3, 6]
+        );
+        assert_eq!(chw_to_hwc(&[7, 8], 1, 1, 2), vec![7, 8]);
+        assert_eq!(chw_to_hwc(&[1], 2, 1, 1), vec![1, 0]);
+    }
+
     use super::*;
 
     #[test]

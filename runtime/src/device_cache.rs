@@ -239,6 +239,7 @@ mod tests {
             &ProbeOptions {
                 budget_ms: 2,
                 threads: Some(1),
+                ..ProbeOptions::default()
             },
             &FsReader,
         );

@@ -425,6 +425,7 @@ impl Launcher {
                         // Saturating float → int: negative or NaN becomes 0, then at least 1.
                         budget_ms: (left_ms.floor() as u32).max(1),
                         threads: opts.threads,
+                        ..ProbeOptions::default()
                     },
                     self.reader.as_ref(),
                 );

@@ -128,7 +128,7 @@ pub use manifest::{
 pub use netspec::{ArchConfig, FoldedNet, SearchSpace};
 pub use select::{
     AccuracySource, Decision, Policy, RUNTIME_OVERHEAD_BYTES, RejectReason, Rejection,
-    memory_need_bytes, next_smaller, predicted_latency_ms, select, select_excluding, shortfall,
-    size_order, smaller_than,
+    inference_threads, memory_need_bytes, next_smaller, predicted_latency_ms, select,
+    select_excluding, shortfall, size_order, smaller_than,
 };
 pub use session::{ImageRef, Prediction, Session, load_net};

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bundle;
 pub mod demo;
 pub mod eval;
+pub mod latency;
 pub mod profile;
 pub mod qa;
 pub mod search;

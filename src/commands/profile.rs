@@ -18,7 +18,8 @@ pub struct ProfileArgs {
     /// Time budget of the probe (micro-benchmarks included), ms.
     #[arg(long, default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub budget_ms: u32,
-    /// Threads of the multi-thread benchmarks (default: all usable cores).
+    /// Threads of the multi-thread benchmarks, reported for information (default: 1; the score uses the
+    /// single-thread figures).
     #[arg(long = "probe-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// List every catalog phone and this host as a table sorted by score.
@@ -27,6 +28,60 @@ pub struct ProfileArgs {
     /// Run the probe N times and report the probe's wall time per run and the score's coefficient of variation.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repeat: Option<u32>,
+    /// What to do instead of probing this machine.
+    #[command(subcommand)]
+    pub command: Option<ProfileCommand>,
+}
+
+/// Subcommands of `tierforge profile`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// Estimate a full catalog profile from a phone's spec (a catalog profile without `measured`, `score` and
+    /// `tier`): how a user adds a phone. Prints the profile; with `--json`, the catalog file's JSON.
+    Estimate(EstimateArgs),
+}
+
+/// Arguments of `tierforge profile estimate`.
+#[derive(clap::Args, Debug)]
+pub struct EstimateArgs {
+    /// The spec file (JSON).
+    #[arg(value_name = "SPEC.json")]
+    pub spec: std::path::PathBuf,
+    /// Print the profile as catalog JSON on stdout (write it to a new file, not over SPEC).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn run_estimate(args: EstimateArgs) -> anyhow::Result<ExitCode> {
+    let p = device_profiles::estimate::estimate_file(&args.spec)
+        .with_context(|| format!("cannot estimate a profile from `{}`", args.spec.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", p.to_json_pretty()?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let speed = device_profiles::latency::device_speed(&p.cpu, &p.measured);
+    writeln!(out, "id           {}", p.id)?;
+    writeln!(out, "name         {}", p.name)?;
+    writeln!(
+        out,
+        "cpu          {} ({} cores)",
+        table::cpu_summary(&p),
+        p.core_count()
+    )?;
+    writeln!(
+        out,
+        "speed        {:.3} of one calibration-host core ({}), from the {}",
+        speed.value,
+        device_profiles::latency::CALIBRATION.cpu,
+        speed.basis.as_str()
+    )?;
+    writeln!(out, "score        {:.0} ({})", p.score, p.tier)?;
+    for a in &p.assumptions {
+        writeln!(out, "assumes      {a}")?;
+    }
+    writeln!(out, "(--json prints the catalog file)")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One probe run of `--repeat`.
@@ -47,9 +102,13 @@ struct Run {
 /// # Errors
 /// When the built-in catalog fails to parse (a build defect) or stdout cannot be written.
 pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    if let Some(ProfileCommand::Estimate(a)) = args.command {
+        return run_estimate(a);
+    }
     let options = ProbeOptions {
         budget_ms: args.budget_ms,
         threads: args.threads.map(|t| t as usize),
+        ..ProbeOptions::default()
     };
     let mut out = std::io::stdout().lock();
 

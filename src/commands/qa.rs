@@ -55,6 +55,10 @@ pub struct QaArgs {
     /// Skip the latency-model calibration (every variant at 1 and 2 threads).
     #[arg(long)]
     pub no_calibration: bool,
+    /// Do not run the phones' launches under CPU quotas (cgroups); scale host latency by the
+    /// score ratio instead (what QA falls back to where no cgroup is writable).
+    #[arg(long)]
+    pub no_emulation: bool,
     /// Budget of each host probe in milliseconds (the runtime's default).
     #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
@@ -72,24 +76,10 @@ pub struct QaArgs {
 /// Arguments of the hidden `tierforge qa-child`: one measurement, JSON on stdout.
 #[derive(Debug, Clone, Args)]
 pub struct QaChildArgs {
-    /// The bundle folder.
-    #[arg(long, value_name = "DIR")]
-    pub bundle: PathBuf,
-    /// The variant id.
-    #[arg(long, value_name = "ID")]
-    pub variant: String,
-    /// Inference threads.
-    #[arg(long, value_name = "N")]
-    pub threads: usize,
-    /// Images to predict.
-    #[arg(long, value_name = "K")]
-    pub images: usize,
-    /// A dataset folder (its test split) or a QA image pack.
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
-    /// Untimed predictions first.
-    #[arg(long, value_name = "N", default_value_t = qa::child::DEFAULT_WARMUP)]
-    pub warmup: usize,
+    /// The request's flags, as `tiers::qa::ChildRequest::to_args` writes them (one parser:
+    /// `ChildRequest::parse_args`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub request: Vec<String>,
 }
 
 fn load_profiles(paths: &[PathBuf]) -> Result<Vec<DeviceProfile>> {
@@ -150,6 +140,7 @@ pub fn run(args: QaArgs) -> Result<ExitCode> {
     options.probe_budget_ms = args.probe_ms;
     options.probe_runs = args.probe_runs.max(1);
     options.child_timeout = Duration::from_secs(args.child_timeout_s.max(1));
+    options.emulate = !args.no_emulation;
     if args.no_calibration {
         options.calibration_threads.clear();
     }
@@ -180,14 +171,7 @@ pub fn run(args: QaArgs) -> Result<ExitCode> {
 /// # Errors
 /// An unreadable bundle, variant or images.
 pub fn run_child(args: QaChildArgs) -> Result<ExitCode> {
-    let req = ChildRequest {
-        bundle: args.bundle,
-        variant: args.variant,
-        threads: args.threads,
-        images: args.images,
-        data: super::find_fashion_mnist(args.data.as_deref())?,
-        warmup: args.warmup,
-    };
+    let req = ChildRequest::parse_args(args.request).context("bad qa-child arguments")?;
     let report = qa::measure(&req).context("QA measurement failed")?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)

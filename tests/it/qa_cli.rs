@@ -109,6 +109,62 @@ fn qa_over_catalog_phones_writes_every_report_with_one_row_per_phone() {
     }
     assert_eq!(v["failed"], 0);
     assert!(v["host"]["score"].as_f64().unwrap() > 0.0);
+    // Emulation: the app's launch under a CPU quota where a cgroup is writable (root), else
+    // host latency scaled, and the report says which.
+    let emulation = v["emulation"].as_str().unwrap();
+    assert!(["cpu-quota", "scaled"].contains(&emulation), "{v}");
+    for p in phones {
+        assert_eq!(p["picked_by_profile"], p["decision"]["chosen"], "{p}");
+        assert!(p["measured_ms"].as_f64().unwrap() > 0.0, "{p}");
+        if emulation == "cpu-quota" {
+            // every variant fits 1000 ms: the runtime's own pick is the largest too
+            assert_eq!(p["picked_by_runtime"], "max", "{p}");
+            assert!(p["runtime_score"].as_f64().unwrap() > 0.0, "{p}");
+        } else {
+            assert!(p["picked_by_runtime"].is_null(), "{p}");
+        }
+    }
+    if emulation == "cpu-quota" {
+        // the slow phones ran under a quota; the A01 Core gets the smallest share
+        let a01 = phones
+            .iter()
+            .find(|p| p["id"] == "samsung-galaxy-a01-core")
+            .unwrap();
+        let q = &a01["quota"];
+        let fraction = q["quota_us"].as_f64().unwrap() / q["period_us"].as_f64().unwrap();
+        assert!(fraction > 0.0 && fraction < 0.5, "{a01}");
+        let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/cpu")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("tierforge-qa-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // other QA runs may be going on at the same time: a group whose QA process has exited
+        // must be gone
+        let orphans: Vec<&String> = leftovers
+            .iter()
+            .filter(|n: &&String| {
+                let pid = n
+                    .trim_start_matches("tierforge-qa-")
+                    .split('-')
+                    .next()
+                    .unwrap_or("");
+                !Path::new(&format!("/proc/{pid}")).exists()
+            })
+            .collect();
+        assert!(orphans.is_empty(), "cgroups left behind: {orphans:?}");
+        assert!(v["runtime_agrees"][1].as_u64().unwrap() >= 1, "{v}");
+    } else {
+        assert!(
+            v["emulation_note"]
+                .as_str()
+                .unwrap()
+                .contains("No CPU quota"),
+            "{v}"
+        );
+    }
     // Calibration: every variant at 1 (and, on a multi-core host, 2) threads.
     let rows = v["calibration"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3, "{v}");

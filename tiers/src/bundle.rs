@@ -337,7 +337,8 @@ pub fn build_bundle(
     if !threads.is_empty() {
         let fam = runtime_family(space, family);
         let host = crate::latency::HostInfo::probe();
-        let to_reference = host.score / search.reference.score.max(1e-9);
+        let to_reference =
+            device_profiles::latency::predict_ms(1.0, host.score, search.reference.score);
         let timing = crate::latency::TimingOptions {
             runs: 9,
             min_run_us: 3000.0,
@@ -540,7 +541,7 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
         let hwc: Vec<u8> = ds
             .images
             .chunks(c * plane)
-            .flat_map(|im| (0..plane).flat_map(move |p| (0..c).map(move |ch| im[ch * plane + p])))
+            .flat_map(|im| supernet::preprocess::chw_to_hwc(im, c, h, w))
             .collect();
         let images: Vec<runtime::ImageRef<'_>> = hwc
             .chunks(c * plane)

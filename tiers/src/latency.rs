@@ -613,9 +613,10 @@ impl LatencyLut {
         Ok(self.predict_host_ms(space, arch)? * self.scale_to(profile_score))
     }
 
-    /// The factor from host latency to a device of score `profile_score`.
+    /// The factor from host latency to a device of score `profile_score`
+    /// ([`device_profiles::latency::predict_ms`]).
     pub fn scale_to(&self, profile_score: f64) -> f64 {
-        self.host.score / profile_score.max(1e-9)
+        device_profiles::latency::predict_ms(1.0, self.host.score, profile_score)
     }
 }
 

@@ -120,7 +120,7 @@ fn missing_file_is_an_io_error_with_the_path() {
 }
 
 #[test]
-fn catalog_spans_very_low_to_flagship_and_scores_follow_peak_compute() {
+fn catalog_spans_very_low_to_flagship() {
     let phones = catalog::builtin().unwrap();
     assert!(phones.len() >= 12, "{}", phones.len());
     for p in &phones {
@@ -148,12 +148,12 @@ fn catalog_spans_very_low_to_flagship_and_scores_follow_peak_compute() {
         weakest.cpu
     );
     assert!(weakest.ram_bytes.unwrap() < 2 << 30);
+    // One X4 core at 3.3 GHz against one A53 core at 1.5 GHz: the public measurements put an X4
+    // at 5.8x an A53 per clock (ncnn fp16 over its fp16 gain), i.e. ~13x here.
     let score_ratio = flagship.score / weakest.score;
-    let peak_ratio = flagship.peak_gflops().unwrap() / weakest.peak_gflops().unwrap();
-    // Roughly the ratio of peak compute: bandwidth (weight 0.2) grows a bit faster than compute across the range.
     assert!(
-        (0.75..=1.35).contains(&(score_ratio / peak_ratio)),
-        "score ratio {score_ratio:.2} vs peak ratio {peak_ratio:.2}"
+        (8.0..=16.0).contains(&score_ratio),
+        "score ratio {score_ratio:.2}"
     );
     // Every class appears.
     for t in [
@@ -202,6 +202,7 @@ fn probe_survives_unreadable_proc_and_sys() {
         &ProbeOptions {
             budget_ms: 10,
             threads: None,
+            ..ProbeOptions::default()
         },
         &Denied,
     );
@@ -219,6 +220,7 @@ fn host_probe_is_valid_and_its_fingerprint_is_stable() {
     let a = probe(&ProbeOptions {
         budget_ms: 5,
         threads: Some(1),
+        ..ProbeOptions::default()
     });
     let b = probe(&ProbeOptions::default());
     a.validate().unwrap();
@@ -236,4 +238,93 @@ fn host_probe_is_valid_and_its_fingerprint_is_stable() {
         "{} cores listed, {usable} usable",
         b.core_count()
     );
+}
+
+mod public_fit;
+mod public_latency;
+
+mod estimate {
+    use device_profiles::Error;
+    use device_profiles::estimate::estimate_json_str;
+
+    fn spec_with(edit: impl Fn(&mut serde_json::Value)) -> String {
+        let (_, text) = device_profiles::catalog::BUILTIN_FILES
+            .iter()
+            .find(|(f, _)| *f == "xiaomi-redmi-6a.json")
+            .unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for k in ["measured", "score", "tier"] {
+            o.remove(k);
+        }
+        edit(&mut v);
+        v.to_string()
+    }
+
+    fn field_error(text: &str) -> (String, String) {
+        match estimate_json_str(text, "spec.json") {
+            Err(Error::InvalidField { field, reason, .. }) => (field, reason),
+            other => panic!("expected an InvalidField error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_spec_estimates_the_catalog_entry_it_came_from() {
+        let p = estimate_json_str(&spec_with(|_| {}), "spec.json").unwrap();
+        let catalog = device_profiles::catalog::builtin_by_id("xiaomi-redmi-6a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.score, catalog.score);
+        assert_eq!(p.tier, catalog.tier);
+        // A53 at 2.0 GHz is the score's reference.
+        assert!((p.score - 100.0).abs() < 1e-9, "{}", p.score);
+        assert!(
+            p.assumptions
+                .iter()
+                .any(|a| a.starts_with("Speed of one cortex-a53")),
+            "{:?}",
+            p.assumptions
+        );
+        // Twice the clock, twice the score.
+        let fast = estimate_json_str(
+            &spec_with(|v| v["cpu"]["clusters"][0]["max_mhz"] = 4000.into()),
+            "s",
+        )
+        .unwrap();
+        assert!((fast.score / p.score - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let (field, reason) = field_error(&spec_with(|v| {
+            v["cpu"]["clusters"][0]["core"] = "cortex-a99".into()
+        }));
+        assert_eq!(field, "cpu.clusters[0].core");
+        assert!(
+            reason.contains("cortex-a53") && reason.contains("cortex-x4"),
+            "lists the known cores: {reason}"
+        );
+        let (field, _) = field_error(&spec_with(|v| v["cpu"]["clusters"][0]["count"] = 0.into()));
+        assert_eq!(field, "cpu.clusters[0].count");
+        let (field, reason) = field_error(&spec_with(|v| {
+            v["cpu"]["clusters"][0]["max_mhz"] = 5200.into()
+        }));
+        assert_eq!(field, "cpu.clusters[0].max_mhz");
+        assert!(reason.contains("5 GHz"), "{reason}");
+        let (field, _) = field_error(&spec_with(|v| v["ram_bytes"] = (-2_000_000_000i64).into()));
+        assert_eq!(field, "ram_bytes");
+        let (field, _) = field_error(&spec_with(|v| v["ram_bytes"] = 1.5e9.into()));
+        assert_eq!(field, "ram_bytes");
+        let (field, _) = field_error(&spec_with(|v| v["cpu"]["clusters"] = serde_json::json!([])));
+        assert_eq!(field, "cpu.clusters");
+        // An x86 model name cannot be estimated.
+        let (field, _) = field_error(&spec_with(|v| {
+            v["cpu"]["clusters"][0]["core"] = "AMD EPYC".into()
+        }));
+        assert_eq!(field, "cpu.clusters[0].core");
+        assert!(matches!(
+            estimate_json_str(&spec_with(|v| v["bogus"] = 1.into()), "spec.json"),
+            Err(Error::Json { .. })
+        ));
+    }
 }

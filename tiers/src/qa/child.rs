@@ -55,13 +55,33 @@ pub struct ChildRequest {
     pub data: PathBuf,
     /// Untimed predictions first.
     pub warmup: usize,
+    /// When set, the child does what the app does on first launch instead of loading
+    /// `variant`: a cold [`runtime::Launcher`] launch with its caches in this (fresh) folder
+    /// (fingerprint → probe → select → load), then the predictions.
+    #[serde(default)]
+    pub launch: Option<LaunchRequest>,
+}
+
+/// The app-launch part of a [`ChildRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    /// The app-data folder (caches).
+    pub app_dir: PathBuf,
+    /// [`runtime::LaunchOptions::pick_budget_ms`]: under a CPU quota the probe must span many
+    /// quota periods to measure the quota's share.
+    pub pick_budget_ms: u32,
+    /// The policy's latency budget (`None`: the bundle's).
+    pub latency_budget_ms: Option<f64>,
+    /// Keep predicting (cycling through the images) until this much time has passed, ms, so
+    /// that the mean spans many quota periods.
+    pub min_timed_ms: f64,
 }
 
 impl ChildRequest {
     /// The command-line flags of this request, as the child parses them
     /// ([`ChildRequest::parse_args`], or the CLI's `qa-child` subcommand).
     pub fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--bundle".into(),
             self.bundle.display().to_string(),
             "--variant".into(),
@@ -74,7 +94,21 @@ impl ChildRequest {
             self.data.display().to_string(),
             "--warmup".into(),
             self.warmup.to_string(),
-        ]
+        ];
+        if let Some(l) = &self.launch {
+            args.extend([
+                "--app-dir".into(),
+                l.app_dir.display().to_string(),
+                "--pick-budget-ms".into(),
+                l.pick_budget_ms.to_string(),
+                "--min-timed-ms".into(),
+                l.min_timed_ms.to_string(),
+            ]);
+            if let Some(b) = l.latency_budget_ms {
+                args.extend(["--latency-budget-ms".into(), b.to_string()]);
+            }
+        }
+        args
     }
 
     /// Parses the flags written by [`ChildRequest::to_args`] (any order; `--warmup` optional).
@@ -90,6 +124,8 @@ impl ChildRequest {
         let (mut bundle, mut variant, mut threads, mut images, mut data) =
             (None, None, None, None, None);
         let mut warmup = DEFAULT_WARMUP;
+        let (mut app_dir, mut pick_budget_ms, mut min_timed_ms, mut latency_budget_ms) =
+            (None, None, 0.0, None);
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| bad(&flag, "needs a value"))?;
@@ -101,6 +137,27 @@ impl ChildRequest {
                 "--images" => images = Some(count(&value)?),
                 "--data" => data = Some(PathBuf::from(value)),
                 "--warmup" => warmup = count(&value)?,
+                "--app-dir" => app_dir = Some(PathBuf::from(value)),
+                "--pick-budget-ms" => {
+                    pick_budget_ms =
+                        Some(value.parse::<u32>().map_err(|_| bad(&flag, "takes ms"))?);
+                }
+                "--min-timed-ms" => {
+                    min_timed_ms = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v >= 0.0)
+                        .ok_or_else(|| bad(&flag, "takes ms >= 0"))?;
+                }
+                "--latency-budget-ms" => {
+                    latency_budget_ms = Some(
+                        value
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v > 0.0)
+                            .ok_or_else(|| bad(&flag, "takes ms > 0"))?,
+                    );
+                }
                 _ => return Err(bad(&flag, "is not a flag of the QA child")),
             }
         }
@@ -111,6 +168,12 @@ impl ChildRequest {
             images: images.ok_or_else(|| bad("--images", "is required"))?,
             data: data.ok_or_else(|| bad("--data", "is required"))?,
             warmup,
+            launch: app_dir.map(|app_dir| LaunchRequest {
+                app_dir,
+                pick_budget_ms: pick_budget_ms.unwrap_or(device_profiles::probe::DEFAULT_BUDGET_MS),
+                latency_budget_ms,
+                min_timed_ms,
+            }),
         })
     }
 }
@@ -142,6 +205,19 @@ pub struct ChildReport {
     pub peak_rss_bytes: u64,
     /// Peak address space (`VmPeak`), bytes; 0 when `/proc` is unreadable.
     pub peak_vm_bytes: u64,
+    /// Mean latency of the timed predictions (total time / predictions), ms: under a CPU quota,
+    /// the meaningful figure.
+    #[serde(default)]
+    pub mean_ms: f64,
+    /// Launch mode: the variant the runtime picked by itself (before any latency step-down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked_by_runtime: Option<String>,
+    /// Launch mode: the score the runtime's own probe measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_score: Option<f64>,
+    /// Launch mode: the runtime's launch report (`LaunchReport`'s text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_report: Option<String>,
 }
 
 /// A field of `/proc/<pid>/status` in bytes (`VmHWM`, `VmRSS`, `VmPeak`, …).
@@ -303,23 +379,42 @@ pub fn measure(req: &ChildRequest) -> Result<ChildReport> {
     let t0 = Instant::now();
     let bundle = Bundle::open(&req.bundle)
         .map_err(|e| Error::runtime(format!("opening {}", req.bundle.display()), e))?;
-    let mut session = Session::open(&bundle, &req.variant)
-        .map_err(|e| Error::runtime(format!("loading variant `{}`", req.variant), e))?;
+    let mut target = match &req.launch {
+        None => Target::Session(
+            Session::open(&bundle, &req.variant)
+                .map_err(|e| Error::runtime(format!("loading variant `{}`", req.variant), e))?,
+        ),
+        Some(l) => {
+            let options = runtime::LaunchOptions {
+                policy: runtime::Policy {
+                    latency_budget_ms: l.latency_budget_ms,
+                    ..runtime::Policy::default()
+                },
+                pick_budget_ms: l.pick_budget_ms,
+                ..runtime::LaunchOptions::default()
+            };
+            // The app's own probe, asked for throughput: under a CPU quota the fastest
+            // repetition would measure the unthrottled host.
+            let launch = runtime::Launcher::new(&l.app_dir)
+                .with_options(options)
+                .with_probe(|o, r| {
+                    device_profiles::probe_with(
+                        &device_profiles::ProbeOptions {
+                            statistic: device_profiles::bench::Statistic::Throughput,
+                            ..o.clone()
+                        },
+                        r,
+                    )
+                })
+                .launch_bundle(bundle)
+                .map_err(|e| Error::runtime("the app's launch", e))?;
+            Target::Launch(Box::new(launch))
+        }
+    };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-
-    // Datasets are CHW; apps hold HWC bitmaps.
     let (c, h, w) = (set.channels, set.height, set.width);
     let hwc: Vec<Vec<u8>> = (0..set.len())
-        .map(|i| {
-            let chw = set.image(i);
-            let mut out = vec![0u8; c * h * w];
-            for ch in 0..c {
-                for p in 0..h * w {
-                    out[p * c + ch] = chw[ch * h * w + p];
-                }
-            }
-            out
-        })
+        .map(|i| supernet::preprocess::chw_to_hwc(set.image(i), c, h, w))
         .collect();
     let image = |i: usize| ImageRef {
         pixels: &hwc[i],
@@ -327,32 +422,77 @@ pub fn measure(req: &ChildRequest) -> Result<ChildReport> {
         height: h,
         channels: c,
     };
-    let predict_err = |e| Error::runtime(format!("predicting with `{}`", req.variant), e);
+    let variant = target.variant();
+    let predict_err = |e| Error::runtime(format!("predicting with `{variant}`"), e);
     for i in 0..req.warmup {
-        session.predict(image(i % hwc.len())).map_err(predict_err)?;
+        target.predict(image(i % hwc.len())).map_err(predict_err)?;
     }
+    let min_ms = req.launch.as_ref().map_or(0.0, |l| l.min_timed_ms);
     let mut times = Vec::with_capacity(hwc.len());
     let mut correct = 0usize;
-    for (i, &label) in set.labels.iter().enumerate() {
+    let mut scored = 0usize;
+    let timed = Instant::now();
+    let mut i = 0usize;
+    while i < hwc.len() || timed.elapsed().as_secs_f64() * 1e3 < min_ms {
+        let k = i % hwc.len();
         let t = Instant::now();
-        let p = session.predict(image(i)).map_err(predict_err)?;
+        let p = target.predict(image(k)).map_err(predict_err)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
-        correct += usize::from(p.class == usize::from(label));
+        if i < hwc.len() {
+            correct += usize::from(p.class == usize::from(set.labels[k]));
+            scored += 1;
+        }
+        i += 1;
     }
+    let total_ms = timed.elapsed().as_secs_f64() * 1e3;
+    let (picked_by_runtime, runtime_score, launch_report) = match &target {
+        Target::Session(_) => (None, None, None),
+        Target::Launch(l) => (
+            Some(l.report().start_variant.clone()),
+            Some(l.report().device.score),
+            Some(l.report().to_string()),
+        ),
+    };
     Ok(ChildReport {
-        variant: req.variant.clone(),
+        variant: target.variant(),
         threads_requested: req.threads,
         threads,
         images: times.len(),
         median_ms: median(&times),
         p10_ms: quantile(&times, 0.1),
         p90_ms: quantile(&times, 0.9),
-        accuracy: correct as f64 / times.len() as f64,
+        accuracy: correct as f64 / scored.max(1) as f64,
         correct,
         load_ms,
         peak_rss_bytes: self_status("VmHWM"),
         peak_vm_bytes: self_status("VmPeak"),
+        mean_ms: total_ms / times.len().max(1) as f64,
+        picked_by_runtime,
+        runtime_score,
+        launch_report,
     })
+}
+
+/// What a child predicts with: a variant it loaded, or the app's launch.
+enum Target {
+    Session(Session),
+    Launch(Box<runtime::Launch>),
+}
+
+impl Target {
+    fn variant(&self) -> String {
+        match self {
+            Target::Session(s) => s.variant().id.clone(),
+            Target::Launch(l) => l.session().variant().id.clone(),
+        }
+    }
+
+    fn predict(&mut self, image: ImageRef<'_>) -> runtime::Result<runtime::Prediction> {
+        match self {
+            Target::Session(s) => s.predict(image),
+            Target::Launch(l) => l.predict(image),
+        }
+    }
 }
 
 /// How to start a child: a program and the arguments before the request's flags.
@@ -448,7 +588,55 @@ pub fn spawn(
     rss_limit_bytes: Option<u64>,
     timeout: Duration,
 ) -> Result<ChildOutcome> {
-    let mut child = Command::new(&cmd.program)
+    spawn_wrapped(cmd, req, rss_limit_bytes, timeout, None)
+}
+
+/// Where a child must run: a cgroup to join before it starts, and the CPUs it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrap {
+    /// The group's `cgroup.procs`.
+    pub procs_file: PathBuf,
+    /// The child may use CPUs `0..cpus` (with `taskset`, when installed).
+    pub cpus: usize,
+}
+
+/// Shell that joins the cgroup named by `$1` and then becomes the child (same pid, so the parent
+/// still watches its memory), pinned to CPUs `$2` when `taskset` exists.
+const WRAP_SCRIPT: &str = r#"echo $$ > "$1" || exit 97
+cpus=$2
+shift 2
+if command -v taskset >/dev/null 2>&1; then exec taskset -c "$cpus" "$@"; fi
+exec "$@""#;
+
+/// Exit code of the wrapper when it cannot join the cgroup.
+const WRAP_JOIN_FAILED: i32 = 97;
+
+/// [`spawn`], optionally inside a cgroup and pinned to some CPUs ([`Wrap`]): the child joins
+/// the group before its program starts, so no instruction of it runs unthrottled.
+///
+/// # Errors
+/// As [`spawn`].
+pub fn spawn_wrapped(
+    cmd: &ChildCommand,
+    req: &ChildRequest,
+    rss_limit_bytes: Option<u64>,
+    timeout: Duration,
+    wrap: Option<&Wrap>,
+) -> Result<ChildOutcome> {
+    let mut command = match wrap {
+        None => Command::new(&cmd.program),
+        Some(w) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(WRAP_SCRIPT)
+                .arg("sh")
+                .arg(&w.procs_file)
+                .arg(format!("0-{}", w.cpus.max(1) - 1))
+                .arg(&cmd.program);
+            c
+        }
+    };
+    let mut child = command
         .args(&cmd.args)
         .args(req.to_args())
         .env("RAYON_NUM_THREADS", req.threads.max(1).to_string())
@@ -531,6 +719,12 @@ pub fn spawn(
                 rss_bytes: max_rss,
             }),
         },
+        Some(st) if wrap.is_some() && st.code() == Some(WRAP_JOIN_FAILED) => {
+            Ok(ChildOutcome::Failed {
+                reason: format!("could not join the CPU-limited cgroup: {}", tail(&stderr)),
+                rss_bytes: max_rss,
+            })
+        }
         Some(st) => Ok(ChildOutcome::Failed {
             reason: format!("{st}: {}", tail(&stderr)),
             rss_bytes: max_rss,
@@ -579,6 +773,7 @@ mod tests {
             images: 1,
             data: "d".into(),
             warmup: 0,
+            launch: None,
         }
     }
 
@@ -612,6 +807,13 @@ mod tests {
             args: vec![],
         };
         assert!(spawn(&missing, &req(), None, long).is_err());
+        // A wrapped child that cannot join its cgroup says so.
+        let wrap = Wrap {
+            procs_file: "/nonexistent/cgroup.procs".into(),
+            cpus: 1,
+        };
+        let o = spawn_wrapped(&sh("echo {}"), &req(), None, long, Some(&wrap)).unwrap();
+        assert!(o.failure().unwrap().contains("cgroup"), "{o:?}");
     }
 
     #[test]
@@ -623,8 +825,19 @@ mod tests {
             images: 7,
             data: "d.bin".into(),
             warmup: 1,
+            launch: None,
         };
         assert_eq!(ChildRequest::parse_args(r.to_args()).unwrap(), r);
+        let launch = ChildRequest {
+            launch: Some(LaunchRequest {
+                app_dir: "app".into(),
+                pick_budget_ms: 640,
+                latency_budget_ms: Some(1.5),
+                min_timed_ms: 320.5,
+            }),
+            ..r.clone()
+        };
+        assert_eq!(ChildRequest::parse_args(launch.to_args()).unwrap(), launch);
         let e = ChildRequest::parse_args(vec!["--bundle".into(), "b".into()]).unwrap_err();
         assert!(e.to_string().contains("--variant"), "{e}");
 

@@ -20,6 +20,7 @@
 //! emulated latency is over the latency budget, or when the peak resident memory is over the
 //! memory budget.
 
+pub mod cgroup;
 pub mod chart;
 pub mod child;
 pub mod report;
@@ -27,6 +28,7 @@ pub mod report;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use device_profiles::latency::predict_ms;
 use device_profiles::{DeviceProfile, ProbeOptions};
 use runtime::{Bundle, DeviceFacts, Policy, select, size_order};
 
@@ -70,6 +72,9 @@ pub struct QaOptions {
     pub probe_budget_ms: u32,
     /// Host probes at the start; the one with the best score is used.
     pub probe_runs: usize,
+    /// Run each phone's app launch under a CPU quota when a cgroup is writable
+    /// (`cpu-quota` emulation); `false`, or no writable cgroup: `scaled`.
+    pub emulate: bool,
     /// Thread counts of the calibration runs (empty: no calibration).
     pub calibration_threads: Vec<usize>,
     /// Longest a child may run.
@@ -98,6 +103,7 @@ impl QaOptions {
             child,
             probe_budget_ms: device_profiles::probe::DEFAULT_BUDGET_MS,
             probe_runs: DEFAULT_PROBE_RUNS,
+            emulate: true,
             calibration_threads: vec![1, 2],
             child_timeout: Duration::from_secs(120),
         }
@@ -145,6 +151,7 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         device_profiles::probe(&ProbeOptions {
             budget_ms: o.probe_budget_ms,
             threads: None,
+            ..ProbeOptions::default()
         })
     };
     let mut probed = probe();
@@ -177,7 +184,28 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         images: k,
         data: pack.clone(),
         warmup: o.warmup,
+        launch: None,
     };
+
+    let limiter = if o.emulate {
+        cgroup::CpuLimiter::detect()
+    } else {
+        Err("turned off (--no-emulation)".to_string())
+    };
+    let (emulation, emulation_note) = match &limiter {
+        Ok(l) => {
+            let stale = l.sweep_stale();
+            if stale > 0 {
+                progress(&format!("removed {stale} cgroup(s) left by killed QA runs"));
+            }
+            (
+                "cpu-quota",
+                format!("{EMULATION_CPU_QUOTA} ({:?} cgroup)", l.version()),
+            )
+        }
+        Err(why) => ("scaled", format!("{EMULATION_SCALED} No CPU quota: {why}.")),
+    };
+    progress(&format!("emulation: {emulation}"));
 
     let mut phones = Vec::with_capacity(o.profiles.len());
     for p in &o.profiles {
@@ -186,21 +214,39 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
             .map_err(|e| Error::runtime(format!("selecting a variant for `{}`", p.id), e))?;
         let threads = (p.big_core_count() as usize).clamp(1, host_cores);
         let mem_budget = o.policy.memory_budget_bytes(&facts);
-        let outcome = child::spawn(
-            &o.child,
-            &request(&decision.chosen, threads),
-            Some(mem_budget),
-            o.child_timeout,
-        )?;
-        let row = phone_result(
-            p, &facts, decision, threads, mem_budget, outcome, host.score,
-        );
+        let run = match &limiter {
+            Ok(l) => {
+                let cpus = (p.core_count() as usize).clamp(1, host_cores);
+                launch_as_phone(
+                    o,
+                    l,
+                    &request(&decision.chosen, 1),
+                    &facts,
+                    &host,
+                    mem_budget,
+                    cpus,
+                )?
+            }
+            Err(_) => PhoneRun {
+                threads,
+                outcome: child::spawn(
+                    &o.child,
+                    &request(&decision.chosen, threads),
+                    Some(mem_budget),
+                    o.child_timeout,
+                )?,
+                quota: None,
+                scale_from_host: true,
+            },
+        };
+        let row = phone_result(p, &facts, decision, mem_budget, run, host.score);
         progress(&format!(
-            "{:<26} {:<14} predicted {:>7.2} ms  emulated {:>7}  {}",
+            "{:<26} profile {:<14} runtime {:<14} predicted {:>7.2} ms  measured {:>7}  {}",
             row.id,
-            row.decision.chosen,
+            row.picked_by_profile,
+            row.picked_by_runtime.as_deref().unwrap_or("—"),
             row.predicted_ms,
-            row.emulated_ms
+            row.measured_ms
                 .map_or_else(|| "—".into(), |e| format!("{e:.2} ms")),
             if row.pass {
                 "PASS".to_string()
@@ -210,6 +256,17 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         ));
         phones.push(row);
     }
+    let emulated: Vec<&PhoneResult> = phones
+        .iter()
+        .filter(|p| p.picked_by_runtime.is_some())
+        .collect();
+    let runtime_agrees = (
+        emulated
+            .iter()
+            .filter(|p| p.picked_by_runtime.as_deref() == Some(p.picked_by_profile.as_str()))
+            .count(),
+        emulated.len(),
+    );
 
     let calibration = if o.calibration_threads.is_empty() {
         None
@@ -223,8 +280,9 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         let reference = manifest.reference();
         let mut rows = Vec::new();
         for v in size_order(manifest) {
-            let predicted = v.latency_ms * reference.score / host.score;
-            let predicted_at = |t: usize| v.latency_ms_at(t) * reference.score / host.score;
+            let predicted_at =
+                |t: usize| predict_ms(v.latency_ms_at(t), reference.score, host.score);
+            let predicted = predicted_at(1);
             let mut measured_ms = Vec::new();
             let mut error_pct = Vec::new();
             for &t in &threads {
@@ -273,14 +331,13 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
             .iter()
             .flat_map(|r| {
                 r.measured_ms.iter().filter_map(|(t, m)| {
-                    let reference_ms = r
+                    let host_ms = r
                         .predicted_by_threads
                         .iter()
                         .find(|(pt, _)| pt == t)
-                        .map_or(r.predicted_ms, |(_, p)| *p)
-                        * host.score
-                        / reference.score;
-                    m.map(|m| reference_ms * reference.score / m)
+                        .map_or(r.predicted_ms, |(_, p)| *p);
+                    // the host score under which the prediction would equal the measurement
+                    m.map(|m| host.score * host_ms / m)
                 })
             })
             .collect();
@@ -315,6 +372,9 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         warmup: o.warmup,
         data: o.data.clone(),
         memory_enforcement: MEMORY_ENFORCEMENT.to_string(),
+        emulation: emulation.to_string(),
+        emulation_note,
+        runtime_agrees,
         passed: phones.len() - failed,
         failed,
         phones,
@@ -340,16 +400,113 @@ pub fn write_report(dir: &Path, report: &QaReport) -> Result<()> {
     write_charts(dir, report)
 }
 
+/// How one phone's child ran.
+struct PhoneRun {
+    /// Inference threads of the child.
+    threads: usize,
+    /// How it ended.
+    outcome: ChildOutcome,
+    /// The CPU quota it ran under.
+    quota: Option<cgroup::CpuQuota>,
+    /// Whether its latency is host latency to be scaled to the phone (`scaled` emulation, or a
+    /// phone faster than this host), rather than the phone's latency itself.
+    scale_from_host: bool,
+}
+
+/// Runs the app's cold launch as phone `facts` in a child: in a cgroup whose CPU quota is the
+/// phone's speed over this host's, pinned to the phone's core count (at most this host's), in a
+/// fresh app-data folder, under the phone's memory budget. A phone as fast as this host or faster
+/// runs without a quota and its latency is scaled.
+fn launch_as_phone(
+    o: &QaOptions,
+    limiter: &cgroup::CpuLimiter,
+    base: &ChildRequest,
+    facts: &DeviceFacts,
+    host: &HostInfo,
+    mem_budget: u64,
+    cpus: usize,
+) -> Result<PhoneRun> {
+    let fraction = facts.score / host.score;
+    let quota = cgroup::CpuQuota::for_fraction(fraction);
+    let period_ms = quota.map_or(10.0, |q| q.period_us as f64 / 1e3);
+    let app_dir = o.out.join(format!(".qa-app-{}", facts.id));
+    let _ = std::fs::remove_dir_all(&app_dir);
+    std::fs::create_dir_all(&app_dir).map_err(|e| Error::io(&app_dir, "create folder", e))?;
+    let mut req = base.clone();
+    req.launch = Some(child::LaunchRequest {
+        app_dir: app_dir.clone(),
+        // the probe and the timed part each span PERIODS quota periods
+        pick_budget_ms: ((PERIODS * period_ms).ceil() as u32)
+            .max(device_profiles::probe::DEFAULT_BUDGET_MS),
+        latency_budget_ms: o.policy.latency_budget_ms,
+        min_timed_ms: PERIODS * period_ms,
+    });
+    let group = match quota {
+        Some(q) => Some(limiter.create(q).map_err(|e| {
+            Error::io(
+                Path::new("/sys/fs/cgroup"),
+                "create a CPU-limited cgroup",
+                e,
+            )
+        })?),
+        None => None,
+    };
+    let wrap = group.as_ref().map(|g| child::Wrap {
+        procs_file: g.procs_file(),
+        cpus,
+    });
+    let outcome = child::spawn_wrapped(
+        &o.child,
+        &req,
+        Some(mem_budget),
+        o.child_timeout,
+        wrap.as_ref(),
+    );
+    drop(group);
+    let _ = std::fs::remove_dir_all(&app_dir);
+    Ok(PhoneRun {
+        threads: 1,
+        outcome: outcome?,
+        quota,
+        scale_from_host: quota.is_none(),
+    })
+}
+
+/// Quota periods the probe and the timed predictions each span under `cpu-quota` emulation.
+pub const PERIODS: f64 = 40.0;
+
+/// The `emulation_note` of `cpu-quota` runs.
+pub const EMULATION_CPU_QUOTA: &str = "Each phone's app launch (fingerprint, probe, select, load, \
+     predict; caches in a fresh folder) ran in a child inside a cgroup whose CPU quota is the \
+     phone's speed over this host's (phone score / host score, one core), pinned to the phone's \
+     core count (at most this host's), under the phone's memory budget; the runtime's own probe \
+     measured the slowed host and picked by itself, and the latency is the mean over 40 quota \
+     periods. A quota slows every instruction alike: it cannot reproduce a phone's smaller \
+     caches, slower memory or in-order pipeline (the speed model accounts for those only on \
+     average), thermal throttling, or big.LITTLE scheduling; the runtime sees this host's RAM \
+     (the phone's budget is enforced by killing the child above it). Phones as fast as this host \
+     or faster run unthrottled and are scaled.";
+
+/// The `emulation_note` of `scaled` runs.
+pub const EMULATION_SCALED: &str = "Latency measured on this host at the phone's thread count, \
+     times host score / phone score; the selector was called with the phone's profile, not the \
+     app's launch path, so this cannot disagree with the selector's prediction.";
+
 /// One phone's row from its decision and its child's outcome.
 fn phone_result(
     p: &DeviceProfile,
     facts: &DeviceFacts,
     decision: runtime::Decision,
-    threads: usize,
     mem_budget: u64,
-    outcome: ChildOutcome,
+    run: PhoneRun,
     host_score: f64,
 ) -> PhoneResult {
+    let PhoneRun {
+        threads,
+        outcome,
+        quota,
+        scale_from_host,
+    } = run;
     let mut reasons = Vec::new();
     if !decision.fits {
         let why: Vec<String> = decision.shortfall.iter().map(ToString::to_string).collect();
@@ -360,8 +517,21 @@ fn phone_result(
         ));
     }
     let report = outcome.report();
-    let host_ms = report.map(|r| r.median_ms);
-    let emulated_ms = host_ms.map(|m| m * host_score / facts.score);
+    let (host_ms, emulated_ms) = if scale_from_host {
+        let host_ms = report.map(|r| {
+            if r.mean_ms > 0.0 && r.picked_by_runtime.is_some() {
+                r.mean_ms
+            } else {
+                r.median_ms
+            }
+        });
+        (
+            host_ms,
+            host_ms.map(|m| predict_ms(m, host_score, facts.score)),
+        )
+    } else {
+        (None, report.map(|r| r.mean_ms))
+    };
     let error_pct = emulated_ms
         .filter(|e| *e > 0.0)
         .map(|e| (decision.predicted_latency_ms - e) / e * 100.0);
@@ -378,7 +548,7 @@ fn phone_result(
         && e > decision.latency_budget_ms
     {
         reasons.push(format!(
-            "emulated latency {e:.2} ms over the budget of {:.2} ms",
+            "measured latency {e:.2} ms over the budget of {:.2} ms",
             decision.latency_budget_ms
         ));
     }
@@ -391,6 +561,7 @@ fn phone_result(
             mem_budget as f64 / MIB
         ));
     }
+    let decision_chosen = decision.chosen.clone();
     PhoneResult {
         id: p.id.clone(),
         name: p.name.clone(),
@@ -410,6 +581,11 @@ fn phone_result(
         error_pct,
         peak_rss_bytes,
         accuracy: report.map(|r| r.accuracy),
+        picked_by_profile: decision_chosen,
+        picked_by_runtime: report.and_then(|r| r.picked_by_runtime.clone()),
+        runtime_score: report.and_then(|r| r.runtime_score),
+        measured_ms: emulated_ms,
+        quota,
         pass: reasons.is_empty(),
         reasons,
         outcome,

@@ -79,6 +79,23 @@ pub struct PhoneResult {
     pub accuracy: Option<f64>,
     /// How the child run ended.
     pub outcome: ChildOutcome,
+    /// The variant the phone's profile gets from the selector (`decision.chosen`).
+    #[serde(default)]
+    pub picked_by_profile: String,
+    /// Under `cpu-quota` emulation: the variant the runtime picked by itself in the child's cold
+    /// launch (its own probe measured the slowed host).
+    #[serde(default)]
+    pub picked_by_runtime: Option<String>,
+    /// The score the runtime's own probe measured under the quota.
+    #[serde(default)]
+    pub runtime_score: Option<f64>,
+    /// The latency the phone is judged by, ms: under `cpu-quota`, the mean measured under the
+    /// quota (no scaling); under `scaled`, `emulated_ms`.
+    #[serde(default)]
+    pub measured_ms: Option<f64>,
+    /// The CPU quota the child ran under (`None`: none).
+    #[serde(default)]
+    pub quota: Option<super::cgroup::CpuQuota>,
     /// Whether every check passed.
     pub pass: bool,
     /// Why not (empty on a pass).
@@ -157,6 +174,16 @@ pub struct QaReport {
     pub data: PathBuf,
     /// How memory is enforced (text).
     pub memory_enforcement: String,
+    /// `cpu-quota` (each phone's launch ran under a CPU quota matching its speed) or `scaled`
+    /// (host latency × host score / phone score).
+    #[serde(default)]
+    pub emulation: String,
+    /// What the emulation is and cannot reproduce; why it fell back, when it did.
+    #[serde(default)]
+    pub emulation_note: String,
+    /// Phones whose runtime pick under emulation equals their profile's pick, of those emulated.
+    #[serde(default)]
+    pub runtime_agrees: (usize, usize),
     /// One row per phone.
     pub phones: Vec<PhoneResult>,
     /// The latency model on this host (`None` when skipped).
@@ -214,9 +241,29 @@ pub fn markdown(r: &QaReport) -> String {
     );
     let _ = writeln!(
         s,
-        "| phone | tier | RAM GB | cores / threads | variant | predicted ms | emulated ms | error % | peak RSS MB | need MB | memory budget MB | accuracy | verdict |"
+        "Emulation: **{}**. {}\n",
+        if r.emulation.is_empty() {
+            "scaled"
+        } else {
+            &r.emulation
+        },
+        md_escape(&r.emulation_note)
     );
-    let _ = writeln!(s, "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    if r.runtime_agrees.1 > 0 {
+        let _ = writeln!(
+            s,
+            "The runtime's own pick under emulation equals the profile's pick on {} of {} phones.\n",
+            r.runtime_agrees.0, r.runtime_agrees.1
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| phone | tier | RAM GB | cores / threads | variant (profile) | runtime's pick | predicted ms | measured ms | error % | peak RSS MB | need MB | memory budget MB | accuracy | verdict |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|--:|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
+    );
     for p in &r.phones {
         let verdict = if p.pass {
             "PASS".to_string()
@@ -225,7 +272,7 @@ pub fn markdown(r: &QaReport) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} ({} big) / {} | `{}`{} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} ({} big) / {} | `{}`{} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             md_escape(&p.name),
             p.tier,
             p.ram_bytes
@@ -239,8 +286,11 @@ pub fn markdown(r: &QaReport) -> String {
             } else {
                 " (nothing fits)"
             },
+            p.picked_by_runtime
+                .as_deref()
+                .map_or_else(|| "—".into(), |v| format!("`{v}`")),
             p.predicted_ms,
-            opt(p.emulated_ms, 2),
+            opt(p.measured_ms.or(p.emulated_ms), 2),
             p.error_pct
                 .map_or_else(|| "—".into(), |e| format!("{e:+.0}")),
             p.peak_rss_bytes.map_or_else(|| "—".into(), mb),

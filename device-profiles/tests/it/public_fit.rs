@@ -1,0 +1,409 @@
+//! Fitting and validating the latency model on public measurements (`device-profiles/data/public_latency/`).
+//!
+//! Shared by the integration tests (`public_latency.rs`) and the example that prints the fitted
+//! table (`examples/fit_latency_model.rs`). Only ncnn's table is fitted on; Paddle-Lite's is a
+//! second framework, used only to validate relative speeds.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use device_profiles::cores::{CoreClass, core_by_name};
+
+/// MobileNet-class nets (depthwise-separable convolutions) kept from the public tables.
+pub const MODELS: &[&str] = &[
+    "mobilenet",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "mnasnet",
+    "proxylessnasnet",
+    "efficientnet_b0",
+    "shufflenet",
+    "shufflenet_v2",
+    "blazeface",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+];
+
+/// The data folder.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/public_latency")
+}
+
+/// One public measurement on an ARM device, on one core type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// `ncnn` or `paddle-lite`.
+    pub source: &'static str,
+    /// Device as the source names it.
+    pub device: String,
+    /// Canonical core name (`cortex-a53`).
+    pub core: &'static str,
+    /// Clock of the cores that ran, GHz.
+    pub ghz: f64,
+    /// Cores in the cluster that ran.
+    pub cluster_cores: u32,
+    /// Threads.
+    pub threads: u32,
+    /// Net.
+    pub model: String,
+    /// Mean latency, ms.
+    pub ms: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CsvRow {
+    device: String,
+    core_type: String,
+    mixed_core_types: String,
+    core_ghz: String,
+    cluster_cores: String,
+    threads: String,
+    model: String,
+    avg_ms: String,
+}
+
+/// The canonical name of a core as the public tables write it (`A53`, `A78AE`); `None` for cores
+/// outside the catalog's table (ARMv7 cores, Apple, Carmel, Phytium, Kryo 1xx, Neoverse).
+pub fn map_core(name: &str) -> Option<&'static str> {
+    let n = name.trim().to_ascii_lowercase();
+    let n = n.strip_suffix("ae").unwrap_or(&n);
+    let canonical = format!("cortex-{n}");
+    core_by_name(&canonical).map(|c| c.name)
+}
+
+fn read_rows(path: &Path, source: &'static str) -> Vec<Row> {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for rec in reader.deserialize::<CsvRow>() {
+        let r = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if r.mixed_core_types.trim() == "1" {
+            continue;
+        }
+        let (Some(core), Ok(ghz), Ok(threads), Ok(ms)) = (
+            map_core(&r.core_type),
+            r.core_ghz.parse::<f64>(),
+            r.threads.parse::<u32>(),
+            r.avg_ms.parse::<f64>(),
+        ) else {
+            continue;
+        };
+        if !MODELS.contains(&r.model.as_str()) || !(ms > 0.0) || !(ghz > 0.0) {
+            continue;
+        }
+        out.push(Row {
+            source,
+            device: r.device,
+            core,
+            ghz,
+            cluster_cores: r.cluster_cores.parse().unwrap_or(1),
+            threads,
+            model: r.model,
+            ms,
+        });
+    }
+    out
+}
+
+/// ncnn's per-device table.
+pub fn ncnn_rows() -> Vec<Row> {
+    read_rows(&data_dir().join("ncnn_arm.csv"), "ncnn")
+}
+
+/// Paddle-Lite's per-device table.
+pub fn paddle_rows() -> Vec<Row> {
+    read_rows(&data_dir().join("paddlelite_arm.csv"), "paddle-lite")
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct HostRow {
+    threads: String,
+    model: String,
+    avg_ms: String,
+    notes: String,
+}
+
+/// ncnn on the calibration host: model → median one-thread mean latency, ms.
+pub fn host_ms() -> BTreeMap<String, f64> {
+    let path = data_dir().join("ncnn_host.csv");
+    let mut reader =
+        csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut runs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for rec in reader.deserialize::<HostRow>() {
+        let r = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if r.threads.trim() == "1"
+            && !r.notes.contains("CONTENDED")
+            && let Ok(ms) = r.avg_ms.parse::<f64>()
+        {
+            runs.entry(r.model).or_default().push(ms);
+        }
+    }
+    runs.into_iter().map(|(m, v)| (m, median(v))).collect()
+}
+
+/// Median (mean of the two middle values for an even count); NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Whether ncnn runs this core in fp16 arithmetic (ARMv8.2-A FP16: A55, A75 and later), which
+/// its benchmark does by default: such rows are not fp32 measurements.
+pub fn ncnn_uses_fp16(core: &str) -> bool {
+    !matches!(
+        core,
+        "cortex-a35" | "cortex-a53" | "cortex-a57" | "cortex-a72" | "cortex-a73"
+    )
+}
+
+/// Where a core's fp32 speed comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// ncnn fp32 rows (ARMv8.0 cores).
+    NcnnFp32,
+    /// Paddle-Lite fp32 rows, chained to the ncnn-fitted ARMv8.0 cores.
+    PaddleFp32,
+    /// ncnn fp16 rows divided by the fitted fp16 gain.
+    NcnnFp16,
+}
+
+/// A fitted model: fp32 speed per GHz per core type and thread efficiency per class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    /// core → (fp32 speed per GHz relative to one host core, devices, basis).
+    pub speed_per_ghz: BTreeMap<&'static str, (f64, usize, Basis)>,
+    /// ncnn's fp16 speed over fp32 on the same core (ARMv8.2 cores).
+    pub fp16_gain: f64,
+    /// Thread efficiency of little (in-order) cores.
+    pub efficiency_little: f64,
+    /// Thread efficiency of big cores.
+    pub efficiency_big: f64,
+}
+
+/// Per core: the median over devices of the per-device median of `speed(row)`.
+fn per_core<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    speed: impl Fn(&Row) -> Option<f64>,
+) -> BTreeMap<&'static str, (f64, usize)> {
+    let mut per_device: BTreeMap<(&'static str, &str), Vec<f64>> = BTreeMap::new();
+    for r in rows {
+        if let Some(v) = speed(r) {
+            per_device
+                .entry((r.core, r.device.as_str()))
+                .or_default()
+                .push(v);
+        }
+    }
+    let mut cores: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for ((core, _), v) in per_device {
+        cores.entry(core).or_default().push(median(v));
+    }
+    cores
+        .into_iter()
+        .map(|(c, v)| {
+            let n = v.len();
+            (c, (median(v), n))
+        })
+        .collect()
+}
+
+/// Fits on every device but `exclude` (ncnn's and Paddle-Lite's rows):
+/// 1. ARMv8.0 cores from ncnn's one-thread rows: host_ms / (ms × GHz);
+/// 2. per Paddle-Lite net, its cost in host-core units from the ARMv8.0 devices of step 1, and
+///    from it the fp32 speed of the other cores Paddle-Lite measured;
+/// 3. the fp16 gain: ncnn's speed over Paddle-Lite's fp32 speed on the cores both measured;
+///    ARMv8.2 cores only ncnn measured get ncnn's speed / that gain.
+pub fn fit(
+    rows: &[Row],
+    paddle: &[Row],
+    host: &BTreeMap<String, f64>,
+    exclude: Option<&str>,
+) -> Fit {
+    let keep = |r: &&Row| Some(r.device.as_str()) != exclude;
+    let ncnn_speed = |r: &Row| host.get(&r.model).map(|h| h / (r.ms * r.ghz));
+    let ncnn1 = per_core(
+        rows.iter().filter(keep).filter(|r| r.threads == 1),
+        ncnn_speed,
+    );
+    let mut speed: BTreeMap<&'static str, (f64, usize, Basis)> = ncnn1
+        .iter()
+        .filter(|(c, _)| !ncnn_uses_fp16(c))
+        .map(|(c, (k, n))| (*c, (*k, *n, Basis::NcnnFp32)))
+        .collect();
+    // Paddle-Lite net costs, in host-core ms, from its ARMv8.0 devices.
+    let paddle1: Vec<&Row> = paddle
+        .iter()
+        .filter(keep)
+        .filter(|r| r.threads == 1)
+        .collect();
+    let mut cost: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in &paddle1 {
+        if let Some((k, _, Basis::NcnnFp32)) = speed.get(r.core) {
+            cost.entry(r.model.as_str())
+                .or_default()
+                .push(r.ms * k * r.ghz);
+        }
+    }
+    let cost: BTreeMap<&str, f64> = cost.into_iter().map(|(m, v)| (m, median(v))).collect();
+    let paddle_speed = per_core(paddle1.iter().copied(), |r| {
+        cost.get(r.model.as_str()).map(|c| c / (r.ms * r.ghz))
+    });
+    for (c, (k, n)) in &paddle_speed {
+        speed.entry(c).or_insert((*k, *n, Basis::PaddleFp32));
+    }
+    let gains: Vec<f64> = ncnn1
+        .iter()
+        .filter(|(c, _)| ncnn_uses_fp16(c))
+        .filter_map(|(c, (k, _))| paddle_speed.get(c).map(|(p, _)| k / p))
+        .collect();
+    let fp16_gain = if gains.is_empty() { 2.0 } else { median(gains) };
+    for (c, (k, n)) in ncnn1.iter().filter(|(c, _)| ncnn_uses_fp16(c)) {
+        speed
+            .entry(c)
+            .or_insert((k / fp16_gain, *n, Basis::NcnnFp16));
+    }
+    // Thread efficiency: (ms(1) / ms(n) − 1) / (n − 1) on one cluster of one device.
+    let mut one: BTreeMap<(&str, &'static str, &str), f64> = BTreeMap::new();
+    for r in rows.iter().filter(keep).filter(|r| r.threads == 1) {
+        one.insert((r.device.as_str(), r.core, r.model.as_str()), r.ms);
+    }
+    let (mut little, mut big) = (Vec::new(), Vec::new());
+    for r in rows
+        .iter()
+        .filter(keep)
+        .filter(|r| r.threads > 1 && r.threads <= r.cluster_cores)
+    {
+        if let Some(ms1) = one.get(&(r.device.as_str(), r.core, r.model.as_str())) {
+            let e = (ms1 / r.ms - 1.0) / f64::from(r.threads - 1);
+            match class(r.core) {
+                CoreClass::Little => little.push(e),
+                CoreClass::Big => big.push(e),
+            }
+        }
+    }
+    Fit {
+        speed_per_ghz: speed,
+        fp16_gain,
+        efficiency_little: median(little),
+        efficiency_big: median(big),
+    }
+}
+
+fn class(core: &str) -> CoreClass {
+    core_by_name(core).map_or(CoreClass::Big, |c| c.class)
+}
+
+impl Fit {
+    /// The thread speed-up of a row's run.
+    fn speedup(&self, r: &Row) -> f64 {
+        let e = match class(r.core) {
+            CoreClass::Little => self.efficiency_little,
+            CoreClass::Big => self.efficiency_big,
+        };
+        let n = r.threads.min(r.cluster_cores.max(1)).max(1);
+        1.0 + e * f64::from(n - 1)
+    }
+
+    /// Predicted ms of an ncnn row from ncnn's host latency `host_ms` of its net (fp16 rows
+    /// predicted with the fp16 gain); `None` when the row's core type has no fitted speed.
+    pub fn predict(&self, r: &Row, host_ms: f64) -> Option<f64> {
+        let (k, _, _) = self.speed_per_ghz.get(r.core)?;
+        let precision = if ncnn_uses_fp16(r.core) {
+            self.fp16_gain
+        } else {
+            1.0
+        };
+        Some(host_ms / (k * precision * r.ghz * self.speedup(r)))
+    }
+
+    /// fp32 speed of a row's core at its clock.
+    pub fn speed(&self, r: &Row) -> Option<f64> {
+        self.speed_per_ghz.get(r.core).map(|(k, _, _)| k * r.ghz)
+    }
+}
+
+/// One validated measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The measurement.
+    pub row: Row,
+    /// Predicted ms.
+    pub predicted_ms: f64,
+}
+
+impl Check {
+    /// predicted / measured − 1.
+    pub fn error(&self) -> f64 {
+        self.predicted_ms / self.row.ms - 1.0
+    }
+}
+
+/// Leave-one-device-out validation on ncnn's rows: each device predicted by a fit on the others
+/// (the device's own core type must have another device behind it).
+pub fn leave_one_device_out(
+    rows: &[Row],
+    paddle: &[Row],
+    host: &BTreeMap<String, f64>,
+) -> Vec<Check> {
+    let devices: BTreeSet<&str> = rows.iter().map(|r| r.device.as_str()).collect();
+    let mut out = Vec::new();
+    for d in devices {
+        let f = fit(rows, paddle, host, Some(d));
+        for r in rows.iter().filter(|r| r.device == d) {
+            if let Some(pred) = host.get(&r.model).and_then(|h| f.predict(r, *h)) {
+                out.push(Check {
+                    row: r.clone(),
+                    predicted_ms: pred,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Leave-one-device-out validation on Paddle-Lite's fp32 rows (one thread): for each device,
+/// a fit without it gives the speeds and each net's cost in host-core units (from the other
+/// devices); the prediction is cost / speed.
+pub fn paddle_check(rows: &[Row], paddle: &[Row], host: &BTreeMap<String, f64>) -> Vec<Check> {
+    let devices: BTreeSet<&str> = paddle.iter().map(|r| r.device.as_str()).collect();
+    let mut out = Vec::new();
+    for d in devices {
+        let f = fit(rows, paddle, host, Some(d));
+        for r in paddle.iter().filter(|r| r.device == d && r.threads == 1) {
+            let Some(s) = f.speed(r) else { continue };
+            let others: Vec<f64> = paddle
+                .iter()
+                .filter(|o| o.model == r.model && o.device != d && o.threads == 1)
+                .filter_map(|o| f.speed(o).map(|so| o.ms * so))
+                .collect();
+            if others.len() < 2 {
+                continue;
+            }
+            out.push(Check {
+                row: r.clone(),
+                predicted_ms: median(others) / s,
+            });
+        }
+    }
+    out
+}
+
+/// Share within ±25% and median |error| of `checks`.
+pub fn summary(checks: &[&Check]) -> (f64, f64, usize) {
+    if checks.is_empty() {
+        return (f64::NAN, f64::NAN, 0);
+    }
+    let within = checks.iter().filter(|c| c.error().abs() <= 0.25).count();
+    let med = median(checks.iter().map(|c| c.error().abs()).collect());
+    (within as f64 / checks.len() as f64, med, checks.len())
+}

@@ -1,0 +1,147 @@
+//! The latency model against independent public measurements (`data/public_latency/`): the
+//! compiled-in figures are the fit of that data, and devices left out of the fit are predicted
+//! within the stated error.
+
+use device_profiles::latency::{
+    CORE_MODELS, THREAD_EFFICIENCY_BIG, THREAD_EFFICIENCY_LITTLE, core_model,
+};
+
+use crate::public_fit::{
+    fit, host_ms, leave_one_device_out, ncnn_rows, ncnn_uses_fp16, paddle_check, paddle_rows,
+    summary,
+};
+
+#[test]
+fn compiled_core_models_are_the_fit_of_the_public_data() {
+    let f = fit(&ncnn_rows(), &paddle_rows(), &host_ms(), None);
+    assert!(f.speed_per_ghz.len() >= 8, "{f:?}");
+    for (core, (k, n, _)) in &f.speed_per_ghz {
+        let m = core_model(core).unwrap_or_else(|| panic!("{core} has no CoreModel"));
+        assert!(
+            (m.speed_per_ghz - k).abs() <= 0.01 * k,
+            "{core}: compiled {} but the data fit {k:.4} on {n} devices; rerun the \
+             fit_latency_model example and update CORE_MODELS",
+            m.speed_per_ghz
+        );
+        assert!(
+            m.basis.starts_with("fit"),
+            "{core} is fitted, its basis must say so"
+        );
+    }
+    for m in CORE_MODELS.iter().filter(|m| m.basis.starts_with("fit")) {
+        assert!(
+            f.speed_per_ghz.contains_key(m.core),
+            "{} claims `fit` but no public measurement of it is in the data",
+            m.core
+        );
+    }
+    assert!(
+        (f.efficiency_little - THREAD_EFFICIENCY_LITTLE).abs() < 0.01,
+        "{f:?}"
+    );
+    assert!(
+        (f.efficiency_big - THREAD_EFFICIENCY_BIG).abs() < 0.01,
+        "{f:?}"
+    );
+}
+
+#[test]
+fn held_out_devices_are_predicted_within_the_stated_error() {
+    let (ncnn, paddle, host) = (ncnn_rows(), paddle_rows(), host_ms());
+    let checks = leave_one_device_out(&ncnn, &paddle, &host);
+    let paddle_checks = paddle_check(&ncnn, &paddle, &host);
+    // fp32 at one thread (what the engine runs): ncnn's ARMv8.0 rows and Paddle-Lite's rows.
+    let one: Vec<_> = checks
+        .iter()
+        .filter(|c| c.row.threads == 1 && !ncnn_uses_fp16(c.row.core))
+        .chain(paddle_checks.iter())
+        .collect();
+    let (share, median, n) = summary(&one);
+    assert!(n >= 100, "only {n} one-thread fp32 measurements");
+    assert!(
+        share >= 0.88 && median <= 0.12,
+        "1 thread fp32: {share:.3} within ±25%, median {median:.3} (BENCHMARKS.md: 91%, 10.4%)"
+    );
+    let a53: Vec<_> = one
+        .iter()
+        .copied()
+        .filter(|c| c.row.core == "cortex-a53")
+        .collect();
+    let (share, median, n) = summary(&a53);
+    assert!(
+        n >= 40 && share >= 0.8 && median <= 0.13,
+        "A53: {n} rows, {share:.3}, {median:.3}"
+    );
+    // Multi-thread (not used by the engine for one image): worse, and stated as such.
+    let multi: Vec<_> = checks
+        .iter()
+        .filter(|c| (2..=4).contains(&c.row.threads) && !ncnn_uses_fp16(c.row.core))
+        .collect();
+    let (share, median, n) = summary(&multi);
+    assert!(n >= 100, "only {n} multi-thread measurements");
+    assert!(
+        share >= 0.5 && median <= 0.25,
+        "2-4 threads: {share:.3} within ±25%, median {median:.3}"
+    );
+}
+
+#[test]
+fn catalog_phones_agree_with_public_devices_of_the_same_core_and_clock() {
+    // A catalog phone's score says how fast one core runs a net; a public device with the same
+    // core type at (nearly) the same clock measured it. The catalog is not fitted on these rows
+    // more than on any other: this checks the phones' scores, not the formula.
+    let host = host_ms();
+    let rows: Vec<_> = ncnn_rows()
+        .into_iter()
+        .filter(|r| r.threads == 1 && !ncnn_uses_fp16(r.core))
+        .chain(paddle_rows().into_iter().filter(|r| r.threads == 1))
+        .collect();
+    let f = fit(&ncnn_rows(), &paddle_rows(), &host, None);
+    let mut compared = 0;
+    for phone in device_profiles::catalog::builtin().unwrap() {
+        let speed = device_profiles::latency::speed_of_score(phone.score);
+        let Some(fast) = phone.cpu.clusters.iter().max_by(|a, b| {
+            let s = |c: &device_profiles::CpuCluster| {
+                device_profiles::latency::core_speed(&c.core, c.max_mhz.unwrap_or(0)).unwrap_or(0.0)
+            };
+            s(a).total_cmp(&s(b))
+        }) else {
+            continue;
+        };
+        let ghz = f64::from(fast.max_mhz.unwrap_or(0)) / 1000.0;
+        let same: Vec<_> = rows
+            .iter()
+            .filter(|r| r.core == fast.core && (r.ghz - ghz).abs() <= 0.25)
+            .collect();
+        if same.is_empty() {
+            continue;
+        }
+        // measured ms at the public device's clock, moved to the phone's clock
+        let errors: Vec<f64> = same
+            .iter()
+            .filter_map(|r| {
+                let cost = if r.source == "ncnn" {
+                    *host.get(&r.model)?
+                } else {
+                    // Paddle-Lite: the net's cost in host-core units from the fitted speeds
+                    r.ms * f.speed(r)?
+                };
+                let predicted = cost / speed;
+                let measured_at_phone_clock = r.ms * r.ghz / ghz;
+                Some((predicted / measured_at_phone_clock - 1.0).abs())
+            })
+            .collect();
+        let med = crate::public_fit::median(errors);
+        assert!(
+            med <= 0.25,
+            "{}: median error {med:.3} against {} public rows",
+            phone.id,
+            same.len()
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= 3,
+        "only {compared} catalog phones had a public device of the same core and clock"
+    );
+}
