@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod exit;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_threads(cli.threads) {
         print_error(&e);
-        return ExitCode::from(2);
+        return ExitCode::from(exit::BAD_ARGUMENT);
     }
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
@@ -117,7 +118,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             print_error(&e);
-            ExitCode::from(1)
+            ExitCode::from(exit::ERROR)
         }
     }
 }

@@ -1028,7 +1028,7 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        ExitCode::from(crate::exit::CHECK_FAILED)
     })
 }
 

@@ -190,6 +190,6 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(crate::exit::BUNDLE_DAMAGED)
     })
 }

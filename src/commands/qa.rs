@@ -25,7 +25,7 @@ use runtime::Policy;
 use tiers::qa::{self, ChildCommand, ChildRequest, QaOptions};
 
 /// Exit status when at least one phone fails QA.
-pub const EXIT_QA_FAILED: u8 = 3;
+pub const EXIT_QA_FAILED: u8 = crate::exit::QA_FAILED;
 
 /// Arguments of `tierforge qa`.
 #[derive(Debug, Clone, Args)]

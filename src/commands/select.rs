@@ -4,8 +4,8 @@
 //! tierforge select --bundle B [--profile P.json] [--budget-ms N] [--json]
 //! ```
 //! Prints the decision and one line per rejected variant (stdout); `--json` prints
-//! `{ "device": …, "decision": … }` instead. Exit code 0 when a variant fits the budgets, 2 when
-//! none does (the smallest is then reported), 1 on errors.
+//! `{ "device": …, "decision": … }` instead. Exit code 0 when a variant fits the budgets, 4 when
+//! none does (the smallest is then reported), 1 on errors, 2 on a bad command line.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use clap::Args;
 use runtime::{Bundle, DeviceFacts, Policy, select_excluding};
 
 /// Exit code when no variant fits the device's budgets.
-pub const EXIT_NOTHING_FITS: u8 = 2;
+pub const EXIT_NOTHING_FITS: u8 = crate::exit::NOTHING_FITS;
 
 /// Arguments of `tierforge select`.
 #[derive(Debug, Clone, Args)]

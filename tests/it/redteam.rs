@@ -688,6 +688,9 @@ fn verify_test_prints_a_fail_line() {
         t.path(),
     );
     assert!(e.contains("manifest"), "{e}");
+    // a damaged bundle has its own exit code, not the one of an error
+    let o = run(&["bundle", "verify", s(&b), "--test", "--data", s(&data)]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
 }
 
 #[test]

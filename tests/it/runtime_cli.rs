@@ -69,7 +69,7 @@ fn weak_phone_and_flagship_get_fitting_variants() {
 }
 
 #[test]
-fn a_device_that_fits_nothing_gets_the_smallest_and_exit_code_2() {
+fn a_device_that_fits_nothing_gets_the_smallest_and_exit_code_4() {
     let t = tempfile::tempdir().unwrap();
     let bundle = t.path().join("bundle");
     tiny_bundle(&bundle).unwrap();
@@ -81,7 +81,7 @@ fn a_device_that_fits_nothing_gets_the_smallest_and_exit_code_2() {
     )
     .unwrap();
     let (code, chosen, _, v) = select(&bundle, &facts);
-    assert_eq!(code, 2, "{v}");
+    assert_eq!(code, 4, "{v}");
     assert_eq!(chosen, "min");
     assert_eq!(v["decision"]["fits"], false);
     assert!(
@@ -96,7 +96,7 @@ fn a_device_that_fits_nothing_gets_the_smallest_and_exit_code_2() {
         "--profile",
         facts.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(4), "nothing fits: exit 4");
     let text = stdout(&o);
     assert!(text.contains("chose `min`"), "{text}");
     assert!(
@@ -114,7 +114,7 @@ fn a_device_that_fits_nothing_gets_the_smallest_and_exit_code_2() {
         "--budget-ms",
         "0.001",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
 }
 
 #[test]

@@ -89,13 +89,11 @@ fn search_bundle_verify_and_select_end_to_end() {
         ),
         "--json",
     ]);
-    assert!(
-        o.status.code() == Some(0) || o.status.code() == Some(2),
-        "{}",
-        stderr(&o)
-    );
     let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(d["decision"]["chosen"].is_string(), "{d}");
+    // exit 0 exactly when the decision fits, 4 when nothing does
+    let want = if d["decision"]["fits"] == true { 0 } else { 4 };
+    assert_eq!(o.status.code(), Some(want), "{d}\n{}", stderr(&o));
 
     // the bundle stores each variant's latency measured through the runtime, per thread count
     for v in variants {

@@ -217,15 +217,13 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         let run = match &limiter {
             Ok(l) => {
                 let cpus = (p.core_count() as usize).clamp(1, host_cores);
-                launch_as_phone(
-                    o,
-                    l,
-                    &request(&decision.chosen, 1),
-                    &facts,
-                    &host,
+                let phone = EmulatedPhone {
+                    facts: &facts,
+                    host_score: host.score,
                     mem_budget,
                     cpus,
-                )?
+                };
+                launch_as_phone(o, l, &request(&decision.chosen, 1), &phone)?
             }
             Err(_) => PhoneRun {
                 threads,
@@ -413,6 +411,19 @@ struct PhoneRun {
     scale_from_host: bool,
 }
 
+/// The phone a child plays.
+#[derive(Debug, Clone, Copy)]
+struct EmulatedPhone<'a> {
+    /// Its facts (score, RAM).
+    facts: &'a DeviceFacts,
+    /// This host's score.
+    host_score: f64,
+    /// Its memory budget, bytes.
+    mem_budget: u64,
+    /// CPUs the child may use.
+    cpus: usize,
+}
+
 /// Runs the app's cold launch as phone `facts` in a child: in a cgroup whose CPU quota is the
 /// phone's speed over this host's, pinned to the phone's core count (at most this host's), in a
 /// fresh app-data folder, under the phone's memory budget. A phone as fast as this host or faster
@@ -421,12 +432,15 @@ fn launch_as_phone(
     o: &QaOptions,
     limiter: &cgroup::CpuLimiter,
     base: &ChildRequest,
-    facts: &DeviceFacts,
-    host: &HostInfo,
-    mem_budget: u64,
-    cpus: usize,
+    phone: &EmulatedPhone<'_>,
 ) -> Result<PhoneRun> {
-    let fraction = facts.score / host.score;
+    let EmulatedPhone {
+        facts,
+        host_score,
+        mem_budget,
+        cpus,
+    } = *phone;
+    let fraction = facts.score / host_score;
     let quota = cgroup::CpuQuota::for_fraction(fraction);
     let period_ms = quota.map_or(10.0, |q| q.period_us as f64 / 1e3);
     let app_dir = o.out.join(format!(".qa-app-{}", facts.id));
