@@ -1,23 +1,34 @@
-//! QA across emulated phones: for every phone profile, select a variant exactly as the runtime
-//! would, run it on this host as that phone (its thread count, its memory budget, its speed),
-//! and report a matrix, a chart and a verdict.
+//! QA across emulated phones: for every phone profile, run the app's own launch path on this
+//! host as that phone (its speed, its core count, its memory budget) and report a matrix, a chart
+//! and a verdict.
 //!
-//! - [`child`]: the measurement child process (one variant, T threads, K images, peak RSS) and
-//!   the parent side that starts it under a resident-memory limit;
+//! - [`cgroup`]: CPU-quota groups (cgroup v1 `cpu` or v2 `cpu.max`), named after this process and
+//!   swept when it is gone;
+//! - [`child`]: the measurement child process (a cold [`runtime::Launcher`] launch, or one given
+//!   variant at T threads; K images; peak RSS) and the parent side that starts it, optionally
+//!   inside a cgroup and pinned, under a resident-memory limit;
 //! - [`report`]: per-phone results, the latency-model calibration on this host, markdown;
 //! - [`chart`]: `qa.svg` / `qa.png`;
 //! - [`run_qa`]: all of it, writing `qa.md`, `qa.json`, `qa.svg` and `qa.png`.
 //!
-//! Emulation of a phone on this host:
-//! - threads = min(the phone's big cores, this host's cores);
-//! - emulated latency = median latency measured here × host score / phone score, with the host
-//!   score measured once at the start by [`device_profiles::probe()`] (the best of a few
-//!   back-to-back probes: one short probe swings with whatever else runs on the host);
+//! Emulation of a phone on this host (`"emulation": "cpu-quota"`, where a cgroup is writable):
+//! - speed: the child runs inside a cgroup whose CPU quota is phone score / host score of one CPU
+//!   (the host score measured once at the start: the best of a few probes); phones as fast as this
+//!   host or faster run unthrottled and are scaled;
+//! - the child does a cold launch in a fresh app-data folder: its own probe (asked for throughput
+//!   over 40 quota periods) measures the slowed host and the runtime picks by itself; QA reports
+//!   that pick beside the profile's (`runtime::select` on the catalog profile) and the mean
+//!   latency over 40 quota periods;
+//! - cores: the child is pinned to min(the phone's cores, this host's) CPUs;
 //! - memory: the child's resident memory is capped at the phone's memory budget (RAM ×
-//!   [`Policy::memory_fraction`], the same budget the selector uses), see [`child`].
+//!   [`Policy::memory_fraction`]), see [`child`].
+//!
+//! Without a writable cgroup (or with `emulate: false`), `"emulation": "scaled"`: the profile's
+//! pick runs at min(big cores, host cores) threads and its latency is scaled by host score / phone
+//! score, which cannot disagree with the selector.
 //!
 //! A phone fails when nothing fits its budgets, when its run is killed or fails, when the
-//! emulated latency is over the latency budget, or when the peak resident memory is over the
+//! measured latency is over the latency budget, or when the peak resident memory is over the
 //! memory budget.
 
 pub mod cgroup;

@@ -324,8 +324,9 @@ pub fn markdown(r: &QaReport) -> String {
          `device_profiles::probe` runs at the start ({} ms budget each; scores {}), i.e. the \
          least disturbed one, as the probe keeps each phase's fastest repetition. That probe \
          measured GEMM {:.1} GFLOP/s on one thread and {:.1} GFLOP/s on {} threads, \
-         depthwise 3×3 {:.1} GFLOP/s, memory read {:.1} GB/s; score = 100 · (GEMM/40)^0.6 · \
-         (dw/10)^0.3 · (bw/3)^0.1.\n",
+         depthwise 3×3 {:.1} GFLOP/s (one thread), memory read {:.1} GB/s; score = 100 × speed / \
+         speed(Cortex-A53 @ 2.0 GHz), speed = (GEMM 1T / 26.7)^0.7 · (dw / 9.35)^0.3 \
+         (`device_profiles::latency`).\n",
         h.id,
         md_escape(&h.name),
         h.cores,
@@ -417,14 +418,19 @@ pub fn markdown(r: &QaReport) -> String {
     let _ = writeln!(s, "\n## Method\n");
     let _ = writeln!(
         s,
-        "- Selection: `runtime::select` with the phone's catalog profile and the policy above, \
-         exactly as the runtime does on the phone.\n\
-         - Emulation: the chosen variant runs in a child process on min(big cores, host cores) \
-         threads; emulated latency = host median × host score / phone score.\n\
+        "- Profile's pick: `runtime::select` with the phone's catalog profile and the policy \
+         above.\n\
+         - Emulation ({}): {}\n\
          - Memory: {}\n\
          - A phone FAILS when nothing fits its budgets (the selector then takes the smallest \
-         variant), when the run is killed or fails, when the emulated latency is over the \
+         variant), when the run is killed or fails, when the measured latency is over the \
          budget, or when the peak resident memory is over the memory budget.",
+        if r.emulation.is_empty() {
+            "scaled"
+        } else {
+            &r.emulation
+        },
+        r.emulation_note,
         r.memory_enforcement
     );
     s
