@@ -1,7 +1,10 @@
-//! The latency model: a per-op look-up table measured on this host (batch 1, one thread), keyed
-//! like Once-for-All's (op kind, input channels, output channels, input size, kernel, stride —
-//! plus the activation that follows, which costs as much as a small conv here), a fixed
-//! per-inference overhead measured once, and a per-profile scale (host score / profile score).
+//! The search's latency table: a per-op look-up table measured on this host (batch 1, one thread)
+//! **with the engine that ships** (`runtime::engine::FastNet::stage_times`: each op is a stage of
+//! a real compiled network), keyed like Once-for-All's (op kind, input channels, output channels,
+//! input size, kernel, stride — plus the activation that follows), a fixed per-inference overhead
+//! (preprocessing and the call, against whole engine inferences), and the move to a phone by the
+//! latency model (`device_profiles::latency::predict_ms`: host score / profile score). A table of
+//! format 1 (timed with burn's ops) is measured again.
 //!
 //! The table is cached as JSON (`latency_lut.json`) so each op is measured once per host; ops a
 //! new search space needs are measured and added on the next [`LatencyLut::load_or_measure`].
@@ -10,10 +13,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
-use burn::prelude::*;
-use burn::tensor::activation::{hard_swish, relu};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use supernet::{Act, ArchConfig, LayerKind, LayerSpec, PlainNet, SearchSpace, Supernet, layers};
@@ -21,7 +20,7 @@ use supernet::{Act, ArchConfig, LayerKind, LayerSpec, PlainNet, SearchSpace, Sup
 use crate::error::{Error, Result, write_atomic};
 
 /// `format_version` of `latency_lut.json`.
-pub const LUT_FORMAT_VERSION: u32 = 1;
+pub const LUT_FORMAT_VERSION: u32 = 2;
 
 /// The kind of a timed op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -156,26 +155,84 @@ pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
     out
 }
 
-/// Every op any arch of `space` can run (the table a search over `space` needs).
-pub fn all_ops(space: &SearchSpace) -> BTreeSet<OpKey> {
-    let mut set = BTreeSet::new();
+/// The max-depth uniform archs of `space`, one per (resolution, kernel, expand ratio): together
+/// they visit every op any arch of `space` can run.
+pub fn uniform_max_depth_archs(space: &SearchSpace) -> Vec<ArchConfig> {
     let n = space.stages.len();
     let d = space.max_depth();
+    let mut out = Vec::new();
     for &r in &space.resolutions {
         for &k in &space.kernel_sizes {
             for &e in &space.expand_ratios {
-                // the max-depth uniform arch with (k, e) visits every block position
-                let arch = ArchConfig {
+                out.push(ArchConfig {
                     resolution: r,
                     depths: vec![d; n],
                     kernel_sizes: vec![vec![k; d]; n],
                     expand_ratios: vec![vec![e; d]; n],
-                };
-                set.extend(ops(space, &arch));
+                });
             }
         }
     }
-    set
+    out
+}
+
+/// Every op any arch of `space` can run (the table a search over `space` needs).
+pub fn all_ops(space: &SearchSpace) -> BTreeSet<OpKey> {
+    uniform_max_depth_archs(space)
+        .iter()
+        .flat_map(|a| ops(space, a))
+        .collect()
+}
+
+/// `arch` extracted from `net`, BN folded, compiled by the runtime's engine; `None` when any
+/// step fails (an arch outside the space).
+fn engine_of(net: &Supernet, arch: &ArchConfig) -> Option<runtime::engine::FastNet> {
+    let plain = PlainNet::extract(net, arch).ok()?.fold();
+    let folded = plain.to_folded().ok()?;
+    runtime::engine::FastNet::from_folded(&folded).ok()
+}
+
+/// A seeded `[c, r, r]` input.
+fn random_input(c: usize, r: usize) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1a7e);
+    (0..c * r * r)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect()
+}
+
+/// The engine's stage times in network order: stem, then each block's expand, depthwise and
+/// project, then head, then pool + classifier (the order of [`ops`] without `Add` and `Linear`).
+fn stage_sequence(t: &runtime::engine::StageTimes) -> Vec<f64> {
+    let mut v = vec![t.stem_ms];
+    for b in &t.blocks {
+        v.extend([b.expand_ms, b.depthwise_ms, b.project_ms]);
+    }
+    v.extend([t.head_ms, t.pool_fc_ms]);
+    v
+}
+
+/// One app inference of `arch` with the engine, as `runtime::Session::predict` runs it: a u8
+/// image of the space's native size normalised and resized to the arch's resolution, then the
+/// network; on the calling thread. Milliseconds (median, see [`TimingOptions`]).
+pub fn measure_engine_inference(
+    net: &Supernet,
+    arch: &ArchConfig,
+    opts: &TimingOptions,
+) -> Option<f64> {
+    let engine = engine_of(net, arch)?;
+    let sp = &net.space;
+    let (c, n0, r) = (sp.in_channels, sp.image_size, arch.resolution);
+    let pixels: Vec<u8> = (0..c * n0 * n0).map(|i| (i * 37 % 251) as u8).collect();
+    let mut chw = vec![0f32; pixels.len()];
+    let mut resized = Vec::new();
+    let mut logits = vec![0f32; sp.num_classes];
+    let mut ok = true;
+    let ms = time_ms(opts, || {
+        supernet::preprocess::normalize_u8(&pixels, c, &[0.5], &[0.25], &mut chw);
+        supernet::preprocess::resize_bilinear(&chw, 1, c, n0, n0, r, &mut resized);
+        ok &= engine.forward_into(&resized, 1, &mut logits).is_ok();
+    });
+    ok.then_some(ms)
 }
 
 /// How ops and forwards are timed.
@@ -235,85 +292,6 @@ pub fn single_threaded<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
     }
-}
-
-fn random_tensor<const D: usize>(
-    shape: [usize; D],
-    rng: &mut impl Rng,
-    device: &Device,
-) -> Tensor<D> {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::<1>::from_data(TensorData::new(v, [n]), device).reshape(shape)
-}
-
-fn apply_act(y: Tensor<4>, act: ActKind) -> Tensor<4> {
-    match act {
-        ActKind::None => y,
-        ActKind::Relu => relu(y),
-        ActKind::Hswish => hard_swish(y),
-    }
-}
-
-/// Times one op on random tensors, batch 1, on the calling thread's rayon pool. Milliseconds.
-pub fn measure_op(key: &OpKey, opts: &TimingOptions, device: &Device) -> f64 {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1a7e);
-    let (c, o, s, k) = (key.in_channels, key.out_channels, key.in_size, key.kernel);
-    match key.kind {
-        OpKind::Conv | OpKind::Pointwise | OpKind::Depthwise => {
-            let groups = if key.kind == OpKind::Depthwise { c } else { 1 };
-            let x = random_tensor([1, c, s, s], &mut rng, device);
-            let w = random_tensor([o, c / groups, k, k], &mut rng, device);
-            let b = random_tensor([o], &mut rng, device);
-            let opt = ConvOptions::new([key.stride; 2], [k / 2, k / 2], [1, 1], groups);
-            time_ms(opts, || {
-                let y = conv2d(x.clone(), w.clone(), Some(b.clone()), opt.clone());
-                drop(apply_act(y, key.act));
-            })
-        }
-        OpKind::Add => {
-            let a = random_tensor([1, c, s, s], &mut rng, device);
-            let b = random_tensor([1, c, s, s], &mut rng, device);
-            time_ms(opts, || drop(a.clone() + b.clone()))
-        }
-        OpKind::Pool => {
-            let x = random_tensor([1, c, s, s], &mut rng, device);
-            time_ms(opts, || {
-                drop(x.clone().mean_dim(3).mean_dim(2).reshape([1, c]))
-            })
-        }
-        OpKind::Linear => {
-            let x = random_tensor([1, c], &mut rng, device);
-            let w = random_tensor([o, c], &mut rng, device);
-            let b = random_tensor([o], &mut rng, device);
-            time_ms(opts, || {
-                drop(x.clone().matmul(w.clone().transpose()) + b.clone().unsqueeze_dim(0))
-            })
-        }
-    }
-}
-
-/// Times one inference as an app runs it (what `runtime::Session::predict` does): normalise a
-/// u8 image of the space's native size, resize it to the arch's resolution, build the tensor,
-/// run `net.forward` and read the logits back; on the calling thread's rayon pool.
-/// Milliseconds. The fixed overhead of the table is calibrated against this, so predictions
-/// cover the whole call, not only the ops.
-pub fn measure_forward(net: &PlainNet, opts: &TimingOptions, device: &Device) -> f64 {
-    let (c, n0, r) = (
-        net.space.in_channels,
-        net.space.image_size,
-        net.arch.resolution,
-    );
-    let pixels: Vec<u8> = (0..c * n0 * n0).map(|i| (i * 37 % 251) as u8).collect();
-    let mut chw = vec![0f32; pixels.len()];
-    let mut resized = Vec::new();
-    time_ms(opts, || {
-        supernet::preprocess::normalize_u8(&pixels, c, &[0.5], &[0.25], &mut chw);
-        supernet::preprocess::resize_bilinear(&chw, 1, c, n0, n0, r, &mut resized);
-        let x = Tensor::<1>::from_data(TensorData::new(resized.clone(), [c * r * r]), device)
-            .reshape([1, c, r, r]);
-        drop(net.forward(x).into_data());
-    })
 }
 
 /// Times one app inference through the runtime's own path ([`runtime::Session::predict`]: a u8
@@ -435,26 +413,57 @@ impl LatencyLut {
         }
     }
 
-    /// Measures the ops of `space` the table lacks; returns how many it measured.
+    /// Measures the ops of `space` the table lacks with the engine that ships
+    /// ([`runtime::engine::FastNet::stage_times`]): every max-depth uniform arch of `space` that
+    /// holds a missing op is built (random weights, BN folded), compiled by the engine and timed
+    /// stage by stage; each op gets the median of its stage's times. The engine fuses the
+    /// residual addition into the project conv and the pool into the classifier, so `Add` and
+    /// `Linear` entries are 0. Returns how many ops it measured.
     pub fn measure_missing(&mut self, space: &SearchSpace, opts: &TimingOptions) -> usize {
-        let device = supernet::default_device();
-        let missing: Vec<OpKey> = all_ops(space)
+        let missing: BTreeSet<OpKey> = all_ops(space)
             .into_iter()
             .filter(|k| !self.table.contains_key(k))
             .collect();
-        let measured: Vec<(OpKey, f64)> = single_threaded(|| {
-            missing
-                .iter()
-                .map(|k| (*k, measure_op(k, opts, &device)))
-                .collect()
-        });
-        let n = measured.len();
-        self.table.extend(measured);
+        if missing.is_empty() {
+            return 0;
+        }
+        let device = supernet::default_device();
+        let Ok(net) = Supernet::new(space, 1, &device) else {
+            return 0;
+        };
+        let reps = (opts.runs * 5).max(21);
+        let mut samples: BTreeMap<OpKey, Vec<f64>> = BTreeMap::new();
+        for arch in uniform_max_depth_archs(space) {
+            let keys = ops(space, &arch);
+            if !keys.iter().any(|k| missing.contains(k)) {
+                continue;
+            }
+            let Some(t) = engine_of(&net, &arch).and_then(|e| {
+                let x = random_input(space.in_channels, arch.resolution);
+                e.stage_times(&x, reps).ok()
+            }) else {
+                continue;
+            };
+            let mut stage = stage_sequence(&t).into_iter();
+            for k in keys {
+                let ms = match k.kind {
+                    OpKind::Add | OpKind::Linear => 0.0,
+                    _ => stage.next().unwrap_or(0.0),
+                };
+                if missing.contains(&k) {
+                    samples.entry(k).or_default().push(ms);
+                }
+            }
+        }
+        let n = samples.len();
+        self.table
+            .extend(samples.into_iter().map(|(k, mut v)| (k, median(&mut v))));
         n
     }
 
-    /// Sets the fixed overhead to the median of (measured forward − sum of ops) over the
-    /// largest, smallest and a middle sub-net (clamped at 0).
+    /// Sets the fixed overhead to the median of (engine inference − sum of ops) over the
+    /// largest, smallest and a middle sub-net (clamped at 0): what a prediction adds for the
+    /// preprocessing and the call itself.
     pub fn calibrate_overhead(&mut self, space: &SearchSpace, opts: &TimingOptions) {
         let device = supernet::default_device();
         let mid = ArchConfig::uniform(
@@ -471,8 +480,7 @@ impl LatencyLut {
         let mut gaps: Vec<f64> = archs
             .iter()
             .filter_map(|a| {
-                let p = PlainNet::extract(&net, a).ok()?.fold();
-                let measured = single_threaded(|| measure_forward(&p, opts, &device));
+                let measured = measure_engine_inference(&net, a, opts)?;
                 let sum = self.ops_ms(space, a).ok()?;
                 Some(measured - sum)
             })
@@ -486,7 +494,9 @@ impl LatencyLut {
     /// # Errors
     /// A malformed or foreign-version file (the message says to delete it), or a write error.
     pub fn load_or_measure(path: &Path, space: &SearchSpace, opts: &TimingOptions) -> Result<Self> {
-        let mut lut = if path.is_file() {
+        let stale =
+            path.is_file() && Self::file_version(path).is_some_and(|v| v < LUT_FORMAT_VERSION);
+        let mut lut = if path.is_file() && !stale {
             Self::load(path)?
         } else {
             let lut = Self::measure(space, opts);
@@ -498,6 +508,15 @@ impl LatencyLut {
             lut.save(path)?;
         }
         Ok(lut)
+    }
+
+    /// The `format_version` of a table file, when it has one.
+    fn file_version(path: &Path) -> Option<u32> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.get("format_version")?
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
     }
 
     /// Reads a table.
@@ -642,7 +661,7 @@ pub struct LatencyValidation {
     pub median_rel_error: f64,
 }
 
-/// Compares the table's predictions with measured forwards of `n` random archs (seeded; a
+/// Compares the table's predictions with whole engine inferences of `n` random archs (seeded; a
 /// freshly initialised supernet: weights do not change the time).
 ///
 /// # Errors
@@ -661,10 +680,11 @@ pub fn validate(
     let mut checks = Vec::with_capacity(n);
     for _ in 0..n {
         let arch = ArchConfig::random(space, &mut rng);
-        let p = PlainNet::extract(&net, &arch)
-            .map_err(|e| Error::supernet("extracting a sub-net to time", e))?
-            .fold();
-        let measured_ms = single_threaded(|| measure_forward(&p, opts, &device));
+        let measured_ms =
+            measure_engine_inference(&net, &arch, opts).ok_or_else(|| Error::Mismatch {
+                path: "latency validation".into(),
+                reason: format!("the engine cannot run arch {}", arch.short_id()),
+            })?;
         let predicted_ms = lut.predict_host_ms(space, &arch)?;
         checks.push(LatencyCheck {
             arch: arch.short_id(),

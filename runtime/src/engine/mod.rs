@@ -101,6 +101,30 @@ use kernels::{
     Act, Depthwise, LANES, Madd, Out, Pointwise, Stem, mean_pool, out_size, zero_border,
 };
 
+/// Where one image's time goes in a [`FastNet`] ([`FastNet::stage_times`]), ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTimes {
+    /// The stem conv (with padding the input).
+    pub stem_ms: f64,
+    /// Each block, in order.
+    pub blocks: Vec<BlockTimes>,
+    /// The head 1×1 conv.
+    pub head_ms: f64,
+    /// Global average pool and the classifier.
+    pub pool_fc_ms: f64,
+}
+
+/// One block's stages, ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockTimes {
+    /// The expand 1×1 conv (writing the depthwise conv's bordered input).
+    pub expand_ms: f64,
+    /// The depthwise conv.
+    pub depthwise_ms: f64,
+    /// The project 1×1 conv, with the residual addition fused when the block has one.
+    pub project_ms: f64,
+}
+
 /// One inverted-residual block, ready to run.
 #[derive(Debug, Clone)]
 struct Block {
@@ -477,19 +501,69 @@ impl FastNet {
         if n == 1 || rayon::current_num_threads() <= 1 {
             with_scratch(|s| {
                 for (x, out) in x.chunks_exact(img).zip(out.chunks_exact_mut(self.classes)) {
-                    self.image(x, s, out);
+                    self.image(x, s, out, &mut || {});
                 }
             });
         } else {
             x.par_chunks_exact(img)
                 .zip(out.par_chunks_exact_mut(self.classes))
-                .for_each(|(x, out)| with_scratch(|s| self.image(x, s, out)));
+                .for_each(|(x, out)| with_scratch(|s| self.image(x, s, out, &mut || {})));
         }
         Ok(())
     }
 
-    /// One image: `x` is `[c, r, r]`, `out` is `[classes]`; shapes already checked.
-    fn image(&self, x: &[f32], s: &mut Scratch, out: &mut [f32]) {
+    /// Where one image's time goes, stage by stage, with the engine's own kernels: the median
+    /// over `reps` runs (after one warm-up) of each stage's time, on the calling thread. This is
+    /// what the search's latency table is measured with, so it predicts the engine that ships.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] when `x` is not one `[c, r, r]` image.
+    pub fn stage_times(&self, x: &[f32], reps: usize) -> Result<StageTimes> {
+        self.check_input(x, 1)?;
+        let stages = 3 + 3 * self.blocks.len();
+        let mut runs: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); stages];
+        let mut out = vec![0.0; self.classes];
+        with_scratch(|s| {
+            for rep in 0..=reps.max(1) {
+                let mut marks = Vec::with_capacity(stages + 1);
+                marks.push(std::time::Instant::now());
+                self.image(x, s, &mut out, &mut || {
+                    marks.push(std::time::Instant::now())
+                });
+                if rep == 0 {
+                    continue; // warm-up
+                }
+                for (i, w) in marks.windows(2).enumerate().take(stages) {
+                    runs[i].push((w[1] - w[0]).as_secs_f64() * 1e3);
+                }
+            }
+        });
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        let mut m: Vec<f64> = runs.iter_mut().map(med).collect();
+        let tail = m.split_off(1 + 3 * self.blocks.len());
+        let stem_ms = m[0];
+        let blocks = m[1..]
+            .chunks_exact(3)
+            .map(|b| BlockTimes {
+                expand_ms: b[0],
+                depthwise_ms: b[1],
+                project_ms: b[2],
+            })
+            .collect();
+        Ok(StageTimes {
+            stem_ms,
+            blocks,
+            head_ms: tail[0],
+            pool_fc_ms: tail[1],
+        })
+    }
+
+    /// One image: `x` is `[c, r, r]`, `out` is `[classes]`; shapes already checked. `mark` is
+    /// called after each stage (stem; each block's expand, depthwise, project; head; pool + fc).
+    fn image(&self, x: &[f32], s: &mut Scratch, out: &mut [f32], mark: &mut dyn FnMut()) {
         s.fit(
             self.stem.padded_len(self.resolution),
             self.buf_len,
@@ -500,10 +574,10 @@ impl FastNet {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             // SAFETY: `Isa::detect` picks `Avx2Fma` only on a CPU with AVX2 and FMA.
-            Isa::Avx2Fma => unsafe { self.image_avx2_fma(x, s, out) },
+            Isa::Avx2Fma => unsafe { self.image_avx2_fma(x, s, out, mark) },
             Isa::Portable => self
                 .image_with::<PortableMadd, PORTABLE_ROWS, { 2 * PORTABLE_ROWS }, PORTABLE_PIXELS>(
-                    x, s, out,
+                    x, s, out, mark,
                 ),
         }
     }
@@ -511,8 +585,8 @@ impl FastNet {
     /// [`FastNet::image_with`] compiled for AVX2 + FMA: 8-wide vectors and fused multiply-adds.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn image_avx2_fma(&self, x: &[f32], s: &mut Scratch, out: &mut [f32]) {
-        self.image_with::<kernels::Fused, 4, 8, 8>(x, s, out)
+    fn image_avx2_fma(&self, x: &[f32], s: &mut Scratch, out: &mut [f32], mark: &mut dyn FnMut()) {
+        self.image_with::<kernels::Fused, 4, 8, 8>(x, s, out, mark)
     }
 
     /// The network over one image, every kernel inlined (so a `target_feature` caller compiles
@@ -524,10 +598,12 @@ impl FastNet {
         x: &[f32],
         s: &mut Scratch,
         out: &mut [f32],
+        mark: &mut dyn FnMut(),
     ) {
         let r = self.resolution;
         self.stem.pad_input(x, r, &mut s.input);
         self.stem.run::<M, P>(&s.input, r, &mut s.a);
+        mark();
         for b in &self.blocks {
             let (side, pad) = (b.side_in, b.dw.k / 2);
             let geometry = (side, pad, b.expand.n_pad / LANES);
@@ -542,12 +618,15 @@ impl FastNet {
                 &mut s.planes,
                 Out::planes(side, pad),
             );
+            mark();
             b.dw.run::<M, P>(&s.planes, side, &mut s.c);
+            mark();
             let res = if b.residual { Some(&s.a[..]) } else { None };
             let out = Out::nhwc(b.side_out, b.project.n_pad / LANES);
             b.project
                 .run::<M, R, R2>(&s.c, b.side_out * b.side_out, res, &mut s.b, out);
             std::mem::swap(&mut s.a, &mut s.b);
+            mark();
         }
         let hw = self.head_side * self.head_side;
         self.head.run::<M, R, R2>(
@@ -557,6 +636,7 @@ impl FastNet {
             &mut s.b,
             Out::nhwc(hw, self.head.n_pad / LANES),
         );
+        mark();
         let pooled = &mut s.pooled[..self.head.n_pad];
         mean_pool(&s.b, hw, pooled);
         kernels::linear(
@@ -565,6 +645,7 @@ impl FastNet {
             &pooled[..self.head_channels],
             out,
         );
+        mark();
     }
 }
 
