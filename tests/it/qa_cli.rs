@@ -255,3 +255,44 @@ fn a_phone_whose_memory_fits_nothing_fails_with_the_reason_and_exit_3() {
     assert!(md.contains("**FAIL**: no variant fits"), "{md}");
     assert!(out.join("qa.png").is_file() && out.join("qa.svg").is_file());
 }
+
+#[test]
+fn without_emulation_qa_scales_and_says_why() {
+    let t = tempfile::tempdir().unwrap();
+    let (bundle, data, catalog) = setup(t.path(), &["samsung-galaxy-a01-core"]);
+    let out = t.path().join("qa");
+    let o = qa(
+        &bundle,
+        &catalog,
+        &data,
+        &out,
+        &[
+            "--budget-ms",
+            "1000",
+            "--no-calibration",
+            "--no-emulation",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["emulation"], "scaled", "{v}");
+    let note = v["emulation_note"].as_str().unwrap();
+    assert!(
+        note.contains("No CPU quota") && note.contains("--no-emulation"),
+        "{note}"
+    );
+    let p = &v["phones"][0];
+    assert!(
+        p["picked_by_runtime"].is_null() && p["quota"].is_null(),
+        "{p}"
+    );
+    // scaled: host latency × host score / phone score, which is what measured_ms reports
+    let (host_ms, measured) = (
+        p["host_ms"].as_f64().unwrap(),
+        p["measured_ms"].as_f64().unwrap(),
+    );
+    let ratio = v["host"]["score"].as_f64().unwrap() / p["score"].as_f64().unwrap();
+    assert!((measured / host_ms - ratio).abs() < 1e-6 * ratio, "{p}");
+    assert_eq!(v["runtime_agrees"][1], 0, "{v}");
+}

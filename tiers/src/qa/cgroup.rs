@@ -240,4 +240,30 @@ mod tests {
             "{q:?}"
         );
     }
+
+    #[test]
+    fn groups_are_removed_when_dropped_and_after_their_owner_died() {
+        let Ok(limiter) = CpuLimiter::detect() else {
+            eprintln!("no writable cgroup CPU controller here: nothing to check");
+            return;
+        };
+        let q = CpuQuota::for_fraction(0.25).unwrap();
+        let g = limiter.create(q).unwrap();
+        let dir = g.dir().to_path_buf();
+        let limit = match limiter.version() {
+            CgroupVersion::V1 => std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).unwrap(),
+            CgroupVersion::V2 => std::fs::read_to_string(dir.join("cpu.max")).unwrap(),
+        };
+        assert!(limit.contains(&q.quota_us.to_string()), "{limit}");
+        drop(g);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        // a group whose QA process is gone (as after kill -9) is swept
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let orphan = dir.parent().unwrap().join(format!("{PREFIX}{dead}-0"));
+        std::fs::create_dir(&orphan).unwrap();
+        assert!(limiter.sweep_stale() >= 1);
+        assert!(!orphan.exists());
+    }
 }
