@@ -65,6 +65,11 @@ pub fn run(args: LatencyArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        if args.threads.is_some_and(|t| t > 1) {
+            eprintln!(
+                "note: the engine runs one image on one thread; `threads` says what it will use"
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
