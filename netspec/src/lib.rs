@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod folded;
+pub mod fsio;
 pub mod preprocess;
 pub mod quant;
 pub mod space;

@@ -5,7 +5,6 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -605,36 +604,19 @@ fn write_payload(dest: &Path, payload: &Payload) -> Result<(u64, String)> {
     }
 }
 
-/// Creates `path` with `bytes` and fsyncs it.
+/// Creates `path` with `bytes` and fsyncs it ([`netspec::fsio::write_synced`]).
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = File::create(path).map_err(|e| Error::io(path, "create", e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io(path, "write", e))?;
-    f.sync_all().map_err(|e| Error::io(path, "fsync", e))
+    netspec::fsio::write_synced(path, bytes).map_err(|e| Error::io(path, "write", e))
 }
 
-/// Fsyncs a folder so a rename inside it is durable (Unix; elsewhere a no-op).
+/// Fsyncs a folder so a rename inside it is durable ([`netspec::fsio::sync_dir`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(dir, "fsync folder", e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    netspec::fsio::sync_dir(dir).map_err(|e| Error::io(dir, "fsync folder", e))
 }
 
-/// A unique hidden name beside a target: `.<name>.<tag>-<pid>-<n>`.
+/// A unique hidden name beside a target ([`netspec::fsio::sibling_name`]).
 pub(crate) fn sibling_name(parent: &Path, name: &str, tag: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    parent.join(format!(".{name}.{tag}-{}-{n}-{nanos}", std::process::id()))
+    netspec::fsio::sibling_name(parent, name, tag)
 }
 
 /// A temporary folder removed on drop unless disarmed.

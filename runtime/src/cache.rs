@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{sibling_name, sync_dir, write_synced};
 use crate::device::DeviceFacts;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -333,18 +332,9 @@ mod tests {
     }
 }
 
-/// Writes `dir/name` atomically: a synced temp file beside it, renamed into place, then the
-/// folder synced. Nothing already there is lost on failure.
+/// Writes `dir/name` atomically and durably ([`netspec::fsio::write_atomic`]). Nothing already
+/// there is lost on failure.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create folder", e))?;
-    let tmp = sibling_name(dir, name, "tmp");
     let path = dir.join(name);
-    let result = write_synced(&tmp, bytes).and_then(|()| {
-        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename into place", e))
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(dir)
+    netspec::fsio::write_atomic(&path, bytes).map_err(|e| Error::io(&path, "write atomically", e))
 }

@@ -191,14 +191,8 @@ impl Error {
     }
 }
 
-/// Writes `bytes` to `path` through a temp file and a rename, so readers never see half a file.
+/// Writes `bytes` to `path` atomically and durably (temp file beside it, fsync, rename, fsync of
+/// the folder: [`netspec::fsio::write_atomic`]), so readers never see half a file.
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create folder", e))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename into place", e))
+    netspec::fsio::write_atomic(path, bytes).map_err(|e| Error::io(path, "write atomically", e))
 }
