@@ -12,12 +12,12 @@
 //!
 //! # Threads
 //! A single image runs on the calling thread; a batch is split over rayon's **global** pool, one
-//! per process, sized on first use and never resized, which the probe's multi-thread benchmark
-//! uses too. [`set_threads`] (or
+//! per process, sized on first use and never resized. [`set_threads`] (or
 //! [`LaunchOptions::threads`]) sizes it, and only works before the first inference or probe of
 //! the process; later it returns [`Error::Threads`] (the launcher then records a note in the
-//! report and goes on with the pool in force). The probe's multi-thread benchmark uses the same
-//! count, so the cached device facts are keyed by it.
+//! report and goes on with the pool in force). The probe's multi-thread figures (reported, not
+//! scored: the score is one core's speed) use the same count, so the cached device facts are
+//! keyed by it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ use crate::fallback::{
 use crate::select::{Decision, Policy};
 use crate::session::{ImageRef, Prediction, Session, load_net};
 
-/// Sizes rayon's global thread pool, which batched inference and the probe use (process-wide;
+/// Sizes rayon's global thread pool, which batched inference uses (process-wide;
 /// see the [module docs](self)). `0` means rayon's default (one thread per logical CPU, or
 /// `RAYON_NUM_THREADS`).
 ///

@@ -44,17 +44,25 @@ pub struct BundleArgs {
     /// A tier's sub-net from its own fine-tuned run instead of the family checkpoint:
     /// `TIER=RUN_DIR` (repeatable), RUN_DIR written by
     /// `tierforge train --arch TIER_ARCH.json --init-from FAMILY_RUN`.
-    #[arg(long = "tier-checkpoint", value_name = "TIER=RUN_DIR")]
-    pub tier_checkpoint: Vec<String>,
+    #[arg(long = "tier-checkpoint", value_name = "TIER=RUN_DIR", value_parser = parse_tier_checkpoint)]
+    pub tier_checkpoint: Vec<(String, PathBuf)>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
+/// clap's parser for `--tier-checkpoint TIER=RUN_DIR`.
+fn parse_tier_checkpoint(s: &str) -> Result<(String, PathBuf), String> {
+    s.split_once('=')
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .map(|(tier, dir)| (tier.to_string(), PathBuf::from(dir)))
+        .ok_or_else(|| format!("expected TIER=RUN_DIR, e.g. very-low=runs/ft-very-low, not {s:?}"))
+}
+
 /// Subcommands of `tierforge bundle`.
 #[derive(clap::Subcommand, Debug)]
 pub enum BundleAction {
-    /// Verify every file of a bundle (size, sha256, loads into its arch); exit 1 on failure.
+    /// Verify every file of a bundle (size, sha256, loads into its arch); exit 5 when it is damaged.
     Verify(VerifyArgs),
 }
 
@@ -102,20 +110,8 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
             "tierforge bundle needs --checkpoint, --search and --out (or `bundle verify BUNDLE`)"
         );
     };
-    let mut tier_checkpoints = Vec::new();
-    for t in &args.tier_checkpoint {
-        let Some((tier, dir)) = t
-            .split_once('=')
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        else {
-            anyhow::bail!(
-                "--tier-checkpoint {t:?}: expected TIER=RUN_DIR, e.g. very-low=runs/ft-very-low"
-            );
-        };
-        tier_checkpoints.push((tier.to_string(), PathBuf::from(dir)));
-    }
     let opts = tiers::PipelineOptions {
-        tier_checkpoints,
+        tier_checkpoints: args.tier_checkpoint,
         int8: args.int8,
         data_dir: args.data,
         test_limit: args.test_limit,

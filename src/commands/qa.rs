@@ -41,10 +41,10 @@ pub struct QaArgs {
     #[arg(long, value_name = "MS")]
     pub budget_ms: Option<f64>,
     /// Images per phone (timed one at a time, batch 1).
-    #[arg(long, value_name = "K", default_value_t = qa::DEFAULT_IMAGES)]
+    #[arg(long, value_name = "K", default_value_t = qa::DEFAULT_IMAGES, value_parser = super::bounded(1, 1_000_000))]
     pub images: usize,
     /// Untimed predictions before timing, per run.
-    #[arg(long, value_name = "N", default_value_t = qa::child::DEFAULT_WARMUP)]
+    #[arg(long, value_name = "N", default_value_t = qa::child::DEFAULT_WARMUP, value_parser = super::bounded(0, 1_000_000))]
     pub warmup: usize,
     /// Dataset folder whose test split is used (default: Fashion-MNIST in data/fashion-mnist).
     #[arg(long, value_name = "DIR")]
@@ -63,10 +63,10 @@ pub struct QaArgs {
     #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
     /// Host probes at the start; the best score is the host score.
-    #[arg(long, value_name = "N", default_value_t = qa::DEFAULT_PROBE_RUNS)]
+    #[arg(long, value_name = "N", default_value_t = qa::DEFAULT_PROBE_RUNS, value_parser = super::bounded(1, 1000))]
     pub probe_runs: usize,
     /// Longest one child run may take, seconds.
-    #[arg(long, value_name = "S", default_value_t = 120)]
+    #[arg(long, value_name = "S", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub child_timeout_s: u64,
     /// Print the JSON report on stdout instead of the table.
     #[arg(long)]
@@ -138,8 +138,8 @@ pub fn run(args: QaArgs) -> Result<ExitCode> {
     options.images = args.images;
     options.warmup = args.warmup;
     options.probe_budget_ms = args.probe_ms;
-    options.probe_runs = args.probe_runs.max(1);
-    options.child_timeout = Duration::from_secs(args.child_timeout_s.max(1));
+    options.probe_runs = args.probe_runs;
+    options.child_timeout = Duration::from_secs(args.child_timeout_s);
     options.emulate = !args.no_emulation;
     if args.no_calibration {
         options.calibration_threads.clear();
