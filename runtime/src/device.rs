@@ -24,9 +24,11 @@ pub struct DeviceFacts {
     /// Capability score: higher is faster; latency scales as `1 / score`. Same scale as the
     /// manifest's `reference.score`.
     pub score: f64,
-    /// Total RAM in bytes as the OS reports it; 0 when unknown (then
-    /// [`UNKNOWN_RAM_ASSUMED_BYTES`] is assumed).
-    pub ram_bytes: u64,
+    /// Total RAM in bytes as the OS reports it; `None` when unknown (then
+    /// [`UNKNOWN_RAM_ASSUMED_BYTES`] is assumed). Files that write 0 for unknown (older caches)
+    /// read as `None`.
+    #[serde(default, deserialize_with = "zero_is_unknown")]
+    pub ram_bytes: Option<u64>,
     /// Number of big (performance) cores.
     pub big_cores: usize,
 }
@@ -34,11 +36,7 @@ pub struct DeviceFacts {
 impl DeviceFacts {
     /// RAM used for memory budgets: `ram_bytes`, or [`UNKNOWN_RAM_ASSUMED_BYTES`] when unknown.
     pub fn effective_ram_bytes(&self) -> u64 {
-        if self.ram_bytes == 0 {
-            UNKNOWN_RAM_ASSUMED_BYTES
-        } else {
-            self.ram_bytes
-        }
+        self.ram_bytes.unwrap_or(UNKNOWN_RAM_ASSUMED_BYTES)
     }
 
     /// Checks that the facts can drive a selection.
@@ -65,6 +63,14 @@ impl DeviceFacts {
     }
 }
 
+/// `ram_bytes` as older files wrote it: 0 (or null, or absent) means unknown.
+fn zero_is_unknown<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    let v: Option<u64> = serde::Deserialize::deserialize(d)?;
+    Ok(v.filter(|b| *b > 0))
+}
+
 impl From<&device_profiles::DeviceProfile> for DeviceFacts {
     fn from(p: &device_profiles::DeviceProfile) -> Self {
         DeviceFacts {
@@ -72,7 +78,7 @@ impl From<&device_profiles::DeviceProfile> for DeviceFacts {
             name: p.name.clone(),
             fingerprint: format!("{}", p.fingerprint()),
             score: p.score,
-            ram_bytes: p.ram_bytes.unwrap_or(0),
+            ram_bytes: p.ram_bytes.filter(|b| *b > 0),
             big_cores: p.big_core_count() as usize,
         }
     }
@@ -88,7 +94,7 @@ mod tests {
             name: "Phone".into(),
             fingerprint: "fp".into(),
             score: 2.0,
-            ram_bytes: 0,
+            ram_bytes: None,
             big_cores: 2,
         }
     }
@@ -97,10 +103,18 @@ mod tests {
     fn unknown_ram_is_assumed_low_end() {
         assert_eq!(facts().effective_ram_bytes(), UNKNOWN_RAM_ASSUMED_BYTES);
         let f = DeviceFacts {
-            ram_bytes: 4 << 30,
+            ram_bytes: Some(4 << 30),
             ..facts()
         };
         assert_eq!(f.effective_ram_bytes(), 4 << 30);
+        // an older cache file that wrote 0 for unknown
+        let old: DeviceFacts = serde_json::from_str(
+            r#"{"id":"p","name":"P","fingerprint":"f","score":1.0,"ram_bytes":0,"big_cores":1}"#,
+        )
+        .unwrap();
+        assert_eq!(old.ram_bytes, None);
+        let json = serde_json::to_string(&facts()).unwrap();
+        assert!(json.contains(r#""ram_bytes":null"#), "{json}");
     }
 
     #[test]

@@ -217,7 +217,7 @@ mod tests {
                 name: "Host".into(),
                 fingerprint: fp.into(),
                 score: 100.0,
-                ram_bytes: 4 << 30,
+                ram_bytes: Some(4 << 30),
                 big_cores: 2,
             },
             measured: Figures {

@@ -74,7 +74,7 @@
 //!     name: "Some phone".into(),
 //!     fingerprint: "soc-x/4GB".into(),
 //!     score: 12.5,
-//!     ram_bytes: 4 << 30,
+//!     ram_bytes: Some(4 << 30),
 //!     big_cores: 2,
 //! };
 //! let cache = DecisionCache::new(tmp.path().join("app-data"));

@@ -501,7 +501,7 @@ mod tests {
             name: "Dev".into(),
             fingerprint: "fp".into(),
             score,
-            ram_bytes,
+            ram_bytes: Some(ram_bytes),
             big_cores: 4,
         }
     }

@@ -117,11 +117,14 @@ pub fn run_with(
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "device: {} ({}), score {:.2}, RAM {:.1} GiB, {} big cores",
+            "device: {} ({}), score {:.2}, RAM {}, {} big cores",
             device.id,
             device.name,
             device.score,
-            device.ram_bytes as f64 / f64::from(1u32 << 30),
+            device.ram_bytes.map_or_else(
+                || "unknown (1 GiB assumed)".to_string(),
+                |b| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30))
+            ),
             device.big_cores
         );
         for (id, why) in &skipped {

@@ -107,7 +107,7 @@ pub fn device(score: f64, fp: &str) -> DeviceFacts {
         name: "Test device".into(),
         fingerprint: fp.into(),
         score,
-        ram_bytes: 4 << 30,
+        ram_bytes: Some(4 << 30),
         big_cores: 2,
     }
 }

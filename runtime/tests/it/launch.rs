@@ -266,7 +266,7 @@ fn changed_device_probes_again() {
         "{r2}"
     );
     assert_ne!(r1.hardware_fingerprint, r2.hardware_fingerprint);
-    assert_eq!(r2.device.ram_bytes, 8 << 30);
+    assert_eq!(r2.device.ram_bytes, Some(8 << 30));
 }
 
 #[test]

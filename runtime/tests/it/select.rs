@@ -55,7 +55,7 @@ fn dev(score: f64, ram_bytes: u64) -> DeviceFacts {
         name: "d".into(),
         fingerprint: "fp".into(),
         score,
-        ram_bytes,
+        ram_bytes: Some(ram_bytes),
         big_cores: 4,
     }
 }
@@ -63,7 +63,7 @@ fn dev(score: f64, ram_bytes: u64) -> DeviceFacts {
 fn fits(m: &Manifest, v: &Variant, d: &DeviceFacts, p: &Policy) -> bool {
     let budget = p.latency_budget_ms.unwrap_or(m.default_latency_budget_ms());
     predicted_latency_ms(m, v, d) * (1.0 + p.safety_margin) <= budget
-        && memory_need_bytes(v) <= (d.ram_bytes as f64 * p.memory_fraction) as u64
+        && memory_need_bytes(v) <= (d.effective_ram_bytes() as f64 * p.memory_fraction) as u64
 }
 
 fn accuracy(m: &Manifest, id: &str) -> f64 {
