@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod demo;
 pub mod eval;
 pub mod profile;
+pub mod progress;
 pub mod qa;
 pub mod search;
 pub mod select;

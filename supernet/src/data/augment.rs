@@ -45,6 +45,7 @@ pub struct Batcher {
     buf: Vec<f32>,
     resized: Vec<f32>,
     labels: Vec<i64>,
+    dims: [usize; 4],
 }
 
 impl Batcher {
@@ -56,6 +57,7 @@ impl Batcher {
             buf: Vec::new(),
             resized: Vec::new(),
             labels: Vec::new(),
+            dims: [0; 4],
         }
     }
 
@@ -73,6 +75,7 @@ impl Batcher {
         self.buf.clear();
         self.buf.resize(idx.len() * il, 0.0);
         self.labels.clear();
+        self.dims = [idx.len(), c, h, w];
         let inv_std: Vec<f32> = self.std.iter().map(|s| 1.0 / (255.0 * s)).collect();
         let shift: Vec<f32> = self
             .mean
@@ -124,6 +127,16 @@ impl Batcher {
             }
         }
         (&self.buf, &self.labels)
+    }
+
+    /// `[n, c, h, w]` of the last filled batch (zeros before the first).
+    pub fn dims(&self) -> [usize; 4] {
+        self.dims
+    }
+
+    /// The labels of the last filled batch.
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
     }
 
     /// The last filled batch resized to `r`×`r` (no copy when `r` is the native size).

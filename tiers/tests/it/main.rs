@@ -62,7 +62,6 @@ fn run_all_builds_a_verified_bundle_and_resumes() {
         &run,
         false,
         &TrainOptions {
-            progress: false,
             keep_checkpoints: 1,
             ..TrainOptions::default()
         },
@@ -90,7 +89,6 @@ fn run_all_builds_a_verified_bundle_and_resumes() {
             generations: 5,
             ..Default::default()
         },
-        progress: false,
         ..tiers::PipelineOptions::default()
     };
     let summary = tiers::run_all(&run, &out, &opts).unwrap();
