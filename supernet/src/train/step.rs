@@ -41,7 +41,8 @@ pub struct Step<'a> {
     pub device: &'a Device,
 }
 
-/// Wall time of a step's parts, in seconds.
+/// Wall time of a step's parts, in seconds. On an asynchronous device (a GPU) work queued in the
+/// forward can finish during the backward; the sum is exact, since reading the loss waits.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepTimes {
     /// Resizing the batch to each sub-net's resolution and making the input tensors.
