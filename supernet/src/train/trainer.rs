@@ -623,3 +623,49 @@ fn trim_metrics(run_dir: &Path, epochs_done: usize) -> Result<()> {
         .and_then(|_| std::fs::rename(&tmp, &p))
         .map_err(|e| Error::io(&p, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Augment, DatasetFormat};
+    use crate::train::config::OptimizerConfig;
+    use crate::train::step::tests::toy_images;
+
+    #[test]
+    fn a_tiny_run_lowers_its_loss_and_beats_chance() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataSplit {
+            train: toy_images(160, 12, 4, 0),
+            test: toy_images(40, 12, 4, 1000),
+            format: DatasetFormat::Idx,
+            root: dir.path().to_path_buf(),
+        };
+        let cfg = TrainConfig {
+            seed: 7,
+            epochs: 4,
+            batch_size: 16,
+            calib_images: 64,
+            warmup_epochs: 0.0,
+            augment: Augment::none(),
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-4,
+            },
+            space: Some(SearchSpace::tiny(1, 4, 12)),
+            ..TrainConfig::default()
+        };
+        let run = dir.path().join("run");
+        let s = train(&cfg, &data, &run, false, &TrainOptions::default()).unwrap();
+        let losses: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_loss)
+            .collect();
+        assert_eq!(losses.len(), 4);
+        assert!(losses[3] < 0.8 * losses[0], "{losses:?}");
+        // four classes: chance is 25%
+        assert!(s.max_acc > 0.5 && s.min_acc > 0.4, "{s:?}");
+    }
+}
