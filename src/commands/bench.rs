@@ -674,23 +674,16 @@ fn test_images(dir: &Path, n: usize) -> anyhow::Result<RawImages> {
     })
 }
 
-/// The runtime's preprocessing (`Session::predict_batch`): `(p/255 − mean)/std` per channel,
-/// then bilinear resize to `r`. Output `[n, c, r, r]`.
+/// The runtime's preprocessing (`Session::predict_batch`): `netspec`'s normalisation
+/// `(p/255 − mean)/std` per channel, then bilinear resize to `r`. Output `[n, c, r, r]`.
 fn preprocess(raw: &RawImages, n: usize, mean: &[f32], std: &[f32], r: usize) -> Vec<f32> {
     let (c, h, w) = (raw.channels, raw.height, raw.width);
-    let plane = h * w;
+    let il = c * h * w;
     let mut out = Vec::with_capacity(n * c * r * r);
-    let mut chw = vec![0.0f32; c * plane];
+    let mut chw = vec![0.0f32; il];
     let mut resized = Vec::new();
-    for i in 0..n {
-        let img = &raw.pixels[i * c * plane..(i + 1) * c * plane];
-        for ch in 0..c {
-            let m = mean[ch.min(mean.len().saturating_sub(1))];
-            let s = std[ch.min(std.len().saturating_sub(1))];
-            for p in 0..plane {
-                chw[ch * plane + p] = (img[ch * plane + p] as f32 / 255.0 - m) / s;
-            }
-        }
+    for img in raw.pixels.chunks_exact(il).take(n) {
+        supernet::preprocess::normalize_u8(img, c, mean, std, &mut chw);
         supernet::preprocess::resize_bilinear(&chw, 1, c, h, w, r, &mut resized);
         out.extend_from_slice(&resized);
     }
