@@ -2,6 +2,7 @@
 //! against the reference path.
 //! `cargo test --release -p supernet dw_op::timing -- --ignored --nocapture`
 
+#[cfg(feature = "fast-dw")]
 use super::geom::Geom;
 use super::tests::{seq, tensor};
 use super::*;
