@@ -359,10 +359,13 @@ mod tests {
         out
     }
 
-    fn assert_close(got: &[f32], want: &[f64], what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}");
-        for (g, w) in got.iter().zip(want) {
-            assert!((*g as f64 - w).abs() < 1e-5, "{what}: got {got:?}, want {want:?}");
+    /// `want[step]` = `[w₀, w₁, b, t]` after that step, within 1e-5.
+    fn assert_steps(got: &[[Vec<f32>; 3]], want: &[[f64; 4]]) {
+        assert_eq!(got.len(), want.len());
+        for (s, (g, w)) in got.iter().zip(want).enumerate() {
+            let g: Vec<f32> = g.concat();
+            let close = g.iter().zip(w).all(|(g, w)| (*g as f64 - w).abs() < 1e-5);
+            assert!(close && g.len() == 4, "step {}: got {g:?}, want {w:?}", s + 1);
         }
     }
 
@@ -386,18 +389,12 @@ mod tests {
             0.1,
             3,
         );
-        let w = [
-            [0.8081, -1.6162],
-            [0.57121561, -1.14243122],
-            [0.321859673, -0.643719347],
+        let want = [
+            [0.8081, -1.6162, 0.405, 2.43],
+            [0.57121561, -1.14243122, 0.28755, 1.7253],
+            [0.321859673, -0.643719347, 0.1636605, 0.981963],
         ];
-        let b = [0.405, 0.28755, 0.1636605];
-        let t = [2.43, 1.7253, 0.981963];
-        for s in 0..3 {
-            assert_close(&got[s][0], &w[s], &format!("w, step {}", s + 1));
-            assert_close(&got[s][1], &[b[s]], &format!("b, step {}", s + 1));
-            assert_close(&got[s][2], &[t[s]], &format!("t, step {}", s + 1));
-        }
+        assert_steps(&got, &want);
     }
 
     /// PyTorch's `torch.optim.AdamW(lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)`:
@@ -420,18 +417,12 @@ mod tests {
             0.1,
             3,
         );
-        let w = [
-            [0.890000001, -1.88],
-            [0.781571857, -1.76140895],
-            [0.675101223, -1.64436868],
+        let want = [
+            [0.890000001, -1.88, 0.400000002, 2.9],
+            [0.781571857, -1.76140895, 0.301187424, 2.80010271],
+            [0.675101223, -1.64436868, 0.204871256, 2.70038152],
         ];
-        let b = [0.400000002, 0.301187424, 0.204871256];
-        let t = [2.9, 2.80010271, 2.70038152];
-        for s in 0..3 {
-            assert_close(&got[s][0], &w[s], &format!("w, step {}", s + 1));
-            assert_close(&got[s][1], &[b[s]], &format!("b, step {}", s + 1));
-            assert_close(&got[s][2], &[t[s]], &format!("t, step {}", s + 1));
-        }
+        assert_steps(&got, &want);
     }
 
     #[test]

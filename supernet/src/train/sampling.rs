@@ -132,7 +132,7 @@ impl<'a> Sampler<'a> {
                             archs.push(ArchConfig::random(self.space, rng));
                         }
                     }
-                    SandwichSchedule::Alternate if step % 2 == 0 => {
+                    SandwichSchedule::Alternate if step.is_multiple_of(2) => {
                         archs.push(self.smallest.clone())
                     }
                     SandwichSchedule::Alternate => archs.push(ArchConfig::random(self.space, rng)),
