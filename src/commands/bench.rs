@@ -1,6 +1,6 @@
-//! `tierforge bench`: times complete training steps (and optionally inference) exactly as the
-//! trainer runs them, so the numbers can be set beside the same supernet in PyTorch
-//! (`scripts/torch_supernet.py`, driven by `scripts/bench_vs_pytorch.sh`).
+//! `tierforge bench`: times complete training steps (the trainer's own
+//! [`supernet::train::train_step`]) and inference, so the numbers can be set beside the same
+//! supernet in PyTorch (`scripts/torch_supernet.py`, driven by `scripts/bench_vs_pytorch.sh`).
 //!
 //! The sampled sub-nets come from a fixed seed and are written with `--archs-out` (together with
 //! the search space, batch size, loss and optimizer settings) so that the PyTorch side runs the
@@ -12,16 +12,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use runtime::engine::FastNet;
 use runtime::{Bundle, FoldedNet, Variant};
 use serde::Serialize;
 use supernet::data::{Batcher, Dataset};
-use supernet::train::loss::{cross_entropy_smooth, distill, teacher_probs};
 use supernet::train::optim::Optimizer;
-use supernet::train::{Method, OptimizerConfig, TrainConfig};
+use supernet::train::sampling::{PsPhase, Sampler, sample_in_phase};
+use supernet::train::{Distillation, Method, OptimizerConfig, Step, TrainConfig, train_step};
 use supernet::{ArchConfig, BnMode, PlainNet, SearchSpace, Supernet};
 
 /// Arguments of `tierforge bench`.
@@ -163,7 +162,7 @@ pub struct InferArgs {
 /// Runs `tierforge bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
-        BenchWhat::TrainStep(a) => train_step(a),
+        BenchWhat::TrainStep(a) => bench_train_step(a),
         BenchWhat::Infer(a) if a.bundle.is_some() => infer_bundle(a),
         BenchWhat::Infer(a) => infer(a),
     }
@@ -264,7 +263,7 @@ fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor
         .reshape([n, c, r, r])
 }
 
-fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
+fn bench_train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     let space = load_space(&a.space)?;
     if a.batch < 2 {
         anyhow::bail!("--batch must be ≥ 2 (batch norm needs it)");
@@ -292,22 +291,18 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
         BenchMethod::Progressive => "progressive",
     };
 
-    // The sub-nets of every step, fixed in advance.
+    // The sub-nets of every step, fixed in advance, drawn by the trainer's own sampling.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0xbe9c_0a2c);
     let max_arch = ArchConfig::max(&space);
     let min_arch = ArchConfig::min(&space);
     let total_steps = a.warmup + a.steps;
+    let sampler = Sampler::new(&cfg, &space, (&max_arch, &min_arch), total_steps);
     let archs: Vec<Vec<ArchConfig>> = (0..total_steps)
-        .map(|_| match a.method {
-            BenchMethod::Sandwich => {
-                let mut v = vec![max_arch.clone(), min_arch.clone()];
-                for _ in 0..cfg.sandwich_random {
-                    v.push(ArchConfig::random(&space, &mut rng));
-                }
-                v
-            }
+        .map(|step| match a.method {
+            BenchMethod::Sandwich => sampler.archs(step, &mut rng),
+            // the second half of the expand phase: sub-nets from the whole space
             BenchMethod::Progressive => (0..cfg.ps_subnets_per_step.max(1))
-                .map(|_| ArchConfig::random(&space, &mut rng))
+                .map(|_| sample_in_phase(&space, PsPhase::Expand, 1.0, &mut rng))
                 .collect(),
         })
         .collect();
@@ -340,8 +335,7 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let device = supernet::default_device();
-    let ad = device.clone().autodiff();
+    let ad = supernet::default_device().autodiff();
     let (c, h, w) = (space.in_channels, space.image_size, space.image_size);
     let n = a.batch;
     let ds = synthetic(4 * n, c, h, w, space.num_classes, &mut rng);
@@ -353,83 +347,38 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     // the kernel phase starts). The trainer also sorts the hidden channels once before this
     // phase; a permutation changes no cost, so the bench leaves the order as it is.
     let teacher = (a.method == BenchMethod::Progressive).then(|| model.valid());
+    let distillation = match a.method {
+        BenchMethod::Sandwich => Distillation::InPlace,
+        BenchMethod::Progressive => Distillation::Teacher(teacher.as_ref()),
+    };
 
-    let mut buf = Vec::new();
-    let mut resized = Vec::new();
-    let mut labels = Vec::new();
     let (mut t_step, mut t_data, mut t_fwd, mut t_bwd, mut t_opt) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut losses = Vec::new();
     for (step, step_archs) in archs.iter().enumerate() {
         let t0 = Instant::now();
-        let mut data_s = 0.0;
-        let td = Instant::now();
         let idx: Vec<usize> = (0..n).map(|b| (step * n + b) % ds.len()).collect();
-        let (xb, lb) = batcher.fill(&ds, &idx, cfg.augment, Some(&mut rng));
-        buf.clear();
-        buf.extend_from_slice(xb);
-        labels.clear();
-        labels.extend_from_slice(lb);
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [n]), &ad);
-        data_s += td.elapsed().as_secs_f64();
-        let mut input = |r: usize, dev: &Device, data_s: &mut f64| -> (Vec<f32>, Tensor<4>) {
-            let td = Instant::now();
-            supernet::preprocess::resize_bilinear(&buf, n, c, h, w, r, &mut resized);
-            let xs = resized.clone();
-            let x = to_tensor(&xs, n, c, r, dev);
-            *data_s += td.elapsed().as_secs_f64();
-            (xs, x)
+        batcher.fill(&ds, &idx, cfg.augment, Some(&mut rng));
+        let fill_s = t0.elapsed().as_secs_f64();
+        let spec = Step {
+            archs: step_archs,
+            distillation,
+            label_smoothing: cfg.label_smoothing,
+            lr,
+            device: &ad,
         };
-        let total = match a.method {
-            BenchMethod::Sandwich => {
-                let (_, x) = input(max_arch.resolution, &ad, &mut data_s);
-                let logits = model.forward(x, &max_arch, BnMode::Train);
-                let soft = teacher_probs(logits.clone());
-                let mut total = cross_entropy_smooth(logits, y.clone(), cfg.label_smoothing);
-                for arch in &step_archs[1..] {
-                    let (_, x) = input(arch.resolution, &ad, &mut data_s);
-                    total = total + distill(model.forward(x, arch, BnMode::Train), soft.clone());
-                }
-                total
-            }
-            BenchMethod::Progressive => {
-                let t = teacher.as_ref().context("no teacher")?;
-                let mut total: Option<Tensor<1>> = None;
-                for arch in step_archs {
-                    let (xs, x) = input(arch.resolution, &ad, &mut data_s);
-                    let logits = model.forward(x, arch, BnMode::Train);
-                    let mut l =
-                        cross_entropy_smooth(logits.clone(), y.clone(), cfg.label_smoothing);
-                    let xt = to_tensor(&xs, n, c, arch.resolution, &device);
-                    let teacher_arch = ArchConfig {
-                        resolution: arch.resolution,
-                        ..max_arch.clone()
-                    };
-                    let tl = t.forward(xt, &teacher_arch, BnMode::Train);
-                    let soft = Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
-                    l = l + distill(logits, soft);
-                    total = Some(match total {
-                        Some(t) => t + l,
-                        None => l,
-                    });
-                }
-                total.context("no sub-net in a step")?
-            }
-        };
-        let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(total.backward(), &model);
-        let lv: f32 = total.detach().into_scalar();
-        let t2 = Instant::now();
-        model = optim.step(lr, model, grads);
-        let t3 = Instant::now();
-        losses.push(lv as f64);
+        // the trainer's own step: forwards, losses, backward, optimizer update
+        let (next, out) = train_step(model, &mut optim, &mut batcher, &spec)
+            .with_context(|| format!("step {step}"))?;
+        model = next;
+        let step_s = t0.elapsed().as_secs_f64();
+        losses.push(out.loss as f64);
         if step >= a.warmup {
-            let fwd = (t1 - t0).as_secs_f64() - data_s;
-            t_step.push((t3 - t0).as_secs_f64() * 1e3);
-            t_data.push(data_s * 1e3);
-            t_fwd.push(fwd * 1e3);
-            t_bwd.push((t2 - t1).as_secs_f64() * 1e3);
-            t_opt.push((t3 - t2).as_secs_f64() * 1e3);
+            t_step.push(step_s * 1e3);
+            t_data.push((fill_s + out.times.input_s) * 1e3);
+            t_fwd.push(out.times.forward_s * 1e3);
+            t_bwd.push(out.times.backward_s * 1e3);
+            t_opt.push(out.times.optimizer_s * 1e3);
         }
     }
     let med = median(&t_step);
@@ -475,9 +424,6 @@ fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
             res.loss_first,
             res.loss_last
         );
-    }
-    if !res.loss_last.is_finite() {
-        eprintln!("warning: the loss is not finite; the timing may not be representative");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -728,23 +674,16 @@ fn test_images(dir: &Path, n: usize) -> anyhow::Result<RawImages> {
     })
 }
 
-/// The runtime's preprocessing (`Session::predict_batch`): `(p/255 − mean)/std` per channel,
-/// then bilinear resize to `r`. Output `[n, c, r, r]`.
+/// The runtime's preprocessing (`Session::predict_batch`): `netspec`'s normalisation
+/// `(p/255 − mean)/std` per channel, then bilinear resize to `r`. Output `[n, c, r, r]`.
 fn preprocess(raw: &RawImages, n: usize, mean: &[f32], std: &[f32], r: usize) -> Vec<f32> {
     let (c, h, w) = (raw.channels, raw.height, raw.width);
-    let plane = h * w;
+    let il = c * h * w;
     let mut out = Vec::with_capacity(n * c * r * r);
-    let mut chw = vec![0.0f32; c * plane];
+    let mut chw = vec![0.0f32; il];
     let mut resized = Vec::new();
-    for i in 0..n {
-        let img = &raw.pixels[i * c * plane..(i + 1) * c * plane];
-        for ch in 0..c {
-            let m = mean[ch.min(mean.len().saturating_sub(1))];
-            let s = std[ch.min(std.len().saturating_sub(1))];
-            for p in 0..plane {
-                chw[ch * plane + p] = (img[ch * plane + p] as f32 / 255.0 - m) / s;
-            }
-        }
+    for img in raw.pixels.chunks_exact(il).take(n) {
+        supernet::preprocess::normalize_u8(img, c, mean, std, &mut chw);
         supernet::preprocess::resize_bilinear(&chw, 1, c, h, w, r, &mut resized);
         out.extend_from_slice(&resized);
     }

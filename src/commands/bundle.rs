@@ -117,6 +117,7 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         test_limit: args.test_limit,
         calib_images: args.calib,
         force: args.force,
+        progress: super::progress::reporter(false),
         ..tiers::PipelineOptions::default()
     };
     let summary = tiers::run_bundle(&checkpoint, &search, &out, &opts)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use supernet::train::{TrainConfig, trainer::TrainOptions};
+use supernet::train::{TrainConfig, TrainOptions};
 
 /// Arguments of `tierforge demo`.
 #[derive(clap::Args, Debug)]
@@ -53,7 +53,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let t0 = std::time::Instant::now();
     let run_dir = args.out.join("train");
-    let s = supernet::train::train(&cfg, &data, &run_dir, args.resume, &TrainOptions::default())?;
+    let progress = super::progress::reporter(false);
+    let train_opts = TrainOptions {
+        progress: progress.clone(),
+        ..TrainOptions::default()
+    };
+    let s = supernet::train::train(&cfg, &data, &run_dir, args.resume, &train_opts)?;
     let train_s = t0.elapsed().as_secs_f64();
     eprintln!(
         "demo: max {:.2}% / min {:.2}% test top-1; slicing the family into tiers",
@@ -63,6 +68,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let opts = tiers::PipelineOptions {
         seed: args.seed,
         data_dir: Some(dir.clone()),
+        progress,
         ..Default::default()
     };
     let tiers = tiers::run_all(&run_dir, &args.out.join("tiers"), &opts)?;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eval;
 pub mod latency;
 pub mod profile;
+pub mod progress;
 pub mod qa;
 pub mod search;
 pub mod select;

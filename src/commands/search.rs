@@ -39,6 +39,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         data_dir: args.data.clone(),
         tier_spec: args.tiers.clone(),
+        progress: super::progress::reporter(false),
         ..tiers::PipelineOptions::default()
     };
     let result = tiers::run_search(&args.checkpoint, &args.out, &opts).with_context(|| {

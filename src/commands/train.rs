@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use supernet::train::{Method, TrainConfig, trainer::TrainOptions};
+use supernet::train::{Method, TrainConfig, TrainOptions};
 
 /// Arguments of `tierforge train`.
 #[derive(clap::Args, Debug)]
@@ -191,7 +191,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         clear_old_run(&args.out)?;
     }
     let opts = TrainOptions {
-        progress: !args.quiet,
+        progress: super::progress::reporter(args.quiet),
         resume_previous: args.resume_previous,
         ..Default::default()
     };

@@ -71,6 +71,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The training loss became NaN or infinite: the learning rate is too high for this run.
+    #[error("the training loss became {loss}: lower optimizer.lr")]
+    Diverged {
+        /// The loss.
+        loss: f32,
+    },
 }
 
 /// Shorthand for `Result<T, supernet::Error>`.

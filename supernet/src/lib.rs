@@ -31,6 +31,7 @@ pub use space::{
 pub mod block;
 pub mod elastic;
 pub mod net;
+pub mod progress;
 pub use elastic::BnMode;
 pub use net::Supernet;
 #[cfg(feature = "train")]

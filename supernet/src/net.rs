@@ -302,37 +302,62 @@ mod tests {
 }
 
 #[cfg(test)]
-mod finite_tests {
+mod output_tests {
     use super::*;
+    use crate::plain::PlainNet;
+
+    fn input(n: usize, r: usize, dev: &Device) -> Tensor<4> {
+        let v: Vec<f32> = (0..n * r * r).map(|i| ((i as f32) * 0.37).sin()).collect();
+        Tensor::<1>::from_data(TensorData::new(v, [n * r * r]), dev).reshape([n, 1, r, r])
+    }
+
+    fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
 
     #[test]
-    fn outputs_are_finite_in_every_mode() {
+    fn outputs_have_their_shape_differ_by_subnet_and_equal_the_extracted_net() {
         let dev = Device::flex();
         for size in [12usize, 16, 28] {
             let sp = SearchSpace::tiny(1, 4, size);
             let net = Supernet::new(&sp, 1, &dev).unwrap();
-            for arch in [ArchConfig::max(&sp), ArchConfig::min(&sp)] {
-                let r = arch.resolution;
-                let v: Vec<f32> = (0..8 * r * r).map(|i| ((i as f32) * 0.37).sin()).collect();
-                let x = Tensor::<1>::from_data(TensorData::new(v, [8 * r * r]), &dev)
-                    .reshape([8, 1, r, r]);
-                for mode in [
-                    BnMode::Train,
-                    BnMode::Calibrate { momentum: 1.0 },
-                    BnMode::Eval,
-                ] {
-                    let y: Vec<f32> = net
-                        .forward(x.clone(), &arch, mode)
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .unwrap();
-                    assert!(
-                        y.iter().all(|v| v.is_finite()),
-                        "size {size} arch {} mode {mode:?}: {y:?}",
-                        arch.short_id()
-                    );
+            let max = ArchConfig::max(&sp);
+            // the largest sub-net but with the smallest kernel: same resolution, other weights
+            let small_kernel = ArchConfig::uniform(
+                &sp,
+                max.resolution,
+                sp.max_depth(),
+                sp.kernel_sizes[0],
+                sp.max_expand(),
+            );
+            let min = ArchConfig::min(&sp);
+            let mut eval = Vec::new();
+            for arch in [&max, &small_kernel, &min] {
+                let x = input(8, arch.resolution, &dev);
+                // calibrate on the batch itself, so eval mode has real statistics
+                net.forward(x.clone(), arch, BnMode::Calibrate { momentum: 1.0 });
+                for mode in [BnMode::Train, BnMode::Eval] {
+                    let y = net.forward(x.clone(), arch, mode);
+                    assert_eq!(y.dims(), [8, 4], "size {size} {} {mode:?}", arch.short_id());
+                    let v = y.clone().into_data().try_to_vec::<f32>().unwrap();
+                    assert!(v.iter().all(|v| v.is_finite()), "{v:?}");
+                    if mode == BnMode::Eval {
+                        eval.push(y);
+                    }
+                }
+                if arch == &max {
+                    // the extracted plain net is the same function
+                    let plain = PlainNet::extract(&net, arch).unwrap();
+                    let d = max_abs_diff(plain.forward(x.clone()), eval[0].clone());
+                    assert!(d < 1e-5, "size {size}: extracted differs by {d}");
                 }
             }
+            // different active sub-nets compute different functions
+            let d = max_abs_diff(eval[0].clone(), eval[1].clone());
+            assert!(d > 1e-3, "size {size}: kernel 3 and kernel 5 agree within {d}");
+            // and the same sub-net (the last calibrated) twice is the same function
+            let again = net.forward(input(8, min.resolution, &dev), &min, BnMode::Eval);
+            assert_eq!(max_abs_diff(again, eval[2].clone()), 0.0);
         }
     }
 }

@@ -190,8 +190,14 @@ fn qa_over_catalog_phones_writes_every_report_with_one_row_per_phone() {
     for id in ids {
         assert!(svg.contains(id), "{id} not in the chart");
     }
-    let png = image::open(out.join("qa.png")).unwrap();
+    let png = image::open(out.join("qa.png")).unwrap().to_rgb8();
     assert!(png.width() > 200 && png.height() > 200);
+    // real (anti-aliased) text: grey edge pixels, which a pixel font or bare shapes lack
+    let edges = png
+        .pixels()
+        .filter(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2] && (90..200).contains(&p.0[0]))
+        .count();
+    assert!(edges > 500, "{edges} anti-aliased grey pixels: no text drawn?");
 }
 
 #[test]

@@ -51,25 +51,34 @@ fn trains_on_idx_and_image_folder_with_the_same_command() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("ImageFolder"), "{}", stderr(&o));
 
-    // eval of min and of an arch file
+    // eval of max, min and an arch file (the smallest again): with the trainer's calibration
+    // size, eval measures what the trainer reported
     let arch = supernet::ArchConfig::min(&supernet::SearchSpace::tiny(1, 4, 12));
     let af = t.path().join("arch.json");
     std::fs::write(&af, serde_json::to_string(&arch).unwrap()).unwrap();
-    for a in ["min", af.to_str().unwrap()] {
-        let o = run(&[
-            "eval",
-            "--checkpoint",
-            t.path().join("r1").to_str().unwrap(),
-            "--arch",
-            a,
-            "--json",
-            "--calib",
-            "64",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-        assert!(v["top1"].as_f64().unwrap() >= 0.0 && v["test_images"] == 40);
-    }
+    let top1: Vec<f64> = ["max", "min", af.to_str().unwrap()]
+        .iter()
+        .map(|a| {
+            let o = run(&[
+                "eval",
+                "--checkpoint",
+                t.path().join("r1").to_str().unwrap(),
+                "--arch",
+                a,
+                "--json",
+                "--calib",
+                "64",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+            assert_eq!(v["test_images"], 40, "{v}");
+            v["top1"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(top1[0], s["max_acc"].as_f64().unwrap(), "max: eval {top1:?} vs train {s}");
+    assert_eq!(top1[1], s["min_acc"].as_f64().unwrap(), "min: eval {top1:?} vs train {s}");
+    assert_eq!(top1[2], top1[1], "the arch file is the smallest sub-net");
+    assert!(top1[0] > 0.5, "the largest sub-net is at chance (25%): {top1:?}");
 }
 
 #[test]

@@ -10,12 +10,12 @@ use runtime::{
 };
 use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, Dataset};
+use supernet::progress::Reporter;
 use supernet::{ArchConfig, Supernet};
 
 use crate::cost::{Costs, costs};
 use crate::error::{Error, Result};
 use crate::eval::{ExtractOptions, extract_and_evaluate};
-use crate::predictor::progress_bar;
 use crate::search::SearchResult;
 
 /// What a bundle is built with.
@@ -32,8 +32,10 @@ pub struct BundleOptions {
     /// Replace the target even when it is not a tierforge bundle (`--force`); without it, see
     /// [`check_output_folder`].
     pub replace_anything: bool,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Where progress goes (phases "extracting variants" and "timing variants"). Silent by
+    /// default; not part of the options' file form.
+    #[serde(skip)]
+    pub progress: Reporter,
     /// Thread counts at which each variant's app inference is timed on this host (through
     /// `runtime::Session`, the path the runtime runs) and stored, scaled to the reference device,
     /// as the manifest's `latency_ms` (1 thread) and `latency_by_threads`; counts above this
@@ -49,7 +51,7 @@ impl Default for BundleOptions {
             default_latency_budget_ms: None,
             overwrite: true,
             replace_anything: false,
-            progress: true,
+            progress: Reporter::silent(),
             latency_threads: vec![1, 2, 4],
         }
     }
@@ -269,12 +271,12 @@ pub fn build_bundle(
         }
     }
     let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
-    let bar = progress_bar(groups.len() as u64, opts.progress, "extracting variants");
+    let bar = opts.progress.phase("extracting variants", groups.len() as u64);
     let mut built = Vec::with_capacity(groups.len());
     let mut payloads = Vec::new();
     let mut version = 0xcbf2_9ce4_8422_2325u64;
     for (id, arch, tiers, predicted, ref_ms) in groups {
-        bar.set_message(id.clone());
+        bar.message(&id);
         let source = fine_tuned
             .iter()
             .find(|(t, _)| tiers.contains(t))
@@ -328,9 +330,9 @@ pub fn build_bundle(
             reference_latency_ms: ref_ms,
             measured_reference_ms: vec![],
         });
-        bar.inc(1);
+        bar.advance(1);
     }
-    bar.finish_and_clear();
+    drop(bar);
 
     // Time every variant file as the runtime will run it, at each thread count.
     let threads = latency_threads(&opts.latency_threads);
@@ -343,9 +345,9 @@ pub fn build_bundle(
             runs: 9,
             min_run_us: 3000.0,
         };
-        let bar = progress_bar(payloads.len() as u64, opts.progress, "timing variants");
+        let bar = opts.progress.phase("timing variants", payloads.len() as u64);
         for (v, bytes) in payloads.iter_mut() {
-            bar.set_message(v.id.clone());
+            bar.message(&v.id);
             let net = runtime::load_net(&fam, v, bytes)
                 .map_err(|e| Error::runtime(format!("timing variant {}", v.id), e))?;
             let mut session = runtime::Session::new(net, fam.clone(), v.clone());
@@ -363,9 +365,9 @@ pub fn build_bundle(
             if let Some(b) = built.iter_mut().find(|b| b.id == v.id) {
                 b.measured_reference_ms = v.latency_by_threads.clone();
             }
-            bar.inc(1);
+            bar.advance(1);
         }
-        bar.finish_and_clear();
+        drop(bar);
     }
 
     let mut warnings = Vec::new();

@@ -158,6 +158,14 @@ pub enum Error {
         /// What is allowed.
         allowed: &'static str,
     },
+    /// A chart could not be drawn.
+    #[error("drawing {what}: {reason}")]
+    Draw {
+        /// Which chart.
+        what: &'static str,
+        /// plotters' message.
+        reason: String,
+    },
     /// A plot could not be encoded.
     #[error("{}: cannot encode the plot: {source}", path.display())]
     Plot {

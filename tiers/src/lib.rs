@@ -35,6 +35,7 @@ pub mod eval;
 pub mod latency;
 pub mod pareto;
 pub mod pipeline;
+mod plot;
 pub mod predictor;
 pub mod qa;
 pub mod search;

@@ -1,11 +1,14 @@
 //! The Pareto plot: predicted accuracy vs MACs and vs predicted latency on the reference device,
 //! every evaluated sub-net as a grey dot, the front as a line, the chosen tiers marked. SVG
-//! written by hand; a PNG (no text) drawn with the `image` crate.
+//! written by hand; the PNG drawn with plotters and real text ([`crate::plot`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::error::{Error, Result, write_atomic};
+use plotters::prelude::*;
+
+use crate::error::{Result, write_atomic};
+use crate::plot::{Area, Drawn, FONT, png_bytes, render, rgb};
 use crate::search::{Candidate, SearchResult};
 
 const W: f64 = 520.0;
@@ -220,88 +223,80 @@ fn panel_points(
         .collect()
 }
 
-/// The plot as an RGB image (no text: axes, dots, fronts and tier markers).
-pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
-    let (w, h) = ((2.0 * W) as u32, H as u32);
-    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
-    let mut put = |img: &mut image::RgbImage, x: f64, y: f64, c: [u8; 3]| {
-        let (x, y) = (x.round(), y.round());
-        if x >= 0.0 && y >= 0.0 && (x as u32) < w && (y as u32) < h {
-            img.put_pixel(x as u32, y as u32, image::Rgb(c));
+/// The plot as an RGB image: the SVG's two panels with axes, tick labels, titles and a legend
+/// in real text (plotters, embedded DejaVu Sans).
+///
+/// # Errors
+/// [`Error::Draw`] when drawing fails.
+pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> Result<image::RgbImage> {
+    let (w, h) = ((2.0 * W) as u32, (H + 24.0) as u32);
+    render(w, h, "the Pareto plot", |root| {
+        root.fill(&WHITE)?;
+        for (i, (p, area)) in PANELS.iter().zip(root.split_evenly((1, 2))).enumerate() {
+            draw_panel(&area, p, r, archive, front_of(r, i))?;
         }
-    };
-    let line = |img: &mut image::RgbImage,
-                a: (f64, f64),
-                b: (f64, f64),
-                c: [u8; 3],
-                put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
-        let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
-        for i in 0..=n {
-            let t = i as f64 / n as f64;
-            put(img, a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t, c);
-        }
-    };
-    let disc = |img: &mut image::RgbImage,
-                cx: f64,
-                cy: f64,
-                r: f64,
-                c: [u8; 3],
-                put: &mut dyn FnMut(&mut image::RgbImage, f64, f64, [u8; 3])| {
-        let ri = r.ceil() as i64;
-        for dy in -ri..=ri {
-            for dx in -ri..=ri {
-                if ((dx * dx + dy * dy) as f64) <= r * r {
-                    put(img, cx + dx as f64, cy + dy as f64, c);
-                }
-            }
-        }
-    };
-    for (i, p) in PANELS.iter().enumerate() {
-        let off = i as f64 * W;
-        let front = front_of(r, i);
-        let sc = Scale::of(&panel_points(p, r, archive, front));
-        let grey = [68, 68, 68];
-        let (l, rr, t, b) = (off + ML, off + W - MR, MT, H - MB);
-        for (a, bb) in [
-            ((l, t), (rr, t)),
-            ((rr, t), (rr, b)),
-            ((rr, b), (l, b)),
-            ((l, b), (l, t)),
-        ] {
-            line(&mut img, a, bb, grey, &mut put);
-        }
-        for c in archive {
-            let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
-            disc(&mut img, off + x, y, 1.2, [180, 180, 180], &mut put);
-        }
-        for pair in front.windows(2) {
-            let (x0, y0) = sc.px((p.x)(&pair[0]), 100.0 * pair[0].predicted_accuracy);
-            let (x1, y1) = sc.px((p.x)(&pair[1]), 100.0 * pair[1].predicted_accuracy);
-            line(
-                &mut img,
-                (off + x0, y0),
-                (off + x1, y1),
-                [40, 40, 40],
-                &mut put,
-            );
-        }
-        for (k, choice) in r.tiers.iter().enumerate() {
-            let (x, y) = sc.px(
-                (p.x)(&choice.candidate),
-                100.0 * choice.candidate.predicted_accuracy,
-            );
-            disc(&mut img, off + x, y, 5.5, [0, 0, 0], &mut put);
-            disc(
-                &mut img,
-                off + x,
-                y,
-                4.0,
-                TIER_RGB[k % TIER_RGB.len()],
-                &mut put,
-            );
-        }
+        Ok(())
+    })
+}
+
+/// One panel: the archive as grey dots, the front as a line, each tier's choice as a coloured
+/// disc, with a legend.
+fn draw_panel(
+    area: &Area<'_>,
+    p: &Panel<'_>,
+    r: &SearchResult,
+    archive: &[Candidate],
+    front: &[Candidate],
+) -> Drawn {
+    let sc = Scale::of(&panel_points(p, r, archive, front));
+    let xy = |c: &Candidate| ((p.x)(c), 100.0 * c.predicted_accuracy);
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.title, (FONT, 16))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(sc.x0..sc.x1, sc.y0..sc.y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(p.x_label)
+        .y_desc("predicted accuracy (%)")
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(222, 222, 222))
+        .draw()?;
+    let grey = RGBColor(175, 175, 175);
+    chart
+        .draw_series(archive.iter().map(|c| Circle::new(xy(c), 1, grey.filled())))?
+        .label(format!("evaluated sub-nets ({})", archive.len()))
+        .legend(move |(x, y)| Circle::new((x + 8, y), 3, grey.filled()));
+    chart
+        .draw_series(LineSeries::new(front.iter().map(xy), BLACK.stroke_width(1)))?
+        .label("Pareto front")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+    // tiers that chose the same sub-net show as concentric rings: the first tier largest
+    let n = r.tiers.len() as i32;
+    for (k, choice) in r.tiers.iter().enumerate() {
+        let color = rgb(TIER_RGB[k % TIER_RGB.len()]);
+        let at = xy(&choice.candidate);
+        let radius = 4 + 2 * (n - 1 - k as i32);
+        chart
+            .draw_series([
+                Circle::new(at, radius + 1, BLACK.filled()),
+                Circle::new(at, radius, color.filled()),
+            ])?
+            .label(choice.tier.name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
     }
-    img
+    chart
+        .configure_series_labels()
+        // above the front at low cost: the one corner a Pareto plot leaves empty
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(120, 120, 120))
+        .draw()?;
+    Ok(())
 }
 
 /// Writes `pareto.svg` and `pareto.png` into `dir`.
@@ -311,12 +306,5 @@ pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> image::RgbImage {
 pub fn write_plots(dir: &Path, r: &SearchResult, archive: &[Candidate]) -> Result<()> {
     write_atomic(&dir.join("pareto.svg"), svg(r, archive).as_bytes())?;
     let png = dir.join("pareto.png");
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    png_image(r, archive)
-        .write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|source| Error::Plot {
-            path: png.clone(),
-            source,
-        })?;
-    write_atomic(&png, bytes.get_ref())
+    write_atomic(&png, &png_bytes(&png_image(r, archive)?, &png)?)
 }

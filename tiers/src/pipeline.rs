@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, DataSplit};
+use supernet::progress::Reporter;
 use supernet::train::Checkpoint;
 
 use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle};
@@ -68,8 +69,10 @@ pub struct PipelineOptions {
     pub timing: TimingOptions,
     /// Evolutionary search knobs (its seed is replaced by `seed`).
     pub search: SearchOptions,
-    /// Progress bars and stage messages on stderr.
-    pub progress: bool,
+    /// Where progress goes: the stages' phases and a note as each stage starts and ends.
+    /// Silent by default; not part of the options' file form.
+    #[serde(skip)]
+    pub progress: Reporter,
     /// Tiers whose sub-net comes from a fine-tuned run (tier name, run folder), e.g. written
     /// by `tierforge train --arch TIER_ARCH --init-from FAMILY_RUN`; the rest come from the
     /// family checkpoint.
@@ -95,7 +98,7 @@ impl Default for PipelineOptions {
             lut_validation_archs: 10,
             timing: TimingOptions::default(),
             search: SearchOptions::default(),
-            progress: true,
+            progress: Reporter::silent(),
             tier_checkpoints: Vec::new(),
             force: false,
         }
@@ -103,9 +106,7 @@ impl Default for PipelineOptions {
 }
 
 fn say(opts: &PipelineOptions, msg: impl fmt::Display) {
-    if opts.progress {
-        eprintln!("{msg}");
-    }
+    opts.progress.note(&msg.to_string());
 }
 
 fn open(checkpoint: &Path, opts: &PipelineOptions) -> Result<(Checkpoint, DataSplit)> {
@@ -189,7 +190,7 @@ pub fn run_search(
         calib_images: opts.sample_calib_images,
         val_images: opts.val_images,
         seed: opts.seed,
-        progress: opts.progress,
+        progress: opts.progress.clone(),
     };
     let mut batcher = Batcher::new(ck.state.mean.clone(), ck.state.std.clone());
     let samples = measure_samples(
@@ -314,7 +315,7 @@ pub fn run_bundle(
             test_limit: opts.test_limit,
             int8: opts.int8,
         },
-        progress: opts.progress,
+        progress: opts.progress.clone(),
         replace_anything: opts.force,
         ..BundleOptions::default()
     };

@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use supernet::data::{Batcher, Dataset};
+use supernet::progress::Reporter;
 use supernet::train::{evaluate, recalibrate_bn};
 use supernet::{ArchConfig, SearchSpace, Supernet};
 
@@ -81,8 +82,10 @@ pub struct SamplingOptions {
     pub val_images: usize,
     /// Seed of the arch sequence.
     pub seed: u64,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Where progress goes (a phase "measuring sub-nets", one unit a sub-net). Silent by
+    /// default; not part of the options' file form.
+    #[serde(skip)]
+    pub progress: Reporter,
 }
 
 impl Default for SamplingOptions {
@@ -92,7 +95,7 @@ impl Default for SamplingOptions {
             calib_images: 500,
             val_images: 1000,
             seed: 42,
-            progress: true,
+            progress: Reporter::silent(),
         }
     }
 }
@@ -202,7 +205,7 @@ pub fn measure_samples(
             .append(true)
             .open(cache)
             .map_err(|e| Error::io(cache, "open for appending", e))?;
-        let bar = progress_bar(todo.len() as u64, opts.progress, "measuring sub-nets");
+        let bar = opts.progress.phase("measuring sub-nets", todo.len() as u64);
         let val_n = opts.val_images.min(val.len());
         for arch in todo {
             recalibrate_bn(model, arch, calib, batcher, opts.calib_images, device);
@@ -219,30 +222,16 @@ pub fn measure_samples(
                 source,
             })?;
             writeln!(file, "{line}").map_err(|e| Error::io(cache, "append to", e))?;
-            bar.set_message(format!("last {:.1}%", 100.0 * accuracy));
-            bar.inc(1);
+            bar.message(&format!("last {:.1}%", 100.0 * accuracy));
+            bar.advance(1);
             have.push(s);
         }
-        bar.finish_and_clear();
     }
     // in sampling order, only the requested ones
     Ok(archs
         .iter()
         .filter_map(|a| have.iter().find(|s| &s.arch == a).cloned())
         .collect())
-}
-
-pub(crate) fn progress_bar(n: u64, show: bool, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(n);
-    let style = indicatif::ProgressStyle::with_template(&format!(
-        "{what} [{{bar:30}}] {{pos}}/{{len}} ETA {{eta}} {{msg}}"
-    ))
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }
 
 /// Root-mean-square error.

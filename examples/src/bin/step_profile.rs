@@ -1,14 +1,11 @@
-//! Times the parts of a supernet training step (forward, backward, optimizer) per sub-net.
-//! `cargo run --release -p tierforge-examples --bin step_profile -- [batch]`
+//! Times the parts of a supernet training step (input, forward, backward, optimizer) per
+//! sub-net, through the trainer's own step (`supernet::train::train_step`).
+//! `cargo run --release -p tierforge-examples --bin step_profile -- [batch] [small]`
 
-use std::time::Instant;
-
-use burn::optim::GradientsParams;
-use burn::prelude::*;
-use supernet::train::OptimizerConfig;
-use supernet::train::loss::cross_entropy_smooth;
+use supernet::data::{Augment, Batcher, Dataset};
 use supernet::train::optim::Optimizer;
-use supernet::{ArchConfig, BnMode, SearchSpace, Supernet};
+use supernet::train::{Distillation, OptimizerConfig, Step, StepTimes, train_step};
+use supernet::{ArchConfig, SearchSpace, Supernet};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,8 +15,7 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
-    let dev = supernet::default_device();
-    let ad = dev.clone().autodiff();
+    let ad = supernet::default_device().autodiff();
     let space = match std::env::args().nth(2).as_deref() {
         Some("small") => SearchSpace::small_for(1, 10, 28),
         _ => SearchSpace::default_for(1, 10, 28),
@@ -31,6 +27,21 @@ fn main() -> anyhow::Result<()> {
         nesterov: true,
         weight_decay: 4e-5,
     });
+    // one batch of a fixed pattern (a step's speed does not depend on the pixels)
+    let (c, size) = (space.in_channels, space.image_size);
+    let images = Dataset {
+        images: (0..batch * c * size * size)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect(),
+        labels: (0..batch).map(|i| (i % space.num_classes) as u16).collect(),
+        channels: c,
+        height: size,
+        width: size,
+        class_names: (0..space.num_classes).map(|i| i.to_string()).collect(),
+    };
+    let mut batcher = Batcher::new(vec![0.286], vec![0.353]);
+    let idx: Vec<usize> = (0..batch).collect();
+    batcher.fill::<rand_chacha::ChaCha8Rng>(&images, &idx, Augment::none(), None);
     let archs = [
         ("max", ArchConfig::max(&space)),
         ("min", ArchConfig::min(&space)),
@@ -41,52 +52,34 @@ fn main() -> anyhow::Result<()> {
     ];
     for (name, arch) in &archs {
         let cost = supernet::arch_cost(&space, arch);
-        let r = arch.resolution;
-        let x = Tensor::<4>::random(
-            [batch, 1, r, r],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &ad,
-        );
-        let y = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                (0..batch as i64).map(|i| i % 10).collect::<Vec<_>>(),
-                [batch],
-            ),
-            &ad,
-        );
-        let (mut tf, mut tb, mut to) = (Vec::new(), Vec::new(), Vec::new());
+        let step = Step {
+            archs: std::slice::from_ref(arch),
+            distillation: Distillation::Teacher(None),
+            label_smoothing: 0.1,
+            lr: 0.01,
+            device: &ad,
+        };
+        let mut times: Vec<StepTimes> = Vec::new();
         for it in 0..6 {
-            let t0 = Instant::now();
-            let loss = cross_entropy_smooth(
-                model.forward(x.clone(), arch, BnMode::Train),
-                y.clone(),
-                0.1,
-            );
-            let _ = ad.sync();
-            let t1 = Instant::now();
-            let g = GradientsParams::from_grads(loss.backward(), &model);
-            let _ = ad.sync();
-            let t2 = Instant::now();
-            model = opt.step(0.01, model, g);
-            let _: f32 = loss.into_scalar();
-            let t3 = Instant::now();
+            let (next, out) = train_step(model, &mut opt, &mut batcher, &step)?;
+            model = next;
             if it >= 2 {
-                tf.push((t1 - t0).as_secs_f64() * 1e3);
-                tb.push((t2 - t1).as_secs_f64() * 1e3);
-                to.push((t3 - t2).as_secs_f64() * 1e3);
+                times.push(out.times);
             }
         }
-        let med = |mut v: Vec<f64>| {
+        let med = |f: fn(&StepTimes) -> f64| {
+            let mut v: Vec<f64> = times.iter().map(|t| f(t) * 1e3).collect();
             v.sort_by(|a, b| a.total_cmp(b));
             v[v.len() / 2]
         };
         println!(
-            "{name:8} params {:>7} MACs {:>6.2}M  fwd {:7.1} ms  bwd {:7.1} ms  opt {:6.1} ms",
+            "{name:8} params {:>7} MACs {:>6.2}M  input {:5.1} ms  fwd {:7.1} ms  bwd {:7.1} ms  opt {:6.1} ms",
             cost.params,
             cost.macs as f64 / 1e6,
-            med(tf),
-            med(tb),
-            med(to)
+            med(|t| t.input_s),
+            med(|t| t.forward_s),
+            med(|t| t.backward_s),
+            med(|t| t.optimizer_s)
         );
     }
     Ok(())

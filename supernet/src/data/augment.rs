@@ -4,7 +4,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
-use crate::preprocess::resize_bilinear;
+use crate::preprocess::{normalize_u8, resize_bilinear};
 
 /// Training-time augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,9 @@ pub struct Batcher {
     buf: Vec<f32>,
     resized: Vec<f32>,
     labels: Vec<i64>,
+    dims: [usize; 4],
+    /// One augmented u8 image.
+    shifted: Vec<u8>,
 }
 
 impl Batcher {
@@ -56,6 +59,8 @@ impl Batcher {
             buf: Vec::new(),
             resized: Vec::new(),
             labels: Vec::new(),
+            dims: [0; 4],
+            shifted: Vec::new(),
         }
     }
 
@@ -73,13 +78,8 @@ impl Batcher {
         self.buf.clear();
         self.buf.resize(idx.len() * il, 0.0);
         self.labels.clear();
-        let inv_std: Vec<f32> = self.std.iter().map(|s| 1.0 / (255.0 * s)).collect();
-        let shift: Vec<f32> = self
-            .mean
-            .iter()
-            .zip(&self.std)
-            .map(|(m, s)| m / s)
-            .collect();
+        self.dims = [idx.len(), c, h, w];
+        self.shifted.resize(il, 0);
         for (bi, &i) in idx.iter().enumerate() {
             let img = ds.image(i);
             self.labels.push(ds.labels[i] as i64);
@@ -101,29 +101,27 @@ impl Batcher {
                 None => (0, 0, false),
             };
             let out = &mut self.buf[bi * il..(bi + 1) * il];
-            for ch in 0..c {
-                let (is, sh) = (
-                    inv_std[ch.min(inv_std.len() - 1)],
-                    shift[ch.min(shift.len() - 1)],
-                );
-                let zero = -sh; // a padded pixel is 0 before normalisation
-                let plane = &img[ch * h * w..(ch + 1) * h * w];
-                let o = &mut out[ch * h * w..(ch + 1) * h * w];
-                for y in 0..h {
-                    let sy = y as isize + dy;
-                    for x in 0..w {
-                        let xx = if flip { w - 1 - x } else { x };
-                        let sx = xx as isize + dx;
-                        o[y * w + x] = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
-                            plane[sy as usize * w + sx as usize] as f32 * is - sh
-                        } else {
-                            zero
-                        };
-                    }
-                }
-            }
+            // pad + crop + flip on the u8 pixels (a padded pixel is 0), then the one
+            // normalisation the runtime uses too
+            let src = if (dy, dx, flip) == (0, 0, false) {
+                img
+            } else {
+                shift_crop_flip(img, (c, h, w), (dy, dx, flip), &mut self.shifted);
+                &self.shifted
+            };
+            normalize_u8(src, c, &self.mean, &self.std, out);
         }
         (&self.buf, &self.labels)
+    }
+
+    /// `[n, c, h, w]` of the last filled batch (zeros before the first).
+    pub fn dims(&self) -> [usize; 4] {
+        self.dims
+    }
+
+    /// The labels of the last filled batch.
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
     }
 
     /// The last filled batch resized to `r`×`r` (no copy when `r` is the native size).
@@ -133,6 +131,32 @@ impl Batcher {
         }
         resize_bilinear(&self.buf, n, c, h, w, r, &mut self.resized);
         &self.resized
+    }
+}
+
+/// `img` (`[c, h, w]` u8) shifted by `(dy, dx)` (pixels from outside are 0) and mirrored
+/// horizontally when `flip`, into `out` (same size).
+fn shift_crop_flip(
+    img: &[u8],
+    (c, h, w): (usize, usize, usize),
+    (dy, dx, flip): (isize, isize, bool),
+    out: &mut [u8],
+) {
+    for ch in 0..c {
+        let plane = &img[ch * h * w..(ch + 1) * h * w];
+        let o = &mut out[ch * h * w..(ch + 1) * h * w];
+        for y in 0..h {
+            let sy = y as isize + dy;
+            for x in 0..w {
+                let xx = if flip { w - 1 - x } else { x };
+                let sx = xx as isize + dx;
+                o[y * w + x] = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                    plane[sy as usize * w + sx as usize]
+                } else {
+                    0
+                };
+            }
+        }
     }
 }
 
@@ -192,5 +216,54 @@ mod tests {
             .0
             .to_vec();
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn an_unaugmented_batch_is_what_the_runtime_feeds_the_network() {
+        // a 3-channel image with per-channel statistics, CHW as datasets hold it
+        let (c, side) = (3, 4);
+        let plane = side * side;
+        let chw: Vec<u8> = (0..c * plane).map(|i| (i * 53 % 256) as u8).collect();
+        let d = Dataset {
+            images: chw.clone(),
+            labels: vec![0],
+            channels: c,
+            height: side,
+            width: side,
+            class_names: vec!["a".into()],
+        };
+        let (mean, std) = (vec![0.4, 0.5, 0.6], vec![0.2, 0.25, 0.3]);
+        let mut b = Batcher::new(mean.clone(), std.clone());
+        let x = b
+            .fill::<rand_chacha::ChaCha8Rng>(&d, &[0], Augment::none(), None)
+            .0
+            .to_vec();
+        // the same image as an app holds it (HWC) through the runtime's one function
+        let hwc: Vec<u8> = (0..plane)
+            .flat_map(|p| (0..c).map(move |ch| ch * plane + p))
+            .map(|i| chw[i])
+            .collect();
+        let (mut scratch, mut resized, mut want) = (Vec::new(), Vec::new(), Vec::new());
+        crate::preprocess::prepare_image(
+            crate::preprocess::ImageRef {
+                pixels: &hwc,
+                width: side,
+                height: side,
+                channels: c,
+            },
+            crate::preprocess::InputSpec {
+                channels: c,
+                resolution: side,
+                mean: &mean,
+                std: &std,
+            },
+            &mut scratch,
+            &mut resized,
+            &mut want,
+        )
+        .unwrap();
+        assert_eq!(x, want);
+        let first = (f32::from(chw[plane]) / 255.0 - 0.5) / 0.25;
+        assert!((x[plane] - first).abs() < 1e-6, "{} vs {first}", x[plane]);
     }
 }

@@ -45,6 +45,12 @@ impl ElasticDepthwise {
         }
     }
 
+    /// The ids of the kernel transform matrices: parameters whose natural value is the identity
+    /// (weight decay must not pull them to zero).
+    pub fn kernel_transform_ids(&self) -> impl Iterator<Item = burn::module::ParamId> + '_ {
+        self.transforms.iter().map(|t| t.id)
+    }
+
     /// Maximum channels.
     pub fn max_channels(&self) -> usize {
         self.weight.shape().dims::<4>()[0]

@@ -7,10 +7,13 @@ pub mod config;
 pub mod eval;
 pub mod loss;
 pub mod optim;
+pub mod sampling;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{MIN_CALIB_IMAGES, Method, OptimizerConfig, SandwichSchedule, TrainConfig};
 pub use eval::{evaluate, recalibrate_bn};
-pub use trainer::{EpochMetrics, TrainSummary, train};
+pub use step::{Distillation, Step, StepOutcome, StepTimes, train_step};
+pub use trainer::{EpochMetrics, TrainOptions, TrainSummary, train};

@@ -2,19 +2,40 @@
 //! save in a checkpoint and restore bit-exactly.
 //!
 //! State is keyed by the parameter's position in the module's visit order (stable for a given
-//! search space). Weight decay skips 1-D tensors (BN γ/β, biases) and the kernel transform
-//! matrices, whose natural value is the identity.
+//! search space). Weight decay skips 1-D tensors (BN γ/β, biases) and the parameters the model
+//! names as exempt by their kind ([`DecayExempt`]): the supernet's kernel transform matrices,
+//! whose natural value is the identity, not zero.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
-use burn::module::{ModuleMapper, Param};
+use burn::module::{ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::OptimizerConfig;
 use crate::error::{Error, Result};
+use crate::net::Supernet;
+
+/// A model names the parameters of at least two dimensions that weight decay must leave alone,
+/// by what they are (1-D ones are never decayed).
+pub trait DecayExempt {
+    /// The exempt parameters.
+    fn decay_exempt(&self) -> HashSet<ParamId>;
+}
+
+/// The kernel transform matrices of every depthwise layer.
+impl DecayExempt for Supernet {
+    fn decay_exempt(&self) -> HashSet<ParamId> {
+        self.stages
+            .iter()
+            .flatten()
+            .flat_map(|b| b.dw.kernel_transform_ids())
+            .collect()
+    }
+}
 
 /// Per-parameter buffers: SGD keeps one (momentum), AdamW two (first, second moments).
 #[derive(Debug, Clone, Default)]
@@ -41,16 +62,10 @@ struct StepMapper<'a> {
     grads: &'a mut GradientsParams,
     slots: &'a mut Vec<Option<Vec<Tensor<1>>>>,
     index: usize,
-    path: Vec<String>,
+    exempt: HashSet<ParamId>,
 }
 
 impl ModuleMapper for StepMapper<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.path.pop();
-    }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let i = self.index;
         self.index += 1;
@@ -66,7 +81,7 @@ impl ModuleMapper for StepMapper<'_> {
         let require_grad = tensor.is_require_grad();
         let p = tensor.inner().reshape([n]);
         let g = grad.reshape([n]);
-        let decay = D >= 2 && !self.path.iter().any(|s| s == "transforms");
+        let decay = D >= 2 && !self.exempt.contains(&id);
         let lr = self.lr;
         let new_p = match self.cfg {
             OptimizerConfig::Sgd {
@@ -148,9 +163,16 @@ impl Optimizer {
         }
     }
 
-    /// One update of every parameter that has a gradient.
-    pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
+    /// One update of every parameter that has a gradient; weight decay skips 1-D parameters and
+    /// those `module` names in [`DecayExempt::decay_exempt`].
+    pub fn step<M: Module + DecayExempt>(
+        &mut self,
+        lr: f64,
+        module: M,
+        mut grads: GradientsParams,
+    ) -> M {
         self.state.step += 1;
+        let exempt = module.decay_exempt();
         let mut mapper = StepMapper {
             cfg: self.config,
             lr,
@@ -158,7 +180,7 @@ impl Optimizer {
             grads: &mut grads,
             slots: &mut self.state.slots,
             index: 0,
-            path: Vec::new(),
+            exempt,
         };
         module.map(&mut mapper)
     }
@@ -280,5 +302,144 @@ impl Optimizer {
                 slots,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two parameters: a 2-D one (decayed) and a 1-D one (never decayed).
+    #[derive(Module, Debug)]
+    struct Toy {
+        w: Param<Tensor<2>>,
+        b: Param<Tensor<1>>,
+        /// 2-D but exempt (like a kernel transform).
+        t: Param<Tensor<2>>,
+    }
+
+    impl DecayExempt for Toy {
+        fn decay_exempt(&self) -> HashSet<ParamId> {
+            HashSet::from([self.t.id])
+        }
+    }
+
+    fn toy(device: &Device) -> Toy {
+        let p2 = |v: Vec<f32>| {
+            let n = v.len();
+            Param::from_tensor(Tensor::<2>::from_data(TensorData::new(v, [1, n]), device))
+        };
+        Toy {
+            w: p2(vec![1.0, -2.0]),
+            b: Param::from_tensor(Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), device)),
+            t: p2(vec![3.0]),
+        }
+    }
+
+    fn values<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
+        p.val().into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// `steps` updates on the loss ½·Σp² (so each gradient is the parameter itself); the
+    /// values of `w`, `b` and `t` after each.
+    fn descend(config: OptimizerConfig, lr: f64, steps: usize) -> Vec<[Vec<f32>; 3]> {
+        let ad = Device::flex().autodiff();
+        let mut m = toy(&ad);
+        let mut opt = Optimizer::new(config);
+        let mut out = Vec::new();
+        for _ in 0..steps {
+            let half_sq = |x: Tensor<1>| x.powi_scalar(2).sum().mul_scalar(0.5);
+            let loss = half_sq(m.w.val().reshape([2]))
+                + half_sq(m.b.val())
+                + half_sq(m.t.val().reshape([1]));
+            let g = GradientsParams::from_grads(loss.backward(), &m);
+            m = opt.step(lr, m, g);
+            out.push([values(&m.w), values(&m.b), values(&m.t)]);
+        }
+        out
+    }
+
+    /// `want[step]` = `[w₀, w₁, b, t]` after that step, within 1e-5.
+    fn assert_steps(got: &[[Vec<f32>; 3]], want: &[[f64; 4]]) {
+        assert_eq!(got.len(), want.len());
+        for (s, (g, w)) in got.iter().zip(want).enumerate() {
+            let g: Vec<f32> = g.concat();
+            let close = g.iter().zip(w).all(|(g, w)| (*g as f64 - w).abs() < 1e-5);
+            assert!(close && g.len() == 4, "step {}: got {g:?}, want {w:?}", s + 1);
+        }
+    }
+
+    /// PyTorch's `torch.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)`:
+    /// `g = ∇ + λ·p` (2-D, not exempt), `buf = g` at the first step and `μ·buf + g` after,
+    /// `p ← p − lr·(g + μ·buf)`. By hand for w₀ = 1, ∇ = w:
+    /// step 1: g = 1.01, buf = 1.01, p = 1 − 0.1·(1.01 + 0.909) = 0.8081;
+    /// step 2: g = 1.01·0.8081 = 0.816181, buf = 0.909 + 0.816181 = 1.725181,
+    ///         p = 0.8081 − 0.1·(0.816181 + 1.5526629) = 0.57121561;
+    /// step 3: p = 0.321859673. The 1-D b (0.5) and the exempt t (3) follow the same rule
+    /// without the λ term: b = 0.405, 0.28755, 0.1636605; t = 2.43, 1.7253, 0.981963.
+    #[test]
+    fn sgd_nesterov_matches_pytorch_by_hand() {
+        let got = descend(
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.01,
+            },
+            0.1,
+            3,
+        );
+        let want = [
+            [0.8081, -1.6162, 0.405, 2.43],
+            [0.57121561, -1.14243122, 0.28755, 1.7253],
+            [0.321859673, -0.643719347, 0.1636605, 0.981963],
+        ];
+        assert_steps(&got, &want);
+    }
+
+    /// PyTorch's `torch.optim.AdamW(lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)`:
+    /// `p ← p − lr·λ·p` (2-D, not exempt), `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `p ← p − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)`. By hand for w₀ = 1, g = w:
+    /// step 1: p = 0.99, m̂ = 1, v̂ = 1, p = 0.99 − 0.1/(1 + 1e-8) = 0.890000001;
+    /// step 2: g = 0.89, p = 0.8811, m = 0.179, v = 0.0017911, m̂ = 0.942105, v̂ = 0.895998,
+    ///         p = 0.8811 − 0.1·0.942105/0.946572 = 0.781571857;
+    /// step 3: p = 0.675101223. For w₀ = −2 step 1 is −1.98 + 0.1 = −1.88.
+    #[test]
+    fn adamw_matches_pytorch_by_hand() {
+        let got = descend(
+            OptimizerConfig::Adamw {
+                lr: 0.1,
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 0.1,
+            },
+            0.1,
+            3,
+        );
+        let want = [
+            [0.890000001, -1.88, 0.400000002, 2.9],
+            [0.781571857, -1.76140895, 0.301187424, 2.80010271],
+            [0.675101223, -1.64436868, 0.204871256, 2.70038152],
+        ];
+        assert_steps(&got, &want);
+    }
+
+    #[test]
+    fn the_supernet_exempts_exactly_its_kernel_transforms() {
+        let net = Supernet::new(&crate::SearchSpace::tiny(1, 4, 12), 1, &Device::flex()).unwrap();
+        let exempt = net.decay_exempt();
+        let transforms: Vec<ParamId> = net
+            .stages
+            .iter()
+            .flatten()
+            .flat_map(|b| b.dw.transforms.iter().map(|t| t.id))
+            .collect();
+        assert!(!transforms.is_empty());
+        assert_eq!(exempt, transforms.into_iter().collect::<HashSet<_>>());
+        let b0 = &net.stages[0][0];
+        for id in [b0.dw.weight.id, b0.expand.weight.id, net.fc_weight.id] {
+            assert!(!exempt.contains(&id));
+        }
     }
 }

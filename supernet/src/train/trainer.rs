@@ -1,10 +1,11 @@
-//! The training loop.
+//! The training loop, by phase: set up a run (fresh or resumed from its checkpoint), then per
+//! epoch train ([`super::step::train_step`] on each batch), evaluate the largest and smallest
+//! sub-nets, append the metrics line and write the checkpoint; last, the summary.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -12,15 +13,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, TrainState};
-use super::config::{Method, SandwichSchedule, TrainConfig};
+use super::config::{Method, TrainConfig};
 use super::eval::{evaluate, recalibrate_bn};
-use super::loss::{cross_entropy_smooth, distill, teacher_probs};
 use super::optim::Optimizer;
+use super::sampling::{PsPhase, Sampler, ps_phase};
 use super::schedule::cosine_lr;
-use crate::data::{Batcher, DataSplit};
-use crate::elastic::BnMode;
+use super::step::{Distillation, Step, train_step};
+use crate::data::{Batcher, DataSplit, Dataset};
 use crate::error::{Error, Result};
 use crate::net::Supernet;
+use crate::progress::Reporter;
 use crate::space::{ArchConfig, SearchSpace};
 
 /// One line of `metrics.jsonl`.
@@ -68,8 +70,9 @@ pub struct TrainSummary {
 /// Knobs that do not change the result.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Where progress goes: a phase per epoch (one unit a step, the running loss as the
+    /// message) and a note with each epoch's result. Silent by default.
+    pub progress: Reporter,
     /// Epoch checkpoints to keep.
     pub keep_checkpoints: usize,
     /// With `resume`: when the latest checkpoint is damaged, continue from the newest intact
@@ -80,69 +83,11 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
-            progress: true,
+            progress: Reporter::silent(),
             keep_checkpoints: 2,
             resume_previous: false,
         }
     }
-}
-
-/// The progressive-shrinking phase at `step`.
-pub fn ps_phase(cfg: &TrainConfig, step: usize, total: usize) -> usize {
-    let f = step as f64 / total.max(1) as f64;
-    let mut acc = 0.0;
-    for (i, p) in cfg.ps_phases.iter().enumerate() {
-        acc += p;
-        if f < acc - 1e-12 {
-            return i;
-        }
-    }
-    3
-}
-
-const PHASES: [&str; 4] = ["full", "kernel", "depth", "expand"];
-
-fn ps_sample(
-    space: &SearchSpace,
-    phase: usize,
-    in_phase_frac: f64,
-    rng: &mut ChaCha8Rng,
-) -> ArchConfig {
-    let top = |v: &[usize], n: usize| v[v.len().saturating_sub(n)..].to_vec();
-    let half = in_phase_frac < 0.5;
-    let res = &space.resolutions;
-    let (d, k, e) = match phase {
-        0 => return ArchConfig::max(space),
-        1 => (
-            top(&space.depths, 1),
-            space.kernel_sizes.clone(),
-            top(&space.expand_ratios, 1),
-        ),
-        2 => (
-            if half {
-                top(&space.depths, 2)
-            } else {
-                space.depths.clone()
-            },
-            space.kernel_sizes.clone(),
-            top(&space.expand_ratios, 1),
-        ),
-        _ => (
-            space.depths.clone(),
-            space.kernel_sizes.clone(),
-            if half {
-                top(&space.expand_ratios, 2)
-            } else {
-                space.expand_ratios.clone()
-            },
-        ),
-    };
-    ArchConfig::sample_from(space, rng, res, &d, &k, &e)
-}
-
-fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor<4> {
-    Tensor::<1>::from_data(TensorData::new(x.to_vec(), [n * c * r * r]), device)
-        .reshape([n, c, r, r])
 }
 
 /// Trains (or resumes) a supernet on `data`, writing checkpoints and metrics under `run_dir`.
@@ -157,481 +102,488 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
-    let device = crate::default_device();
-    let ad = device.clone().autodiff();
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    let tr = &data.train;
+    let devices = Devices::default();
     let train_set = match cfg.train_limit {
-        Some(n) if n < tr.len() => tr.take(n),
-        _ => tr.clone(),
+        Some(n) if n < data.train.len() => data.train.take(n),
+        _ => data.train.clone(),
     };
-    let (c, h, w) = (train_set.channels, train_set.height, train_set.width);
-
-    // Resolve: fresh start or resume.
-    let existing = if resume {
-        match Checkpoint::find(run_dir) {
-            Ok(ck) => ck,
-            Err(e) if opts.resume_previous => {
-                eprintln!("warning: {e}");
-                let (ck, skipped) = Checkpoint::open_newest_intact(run_dir)?;
-                for s in skipped {
-                    eprintln!("warning: skipped {s}");
-                }
-                eprintln!("falling back to {}", ck.dir.display());
-                ck.make_latest()?;
-                Some(ck)
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        None
+    let start = Start {
+        cfg,
+        data,
+        train_set: &train_set,
+        run_dir,
+        resume,
+        opts,
     };
-    let (mut state, mut model, mut optim, mut teacher) = match existing {
-        Some(ck) => {
-            if ck.state.config != *cfg {
-                eprintln!(
-                    "note: resuming with the config stored in {} (the one given now differs)",
-                    ck.dir.display()
-                );
-            }
-            let model = ck.load_model(&ad)?;
-            let optim = ck.load_optimizer(&device)?;
-            let teacher = ck.load_teacher(&device)?;
-            eprintln!(
-                "resuming from {} (epoch {} of {})",
-                ck.dir.display(),
-                ck.state.epochs_done,
-                ck.state.config.epochs
-            );
-            (ck.state, model, optim, teacher)
-        }
-        None => {
-            if resume {
-                eprintln!("no checkpoint in {}: starting a new run", run_dir.display());
-            }
-            let space = cfg
-                .space
-                .clone()
-                .unwrap_or_else(|| SearchSpace::default_for(c, train_set.class_names.len(), h));
-            if space.in_channels != c || space.num_classes != train_set.class_names.len() {
-                return Err(Error::config(
-                    "search space",
-                    format!(
-                        "space has {} channels / {} classes, data has {c} / {}",
-                        space.in_channels,
-                        space.num_classes,
-                        train_set.class_names.len()
-                    ),
-                ));
-            }
-            let (mean, std) = train_set.mean_std();
-            let spe = train_set.len() / cfg.batch_size;
-            if spe == 0 {
-                return Err(Error::config(
-                    "training config",
-                    format!(
-                        "batch_size {} exceeds the {} training images",
-                        cfg.batch_size,
-                        train_set.len()
-                    ),
-                ));
-            }
-            let state = TrainState {
-                format_version: CHECKPOINT_FORMAT_VERSION,
-                config: cfg.clone(),
-                space: space.clone(),
-                epochs_done: 0,
-                global_step: 0,
-                total_steps: spe * cfg.epochs,
-                channels_sorted: false,
-                rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_da7a),
-                mean,
-                std,
-                class_names: train_set.class_names.clone(),
-                data_dir: data.root.clone(),
-                data_format: data.format,
-                elapsed_s: 0.0,
-                files_sha256: Default::default(),
-            };
-            let (model, teacher) = match &cfg.init_from {
-                None => (Supernet::new(&space, cfg.seed, &ad)?, None),
-                Some(p) => {
-                    let ck = Checkpoint::open(p)?;
-                    if ck.state.space != space {
-                        return Err(Error::config(
-                            "init_from",
-                            format!(
-                                "{}: its search space (`{}`) is not this run's (`{}`); give the \
-                                 run the same `space` as the checkpoint's config",
-                                ck.dir.display(),
-                                ck.state.space.name,
-                                space.name
-                            ),
-                        ));
-                    }
-                    let model = ck.load_model(&ad)?;
-                    // a fine-tune of one sub-net distils from the family's largest (frozen)
-                    let teacher = match cfg.method {
-                        Method::Standalone => Some(ck.load_model(&device)?),
-                        _ => None,
-                    };
-                    (model, teacher)
-                }
-            };
-            let _ = std::fs::remove_file(run_dir.join("metrics.jsonl"));
-            (state, model, Optimizer::new(cfg.optimizer), teacher)
-        }
-    };
-    let cfg = state.config.clone();
-    let space = state.space.clone();
-    let spe = train_set.len() / cfg.batch_size;
-    let warmup = (cfg.warmup_epochs * spe as f64).round() as usize;
-    let mut batcher = Batcher::new(state.mean.clone(), state.std.clone());
-    let mut eval_batcher = Batcher::new(state.mean.clone(), state.std.clone());
-    let (max_arch, min_arch) = match (&cfg.method, &cfg.standalone_arch) {
-        // a standalone run reports its one arch in both columns
-        (Method::Standalone, Some(a)) => {
-            a.validate(&space)?;
-            (a.clone(), a.clone())
-        }
-        _ => (ArchConfig::max(&space), ArchConfig::min(&space)),
-    };
-    trim_metrics(run_dir, state.epochs_done)?;
+    let mut run = open_run(&start, &devices)?;
+    let mut session = Session::new(&run.state, train_set, data, run_dir, opts, devices)?;
+    trim_metrics(run_dir, run.state.epochs_done)?;
     let mut last: Option<EpochMetrics> = None;
     let mut ckpt_dir = PathBuf::new();
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-
-    while state.epochs_done < cfg.epochs {
-        let epoch = state.epochs_done + 1;
-        let mut rng = state.rng.clone();
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        order.shuffle(&mut rng);
-        let pb = progress_bar(opts.progress, spe as u64, epoch, cfg.epochs);
-        let t0 = Instant::now();
-        let mut loss_sum = 0.0;
-        let mut lr = 0.0;
-        for s in 0..spe {
-            let step = state.global_step;
-            lr = cosine_lr(cfg.optimizer.lr(), step, state.total_steps, warmup);
-            let idx = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
-            let n = idx.len();
-            let labels = batcher
-                .fill(&train_set, idx, cfg.augment, Some(&mut rng))
-                .1
-                .to_vec();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &ad);
-            let total = match cfg.method {
-                Method::Sandwich => {
-                    let mut archs = vec![max_arch.clone()];
-                    match cfg.sandwich_schedule {
-                        SandwichSchedule::Full => {
-                            archs.push(min_arch.clone());
-                            for _ in 0..cfg.sandwich_random {
-                                archs.push(ArchConfig::random(&space, &mut rng));
-                            }
-                        }
-                        SandwichSchedule::Alternate if step % 2 == 0 => {
-                            archs.push(min_arch.clone())
-                        }
-                        SandwichSchedule::Alternate => {
-                            archs.push(ArchConfig::random(&space, &mut rng))
-                        }
-                    }
-                    let x = to_tensor(
-                        batcher.resized(n, c, h, w, max_arch.resolution),
-                        n,
-                        c,
-                        max_arch.resolution,
-                        &ad,
-                    );
-                    let logits = model.forward(x, &max_arch, BnMode::Train);
-                    let soft = teacher_probs(logits.clone());
-                    let mut total = cross_entropy_smooth(logits, y.clone(), cfg.label_smoothing);
-                    for a in &archs[1..] {
-                        let x = to_tensor(
-                            batcher.resized(n, c, h, w, a.resolution),
-                            n,
-                            c,
-                            a.resolution,
-                            &ad,
-                        );
-                        total = total + distill(model.forward(x, a, BnMode::Train), soft.clone());
-                    }
-                    total
-                }
-                Method::Standalone => {
-                    let r = max_arch.resolution;
-                    let xs = batcher.resized(n, c, h, w, r).to_vec();
-                    let x = to_tensor(&xs, n, c, r, &ad);
-                    let logits = model.forward(x, &max_arch, BnMode::Train);
-                    let mut l =
-                        cross_entropy_smooth(logits.clone(), y.clone(), cfg.label_smoothing);
-                    if let Some(t) = &teacher {
-                        // fine-tune (`init_from`): distil from the family's largest sub-net
-                        let xt = to_tensor(&xs, n, c, r, &device);
-                        let tl =
-                            t.forward(xt, &max_arch_at(&ArchConfig::max(&space), r), BnMode::Train);
-                        let soft =
-                            Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
-                        l = l + distill(logits, soft);
-                    }
-                    l
-                }
-                Method::Progressive => {
-                    let phase = ps_phase(&cfg, step, state.total_steps);
-                    if phase >= 1 && teacher.is_none() {
-                        teacher = Some(model.valid());
-                    }
-                    if phase >= 3 && !state.channels_sorted {
-                        model = model.sort_channels();
-                        optim.reset();
-                        state.channels_sorted = true;
-                    }
-                    let start: f64 = cfg.ps_phases[..phase].iter().sum();
-                    let frac = ((step as f64 / state.total_steps as f64) - start)
-                        / cfg.ps_phases[phase].max(1e-9);
-                    let k = if phase == 0 {
-                        1
-                    } else {
-                        cfg.ps_subnets_per_step.max(1)
-                    };
-                    let mut total: Option<Tensor<1>> = None;
-                    for _ in 0..k {
-                        let a = ps_sample(&space, phase, frac, &mut rng);
-                        let xs = batcher.resized(n, c, h, w, a.resolution).to_vec();
-                        let x = to_tensor(&xs, n, c, a.resolution, &ad);
-                        let logits = model.forward(x, &a, BnMode::Train);
-                        let mut l =
-                            cross_entropy_smooth(logits.clone(), y.clone(), cfg.label_smoothing);
-                        if let Some(t) = &teacher {
-                            let xt = to_tensor(&xs, n, c, a.resolution, &device);
-                            let tl =
-                                t.forward(xt, &max_arch_at(&max_arch, a.resolution), BnMode::Train);
-                            let soft =
-                                Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
-                            l = l + distill(logits, soft);
-                        }
-                        total = Some(match total {
-                            Some(t) => t + l,
-                            None => l,
-                        });
-                    }
-                    total.ok_or_else(|| Error::config("training config", "no sub-net sampled"))?
-                }
-            };
-            let grads = GradientsParams::from_grads(total.backward(), &model);
-            let lv: f32 = total.detach().into_scalar();
-            if !lv.is_finite() {
-                return Err(Error::config(
-                    "training config",
-                    format!("loss became {lv} at epoch {epoch} step {s}: lower optimizer.lr"),
-                ));
-            }
-            model = optim.step(lr, model, grads);
-            loss_sum += lv as f64;
-            state.global_step += 1;
-            if let Some(pb) = &pb {
-                pb.inc(1);
-                if s % 10 == 0 {
-                    let acc = last
-                        .as_ref()
-                        .map(|m| {
-                            format!(
-                                "  last max/min {:.1}%/{:.1}%",
-                                100.0 * m.max_acc,
-                                100.0 * m.min_acc
-                            )
-                        })
-                        .unwrap_or_default();
-                    pb.set_message(format!(
-                        "loss {:.3} lr {:.4}{acc}",
-                        loss_sum / (s + 1) as f64,
-                        lr
-                    ));
-                }
-                if !tty && spe >= 10 && (s + 1) % (spe / 10) == 0 {
-                    // no terminal (CI, logs): a plain line every 10% of the epoch
-                    let el = t0.elapsed().as_secs_f64();
-                    eprintln!(
-                        "epoch {epoch}/{}: {:>3}% loss {:.3} lr {:.4} {:.0} img/s ETA {:.0} s",
-                        cfg.epochs,
-                        100 * (s + 1) / spe,
-                        loss_sum / (s + 1) as f64,
-                        lr,
-                        ((s + 1) * cfg.batch_size) as f64 / el,
-                        el / (s + 1) as f64 * (spe - s - 1) as f64
-                    );
-                }
-            }
-        }
-        let train_s = t0.elapsed().as_secs_f64();
-        state.elapsed_s += train_s;
-        state.epochs_done = epoch;
-        state.rng = rng;
-        // evaluate the extremes after BN recalibration
-        let inf = model.valid();
-        let test = &data.test;
-        recalibrate_bn(
-            &inf,
-            &max_arch,
-            &train_set,
-            &mut eval_batcher,
-            cfg.calib_images,
-            &device,
-        );
-        let max_acc = evaluate(
-            &inf,
-            &max_arch,
-            test,
-            &mut eval_batcher,
-            cfg.eval_limit,
-            &device,
-        );
-        recalibrate_bn(
-            &inf,
-            &min_arch,
-            &train_set,
-            &mut eval_batcher,
-            cfg.calib_images,
-            &device,
-        );
-        let min_acc = evaluate(
-            &inf,
-            &min_arch,
-            test,
-            &mut eval_batcher,
-            cfg.eval_limit,
-            &device,
-        );
-        let phase = match cfg.method {
-            Method::Sandwich => "sandwich".to_string(),
-            Method::Standalone => "standalone".to_string(),
-            Method::Progressive => PHASES
-                [ps_phase(&cfg, state.global_step.saturating_sub(1), state.total_steps)]
-            .to_string(),
-        };
-        let m = EpochMetrics {
-            epoch,
-            phase,
-            lr,
-            train_loss: loss_sum / spe as f64,
-            max_acc,
-            min_acc,
-            train_s,
-            img_per_s: (spe * cfg.batch_size) as f64 / train_s,
-        };
-        // Metrics first: a crash between the two leaves a line for an epoch without a
-        // checkpoint, which `--resume` trims; the other order would lose the epoch's line.
-        append_metrics(run_dir, &m)?;
-        ckpt_dir = Checkpoint::write(
-            run_dir,
-            &state,
-            &model,
-            &optim,
-            teacher.as_ref(),
-            opts.keep_checkpoints,
-        )?;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        eprintln!(
-            "epoch {epoch}/{}: loss {:.4}  max {:.2}%  min {:.2}%  {:.0} img/s  ({:.0} s)",
-            cfg.epochs,
+    while run.state.epochs_done < session.cfg.epochs {
+        let (next, trained) = session.train_epoch(run)?;
+        run = next;
+        let (max_acc, min_acc) = session.evaluate_extremes(&run.model.valid());
+        let m = session.metrics(&run.state, &trained, (max_acc, min_acc));
+        ckpt_dir = session.record_epoch(&run, &m)?;
+        opts.progress.note(&format!(
+            "epoch {}/{}: loss {:.4}  max {:.2}%  min {:.2}%  {:.0} img/s  ({:.0} s)",
+            m.epoch,
+            session.cfg.epochs,
             m.train_loss,
             100.0 * max_acc,
             100.0 * min_acc,
             m.img_per_s,
-            train_s
-        );
+            m.train_s
+        ));
         last = Some(m);
     }
     let (max_acc, min_acc) = match &last {
         Some(m) => (m.max_acc, m.min_acc),
         None => {
             // already finished: evaluate the final checkpoint
-            let ck = Checkpoint::open(run_dir)?;
-            ckpt_dir = ck.dir.clone();
-            let inf = model.valid();
-            let ts = &train_set;
-            recalibrate_bn(
-                &inf,
-                &max_arch,
-                ts,
-                &mut eval_batcher,
-                cfg.calib_images,
-                &device,
-            );
-            let a = evaluate(
-                &inf,
-                &max_arch,
-                &data.test,
-                &mut eval_batcher,
-                cfg.eval_limit,
-                &device,
-            );
-            recalibrate_bn(
-                &inf,
-                &min_arch,
-                ts,
-                &mut eval_batcher,
-                cfg.calib_images,
-                &device,
-            );
-            let b = evaluate(
-                &inf,
-                &min_arch,
-                &data.test,
-                &mut eval_batcher,
-                cfg.eval_limit,
-                &device,
-            );
-            (a, b)
+            ckpt_dir = Checkpoint::open(run_dir)?.dir;
+            session.evaluate_extremes(&run.model.valid())
         }
     };
     let summary = TrainSummary {
         run_dir: run_dir.to_path_buf(),
-        method: cfg.method,
-        epochs: state.epochs_done,
+        method: session.cfg.method,
+        epochs: run.state.epochs_done,
         max_acc,
         min_acc,
-        train_s: state.elapsed_s,
-        img_per_s: (state.global_step * cfg.batch_size) as f64 / state.elapsed_s.max(1e-9),
+        train_s: run.state.elapsed_s,
+        img_per_s: (run.state.global_step * session.cfg.batch_size) as f64
+            / run.state.elapsed_s.max(1e-9),
         checkpoint: ckpt_dir,
     };
+    write_summary(run_dir, &summary)?;
+    Ok(summary)
+}
+
+/// The inference device and its autodiff twin (the model trains on the latter).
+struct Devices {
+    inner: Device,
+    autodiff: Device,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        let inner = crate::default_device();
+        Devices {
+            autodiff: inner.clone().autodiff(),
+            inner,
+        }
+    }
+}
+
+/// What a session was asked to do: the arguments of [`train`] that choose the run.
+struct Start<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a DataSplit,
+    /// The training images (`train_limit` applied).
+    train_set: &'a Dataset,
+    run_dir: &'a Path,
+    resume: bool,
+    opts: &'a TrainOptions,
+}
+
+/// A run in progress: everything its checkpoint holds.
+struct Run {
+    state: TrainState,
+    model: Supernet,
+    optim: Optimizer,
+    /// Progressive shrinking's frozen full network, or a fine-tune's family.
+    teacher: Option<Supernet>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up: resume from the run folder's checkpoint, or start afresh.
+// ---------------------------------------------------------------------------------------------
+
+fn open_run(start: &Start<'_>, devices: &Devices) -> Result<Run> {
+    match find_checkpoint(start)? {
+        Some(ck) => resume_run(ck, start.cfg, devices),
+        None => {
+            if start.resume {
+                eprintln!(
+                    "no checkpoint in {}: starting a new run",
+                    start.run_dir.display()
+                );
+            }
+            fresh_run(start, devices)
+        }
+    }
+}
+
+/// The checkpoint to resume from: none without `resume`; with `resume_previous`, the newest
+/// intact one when the latest is damaged.
+fn find_checkpoint(start: &Start<'_>) -> Result<Option<Checkpoint>> {
+    if !start.resume {
+        return Ok(None);
+    }
+    match Checkpoint::find(start.run_dir) {
+        Ok(ck) => Ok(ck),
+        Err(e) if start.opts.resume_previous => {
+            eprintln!("warning: {e}");
+            let (ck, skipped) = Checkpoint::open_newest_intact(start.run_dir)?;
+            for s in skipped {
+                eprintln!("warning: skipped {s}");
+            }
+            eprintln!("falling back to {}", ck.dir.display());
+            ck.make_latest()?;
+            Ok(Some(ck))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn resume_run(ck: Checkpoint, cfg: &TrainConfig, devices: &Devices) -> Result<Run> {
+    if ck.state.config != *cfg {
+        eprintln!(
+            "note: resuming with the config stored in {} (the one given now differs)",
+            ck.dir.display()
+        );
+    }
+    let model = ck.load_model(&devices.autodiff)?;
+    let optim = ck.load_optimizer(&devices.inner)?;
+    let teacher = ck.load_teacher(&devices.inner)?;
+    eprintln!(
+        "resuming from {} (epoch {} of {})",
+        ck.dir.display(),
+        ck.state.epochs_done,
+        ck.state.config.epochs
+    );
+    Ok(Run {
+        state: ck.state,
+        model,
+        optim,
+        teacher,
+    })
+}
+
+fn fresh_run(start: &Start<'_>, devices: &Devices) -> Result<Run> {
+    let state = fresh_state(start)?;
+    let (model, teacher) = initial_weights(start.cfg, &state.space, devices)?;
+    let _ = std::fs::remove_file(start.run_dir.join("metrics.jsonl"));
+    Ok(Run {
+        state,
+        model,
+        optim: Optimizer::new(start.cfg.optimizer),
+        teacher,
+    })
+}
+
+/// The state of a run before its first step: the resolved space (checked against the data),
+/// the data's normalisation, the step count and the seeded RNG stream.
+fn fresh_state(start: &Start<'_>) -> Result<TrainState> {
+    let (cfg, ts) = (start.cfg, start.train_set);
+    let (c, h) = (ts.channels, ts.height);
+    let classes = ts.class_names.len();
+    let space = cfg
+        .space
+        .clone()
+        .unwrap_or_else(|| SearchSpace::default_for(c, classes, h));
+    if space.in_channels != c || space.num_classes != classes {
+        return Err(Error::config(
+            "search space",
+            format!(
+                "space has {} channels / {} classes, data has {c} / {classes}",
+                space.in_channels, space.num_classes
+            ),
+        ));
+    }
+    let (mean, std) = ts.mean_std();
+    let spe = ts.len() / cfg.batch_size;
+    if spe == 0 {
+        return Err(Error::config(
+            "training config",
+            format!(
+                "batch_size {} exceeds the {} training images",
+                cfg.batch_size,
+                ts.len()
+            ),
+        ));
+    }
+    Ok(TrainState {
+        format_version: CHECKPOINT_FORMAT_VERSION,
+        config: cfg.clone(),
+        space,
+        epochs_done: 0,
+        global_step: 0,
+        total_steps: spe * cfg.epochs,
+        channels_sorted: false,
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_da7a),
+        mean,
+        std,
+        class_names: ts.class_names.clone(),
+        data_dir: start.data.root.clone(),
+        data_format: start.data.format,
+        elapsed_s: 0.0,
+        files_sha256: Default::default(),
+    })
+}
+
+/// Seeded random weights, or (`init_from`) a trained family's weights; a standalone fine-tune
+/// of one sub-net also gets the family as its frozen teacher.
+fn initial_weights(
+    cfg: &TrainConfig,
+    space: &SearchSpace,
+    devices: &Devices,
+) -> Result<(Supernet, Option<Supernet>)> {
+    let Some(p) = &cfg.init_from else {
+        return Ok((Supernet::new(space, cfg.seed, &devices.autodiff)?, None));
+    };
+    let ck = Checkpoint::open(p)?;
+    if ck.state.space != *space {
+        return Err(Error::config(
+            "init_from",
+            format!(
+                "{}: its search space (`{}`) is not this run's (`{}`); give the run the same \
+                 `space` as the checkpoint's config",
+                ck.dir.display(),
+                ck.state.space.name,
+                space.name
+            ),
+        ));
+    }
+    let model = ck.load_model(&devices.autodiff)?;
+    let teacher = match cfg.method {
+        Method::Standalone => Some(ck.load_model(&devices.inner)?),
+        _ => None,
+    };
+    Ok((model, teacher))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session: epochs of training, evaluation and checkpoints.
+// ---------------------------------------------------------------------------------------------
+
+/// What stays fixed while a run trains in this process, and the batch buffers.
+struct Session<'a> {
+    /// The run's config (the checkpoint's, when resumed).
+    cfg: TrainConfig,
+    space: SearchSpace,
+    train_set: Dataset,
+    test: &'a Dataset,
+    run_dir: &'a Path,
+    opts: &'a TrainOptions,
+    steps_per_epoch: usize,
+    warmup_steps: usize,
+    /// The largest and the smallest sub-net (a standalone run's one arch in both).
+    extremes: (ArchConfig, ArchConfig),
+    devices: Devices,
+    batcher: Batcher,
+    eval_batcher: Batcher,
+}
+
+/// What an epoch of training measured.
+struct EpochTraining {
+    /// Mean loss of its steps.
+    loss: f64,
+    /// Learning rate of its last step.
+    lr: f64,
+    /// Seconds of training.
+    train_s: f64,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        state: &TrainState,
+        train_set: Dataset,
+        data: &'a DataSplit,
+        run_dir: &'a Path,
+        opts: &'a TrainOptions,
+        devices: Devices,
+    ) -> Result<Self> {
+        let cfg = state.config.clone();
+        let space = state.space.clone();
+        let steps_per_epoch = train_set.len() / cfg.batch_size;
+        let extremes = match (&cfg.method, &cfg.standalone_arch) {
+            // a standalone run reports its one arch in both columns
+            (Method::Standalone, Some(a)) => {
+                a.validate(&space)?;
+                (a.clone(), a.clone())
+            }
+            _ => (ArchConfig::max(&space), ArchConfig::min(&space)),
+        };
+        Ok(Session {
+            warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
+            steps_per_epoch,
+            extremes,
+            batcher: Batcher::new(state.mean.clone(), state.std.clone()),
+            eval_batcher: Batcher::new(state.mean.clone(), state.std.clone()),
+            cfg,
+            space,
+            train_set,
+            test: &data.test,
+            run_dir,
+            opts,
+            devices,
+        })
+    }
+
+    /// One epoch: the batches in a freshly shuffled order, one [`train_step`] each.
+    fn train_epoch(&mut self, mut run: Run) -> Result<(Run, EpochTraining)> {
+        let (cfg, spe) = (&self.cfg, self.steps_per_epoch);
+        let epoch = run.state.epochs_done + 1;
+        let mut rng = run.state.rng.clone();
+        let mut order: Vec<usize> = (0..self.train_set.len()).collect();
+        order.shuffle(&mut rng);
+        let sampler = Sampler::new(
+            cfg,
+            &self.space,
+            (&self.extremes.0, &self.extremes.1),
+            run.state.total_steps,
+        );
+        let progress = self
+            .opts
+            .progress
+            .phase(&format!("epoch {epoch}/{}", cfg.epochs), spe as u64);
+        let t0 = Instant::now();
+        let (mut loss_sum, mut lr) = (0.0, 0.0);
+        for s in 0..spe {
+            let step = run.state.global_step;
+            lr = cosine_lr(cfg.optimizer.lr(), step, run.state.total_steps, self.warmup_steps);
+            let idx = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
+            self.batcher
+                .fill(&self.train_set, idx, cfg.augment, Some(&mut rng));
+            if cfg.method == Method::Progressive {
+                run = enter_ps_phase(run, step);
+            }
+            let archs = sampler.archs(step, &mut rng);
+            let distillation = match cfg.method {
+                Method::Sandwich => Distillation::InPlace,
+                Method::Progressive | Method::Standalone => {
+                    Distillation::Teacher(run.teacher.as_ref())
+                }
+            };
+            let step_spec = Step {
+                archs: &archs,
+                distillation,
+                label_smoothing: cfg.label_smoothing,
+                lr,
+                device: &self.devices.autodiff,
+            };
+            let (model, out) = train_step(run.model, &mut run.optim, &mut self.batcher, &step_spec)
+                .map_err(|e| match e {
+                    Error::Diverged { loss } => Error::config(
+                        "training config",
+                        format!("loss became {loss} at epoch {epoch} step {s}: lower optimizer.lr"),
+                    ),
+                    e => e,
+                })?;
+            run.model = model;
+            loss_sum += out.loss as f64;
+            run.state.global_step += 1;
+            progress.message(&format!(
+                "loss {:.3} lr {:.4} {:.0} img/s",
+                loss_sum / (s + 1) as f64,
+                lr,
+                ((s + 1) * cfg.batch_size) as f64 / t0.elapsed().as_secs_f64()
+            ));
+            progress.advance(1);
+        }
+        let train_s = t0.elapsed().as_secs_f64();
+        run.state.elapsed_s += train_s;
+        run.state.epochs_done = epoch;
+        run.state.rng = rng;
+        let trained = EpochTraining {
+            loss: loss_sum / spe as f64,
+            lr,
+            train_s,
+        };
+        Ok((run, trained))
+    }
+
+    /// Test top-1 of the largest and the smallest sub-net, each after BN recalibration on the
+    /// training images.
+    fn evaluate_extremes(&mut self, inf: &Supernet) -> (f64, f64) {
+        let (max, min) = self.extremes.clone();
+        let mut acc = |arch: &ArchConfig| {
+            let (cfg, dev, b) = (&self.cfg, &self.devices.inner, &mut self.eval_batcher);
+            recalibrate_bn(inf, arch, &self.train_set, b, cfg.calib_images, dev);
+            evaluate(inf, arch, self.test, b, cfg.eval_limit, dev)
+        };
+        (acc(&max), acc(&min))
+    }
+
+    /// The metrics line of the epoch just trained.
+    fn metrics(
+        &self,
+        state: &TrainState,
+        trained: &EpochTraining,
+        (max_acc, min_acc): (f64, f64),
+    ) -> EpochMetrics {
+        let phase = match self.cfg.method {
+            Method::Sandwich => "sandwich",
+            Method::Standalone => "standalone",
+            Method::Progressive => ps_phase(
+                &self.cfg,
+                state.global_step.saturating_sub(1),
+                state.total_steps,
+            )
+            .name(),
+        };
+        EpochMetrics {
+            epoch: state.epochs_done,
+            phase: phase.to_string(),
+            lr: trained.lr,
+            train_loss: trained.loss,
+            max_acc,
+            min_acc,
+            train_s: trained.train_s,
+            img_per_s: (self.steps_per_epoch * self.cfg.batch_size) as f64 / trained.train_s,
+        }
+    }
+
+    /// Appends the metrics line, then writes the checkpoint; returns its folder.
+    fn record_epoch(&self, run: &Run, m: &EpochMetrics) -> Result<PathBuf> {
+        // Metrics first: a crash between the two leaves a line for an epoch without a
+        // checkpoint, which `--resume` trims; the other order would lose the epoch's line.
+        append_metrics(self.run_dir, m)?;
+        Checkpoint::write(
+            self.run_dir,
+            &run.state,
+            &run.model,
+            &run.optim,
+            run.teacher.as_ref(),
+            self.opts.keep_checkpoints,
+        )
+    }
+}
+
+/// Progressive shrinking's phase changes before the step at `step`: the full network becomes
+/// the frozen teacher when the kernel phase starts; the channels are sorted (and the optimizer
+/// state reset) when the expand phase starts.
+fn enter_ps_phase(mut run: Run, step: usize) -> Run {
+    let phase = ps_phase(&run.state.config, step, run.state.total_steps);
+    if phase != PsPhase::Full && run.teacher.is_none() {
+        run.teacher = Some(run.model.valid());
+    }
+    if phase == PsPhase::Expand && !run.state.channels_sorted {
+        run.model = run.model.sort_channels();
+        run.optim.reset();
+        run.state.channels_sorted = true;
+    }
+    run
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files of the run folder besides checkpoints: metrics.jsonl and summary.json.
+// ---------------------------------------------------------------------------------------------
+
+fn write_summary(run_dir: &Path, summary: &TrainSummary) -> Result<()> {
     let p = run_dir.join("summary.json");
-    let js = serde_json::to_vec_pretty(&summary).map_err(|source| Error::Json {
+    let js = serde_json::to_vec_pretty(summary).map_err(|source| Error::Json {
         path: p.clone(),
         source,
     })?;
     let tmp = p.with_extension("json.tmp");
     std::fs::write(&tmp, js)
         .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::io(&p, e))?;
-    Ok(summary)
-}
-
-fn max_arch_at(max: &ArchConfig, r: usize) -> ArchConfig {
-    ArchConfig {
-        resolution: r,
-        ..max.clone()
-    }
-}
-
-fn progress_bar(on: bool, len: u64, epoch: usize, epochs: usize) -> Option<indicatif::ProgressBar> {
-    if !on {
-        return None;
-    }
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    let style = indicatif::ProgressStyle::with_template(&format!(
-        "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} steps  {{per_sec}}  ETA {{eta}}  {{msg}}"
-    ))
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    pb.set_style(style);
-    Some(pb)
+        .map_err(|e| Error::io(&p, e))
 }
 
 fn append_metrics(run_dir: &Path, m: &EpochMetrics) -> Result<()> {
@@ -670,4 +622,50 @@ fn trim_metrics(run_dir: &Path, epochs_done: usize) -> Result<()> {
     std::fs::write(&tmp, body)
         .and_then(|_| std::fs::rename(&tmp, &p))
         .map_err(|e| Error::io(&p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Augment, DatasetFormat};
+    use crate::train::config::OptimizerConfig;
+    use crate::train::step::tests::toy_images;
+
+    #[test]
+    fn a_tiny_run_lowers_its_loss_and_beats_chance() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataSplit {
+            train: toy_images(160, 12, 4, 0),
+            test: toy_images(40, 12, 4, 1000),
+            format: DatasetFormat::Idx,
+            root: dir.path().to_path_buf(),
+        };
+        let cfg = TrainConfig {
+            seed: 7,
+            epochs: 4,
+            batch_size: 16,
+            calib_images: 64,
+            warmup_epochs: 0.0,
+            augment: Augment::none(),
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-4,
+            },
+            space: Some(SearchSpace::tiny(1, 4, 12)),
+            ..TrainConfig::default()
+        };
+        let run = dir.path().join("run");
+        let s = train(&cfg, &data, &run, false, &TrainOptions::default()).unwrap();
+        let losses: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().train_loss)
+            .collect();
+        assert_eq!(losses.len(), 4);
+        assert!(losses[3] < 0.8 * losses[0], "{losses:?}");
+        // four classes: chance is 25%
+        assert!(s.max_acc > 0.5 && s.min_acc > 0.4, "{s:?}");
+    }
 }

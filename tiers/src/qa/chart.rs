@@ -1,13 +1,17 @@
 //! The QA chart: one bar per phone (emulated latency, coloured by the chosen variant), the
 //! selector's prediction as a black tick on each bar, the latency budget as a dashed red line,
-//! failing phones marked, and a legend. SVG written by hand; the PNG is drawn with the `image`
-//! crate and a built-in 3×5 pixel font (as [`crate::pareto`] does, without a font dependency).
+//! failing phones marked, and a legend. SVG written by hand; the PNG drawn with plotters and
+//! real text ([`crate::plot`]), as [`crate::pareto`] does.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
 use super::report::QaReport;
-use crate::error::{Error, Result, write_atomic};
+use crate::error::{Result, write_atomic};
+use crate::plot::{Area, Drawn, FONT, png_bytes, render, rgb};
 
 const H: f64 = 500.0;
 const ML: f64 = 64.0;
@@ -251,213 +255,125 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
-/// 3×5 glyphs, rows top to bottom, 3 bits a row (MSB left).
-fn glyph(c: char) -> u16 {
-    let rows: [u8; 5] = match c.to_ascii_lowercase() {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'a' => [2, 5, 7, 5, 5],
-        'b' => [6, 5, 6, 5, 6],
-        'c' => [3, 4, 4, 4, 3],
-        'd' => [6, 5, 5, 5, 6],
-        'e' => [7, 4, 6, 4, 7],
-        'f' => [7, 4, 6, 4, 4],
-        'g' => [3, 4, 5, 5, 3],
-        'h' => [5, 5, 7, 5, 5],
-        'i' => [7, 2, 2, 2, 7],
-        'j' => [1, 1, 1, 5, 2],
-        'k' => [5, 5, 6, 5, 5],
-        'l' => [4, 4, 4, 4, 7],
-        'm' => [5, 7, 7, 5, 5],
-        'n' => [6, 5, 5, 5, 5],
-        'o' => [2, 5, 5, 5, 2],
-        'p' => [6, 5, 6, 4, 4],
-        'q' => [2, 5, 5, 6, 3],
-        'r' => [6, 5, 6, 5, 5],
-        's' => [3, 4, 2, 1, 6],
-        't' => [7, 2, 2, 2, 2],
-        'u' => [5, 5, 5, 5, 7],
-        'v' => [5, 5, 5, 5, 2],
-        'w' => [5, 5, 7, 7, 5],
-        'x' => [5, 5, 2, 5, 5],
-        'y' => [5, 5, 2, 2, 2],
-        'z' => [7, 1, 2, 4, 7],
-        '-' => [0, 0, 7, 0, 0],
-        '.' => [0, 0, 0, 0, 2],
-        '%' => [5, 1, 2, 4, 5],
-        '/' => [1, 1, 2, 4, 4],
-        ':' => [0, 2, 0, 2, 0],
-        '(' => [2, 4, 4, 4, 2],
-        ')' => [2, 1, 1, 1, 2],
-        '_' => [0, 0, 0, 0, 7],
-        '+' => [0, 2, 7, 2, 0],
-        ' ' => [0; 5],
-        _ => [7, 1, 3, 0, 2],
-    };
-    rows.iter().fold(0u16, |acc, r| (acc << 3) | u16::from(*r))
-}
-
-struct Canvas {
-    img: image::RgbImage,
-}
-
-impl Canvas {
-    fn put(&mut self, x: f64, y: f64, c: [u8; 3]) {
-        let (x, y) = (x.round(), y.round());
-        if x >= 0.0 && y >= 0.0 && (x as u32) < self.img.width() && (y as u32) < self.img.height() {
-            self.img.put_pixel(x as u32, y as u32, image::Rgb(c));
-        }
-    }
-    fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, c: [u8; 3]) {
-        let (x0, y0) = (x.round() as i64, y.round() as i64);
-        let (x1, y1) = ((x + w).round() as i64, (y + h).round() as i64);
-        for yy in y0..y1.max(y0 + 1) {
-            for xx in x0..x1.max(x0 + 1) {
-                self.put(xx as f64, yy as f64, c);
-            }
-        }
-    }
-    fn hline(&mut self, x0: f64, x1: f64, y: f64, c: [u8; 3], dash: Option<(usize, usize)>) {
-        let n = (x1 - x0).abs().ceil() as usize;
-        for i in 0..=n {
-            if dash.is_some_and(|(on, off)| i % (on + off) >= on) {
-                continue;
-            }
-            self.put(x0 + i as f64, y, c);
-        }
-    }
-    fn vline(&mut self, x: f64, y0: f64, y1: f64, c: [u8; 3]) {
-        let n = (y1 - y0).abs().ceil() as usize;
-        for i in 0..=n {
-            self.put(x, y0.min(y1) + i as f64, c);
-        }
-    }
-    /// Text at (x, y) = top-left; `up`: rotated 90° counter-clockwise (reads bottom to top,
-    /// (x, y) = bottom-left).
-    fn text(&mut self, x: f64, y: f64, t: &str, c: [u8; 3], scale: f64, up: bool) {
-        for (k, ch) in t.chars().enumerate() {
-            let g = glyph(ch);
-            for gy in 0..5 {
-                for gx in 0..3 {
-                    if g >> (14 - (gy * 3 + gx)) & 1 == 0 {
-                        continue;
-                    }
-                    let along = (k * 4 + gx) as f64 * scale;
-                    let across = gy as f64 * scale;
-                    let (px, py) = if up {
-                        (x + across, y - along)
-                    } else {
-                        (x + along, y + across)
-                    };
-                    self.rect(px, if up { py - scale } else { py }, scale, scale, c);
-                }
-            }
-        }
-    }
-}
-
-/// The chart as an RGB image (the SVG's content in a 3×5 pixel font).
-pub fn png_image(r: &QaReport) -> image::RgbImage {
+/// The chart as an RGB image: the SVG's content (bars, predicted ticks, budget line, failing
+/// phones, legend) with axes and labels in real text (plotters, embedded DejaVu Sans).
+///
+/// # Errors
+/// [`Error::Draw`] when drawing fails.
+pub fn png_image(r: &QaReport) -> Result<image::RgbImage> {
     let l = Layout::of(r);
-    let mut cv = Canvas {
-        img: image::RgbImage::from_pixel(l.w as u32, H as u32, image::Rgb([255, 255, 255])),
-    };
-    let bw = BAR_PITCH * 0.6;
-    let (x0, x1, y0, y1) = (ML, l.w - MR, MT, H - MB);
-    let grey = [68, 68, 68];
-    cv.text(
-        ML,
-        12.0,
-        &format!(
-            "qa: {} v{} - {}",
-            r.bundle_id,
-            r.bundle_version,
-            if r.all_pass() {
-                "all pass".to_string()
-            } else {
-                format!("{} of {} fail", r.failed, r.phones.len())
-            }
-        ),
-        [0, 0, 0],
-        2.0,
-        false,
+    render(l.w as u32, H as u32, "the QA chart", |root| {
+        root.fill(&WHITE)?;
+        let (plot, legend) = root.split_horizontally(l.w - MR + 16.0);
+        draw_bars(&plot, r, &l)?;
+        draw_legend(&legend, &l)
+    })
+}
+
+/// Axes, one bar per phone, the prediction ticks, the budget line and the failures.
+fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
+    let n = r.phones.len().max(1);
+    let ids: Vec<String> = r.phones.iter().map(|p| p.id.chars().take(25).collect()).collect();
+    let title = format!(
+        "QA: {} v{}: {}",
+        r.bundle_id,
+        r.bundle_version,
+        if r.all_pass() {
+            "all pass".to_string()
+        } else {
+            format!("{} of {} fail", r.failed, r.phones.len())
+        }
     );
-    for k in 0..=5 {
-        let v = l.y_max * k as f64 / 5.0;
-        let y = l.y(v);
-        cv.hline(x0, x1, y, [228, 228, 228], None);
-        let label = fmt_ms(v);
-        cv.text(
-            x0 - 6.0 - label.len() as f64 * 8.0,
-            y - 5.0,
-            &label,
-            grey,
-            2.0,
-            false,
-        );
-    }
-    cv.text(14.0, (y0 + y1) / 2.0 + 60.0, "latency ms", grey, 2.0, true);
+    let x_range = -0.5..n as f64 - 0.5;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(MB - 40.0)
+        .y_label_area_size(ML)
+        .build_cartesian_2d(x_range, 0.0..l.y_max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("latency per image (ms)")
+        .y_label_formatter(&|v| fmt_ms(*v))
+        .x_labels(0)
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(228, 228, 228))
+        .draw()?;
+    let half = 0.3;
     for (i, p) in r.phones.iter().enumerate() {
-        let x = Layout::bar_x(i);
+        let x = i as f64;
         if let Some(e) = p.emulated_ms {
-            let y = l.y(e);
+            let color = rgb(l.color(&p.decision.chosen));
+            chart.draw_series([Rectangle::new(
+                [(x - half, 0.0), (x + half, e)],
+                color.filled(),
+            )])?;
             if !p.pass {
-                cv.rect(x - 2.0, y - 2.0, bw + 4.0, y1 - y + 2.0, RED);
+                chart.draw_series([Rectangle::new(
+                    [(x - half, 0.0), (x + half, e)],
+                    rgb(RED).stroke_width(3),
+                )])?;
             }
-            cv.rect(x, y, bw, (y1 - y).max(1.0), l.color(&p.decision.chosen));
         }
-        let yp = l.y(p.predicted_ms);
-        cv.rect(x - 3.0, yp - 1.0, bw + 6.0, 2.0, [0, 0, 0]);
+        chart.draw_series([PathElement::new(
+            [(x - half - 0.08, p.predicted_ms), (x + half + 0.08, p.predicted_ms)],
+            BLACK.stroke_width(2),
+        )])?;
         if !p.pass {
-            let top = p.emulated_ms.map_or(y1, |e| l.y(e)).min(yp);
-            cv.text(x - 1.0, top - 14.0, "fail", RED, 2.0, false);
+            let top = p.emulated_ms.unwrap_or(0.0).max(p.predicted_ms);
+            chart.draw_series([Text::new(
+                "fail",
+                (x, top),
+                TextStyle::from((FONT, 12))
+                    .color(&rgb(RED))
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )])?;
         }
-        let id: String = p.id.chars().take(25).collect();
-        cv.text(
-            x + bw / 2.0 - 5.0,
-            y1 + 8.0 + id.len() as f64 * 8.0,
-            &id,
-            grey,
-            2.0,
-            true,
-        );
     }
-    cv.hline(x0, x1, y0, grey, None);
-    cv.hline(x0, x1, y1, grey, None);
-    cv.vline(x0, y0, y1, grey);
-    cv.vline(x1, y0, y1, grey);
-    cv.hline(x0, x1, l.y(r.latency_budget_ms), RED, Some((6, 4)));
-    cv.hline(x0, x1, l.y(r.latency_budget_ms) + 1.0, RED, Some((6, 4)));
-    // Legend.
-    let lx = x1 + 14.0;
-    let mut ly = y0;
-    cv.text(lx, ly, "variant", [0, 0, 0], 2.0, false);
+    // the phone ids under their bars, top to bottom
+    let id_style = TextStyle::from((FONT, 12))
+        .transform(FontTransform::Rotate90)
+        .color(&RGBColor(68, 68, 68));
+    for (i, id) in ids.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64, 0.0));
+        area.draw(&Text::new(id.clone(), (px + 6, py + 8), id_style.clone()))?;
+    }
+    let budget = r.latency_budget_ms;
+    chart.draw_series(DashedLineSeries::new(
+        [(-0.5, budget), (n as f64 - 0.5, budget)],
+        6,
+        4,
+        rgb(RED).stroke_width(2),
+    ))?;
+    Ok(())
+}
+
+/// The legend beside the plot: variants by colour, then the budget, prediction and failure
+/// marks.
+fn draw_legend(area: &Area<'_>, l: &Layout) -> Drawn {
+    let text = |s: &str, x: i32, y: i32| Text::new(s.to_string(), (x, y), (FONT, 13).into_font());
+    let (x, mut y) = (4, MT as i32);
+    area.draw(&Text::new("variant", (x, y), (FONT, 13).into_font().style(FontStyle::Bold)))?;
     for v in &l.variants {
-        ly += 18.0;
-        cv.rect(lx, ly, 12.0, 12.0, l.color(v));
+        y += 20;
+        area.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], rgb(l.color(v)).filled()))?;
         let v: String = v.chars().take(18).collect();
-        cv.text(lx + 18.0, ly + 1.0, &v, [0, 0, 0], 2.0, false);
+        area.draw(&text(&v, x + 20, y - 1))?;
     }
-    ly += 26.0;
-    cv.hline(lx, lx + 14.0, ly + 5.0, RED, Some((4, 2)));
-    cv.hline(lx, lx + 14.0, ly + 6.0, RED, Some((4, 2)));
-    cv.text(lx + 18.0, ly + 1.0, "budget", [0, 0, 0], 2.0, false);
-    ly += 18.0;
-    cv.rect(lx, ly + 4.0, 14.0, 2.0, [0, 0, 0]);
-    cv.text(lx + 18.0, ly + 1.0, "predicted", [0, 0, 0], 2.0, false);
-    ly += 18.0;
-    cv.rect(lx, ly, 12.0, 12.0, RED);
-    cv.rect(lx + 2.0, ly + 2.0, 8.0, 8.0, [255, 255, 255]);
-    cv.text(lx + 18.0, ly + 1.0, "fail", [0, 0, 0], 2.0, false);
-    cv.img
+    y += 30;
+    area.draw(&PathElement::new([(x, y + 6), (x + 6, y + 6)], rgb(RED).stroke_width(2)))?;
+    area.draw(&PathElement::new([(x + 9, y + 6), (x + 15, y + 6)], rgb(RED).stroke_width(2)))?;
+    area.draw(&text("budget", x + 20, y - 1))?;
+    y += 20;
+    area.draw(&PathElement::new([(x, y + 6), (x + 15, y + 6)], BLACK.stroke_width(2)))?;
+    area.draw(&text("predicted", x + 20, y - 1))?;
+    y += 20;
+    area.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], rgb(RED).stroke_width(3)))?;
+    area.draw(&text("fail (emulated)", x + 20, y - 1))?;
+    Ok(())
 }
 
 /// Writes `qa.svg` and `qa.png` into `dir`.
@@ -467,14 +383,7 @@ pub fn png_image(r: &QaReport) -> image::RgbImage {
 pub fn write_charts(dir: &Path, r: &QaReport) -> Result<()> {
     write_atomic(&dir.join("qa.svg"), svg(r).as_bytes())?;
     let png = dir.join("qa.png");
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    png_image(r)
-        .write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|source| Error::Plot {
-            path: png.clone(),
-            source,
-        })?;
-    write_atomic(&png, bytes.get_ref())
+    write_atomic(&png, &png_bytes(&png_image(r)?, &png)?)
 }
 
 #[cfg(test)]
@@ -493,16 +402,5 @@ mod tests {
             let got = nice_ceil(x);
             assert!((got - want).abs() < 1e-9, "{x}: {got}");
         }
-    }
-
-    #[test]
-    fn glyphs_are_distinct_for_digits() {
-        let g: Vec<u16> = "0123456789".chars().map(glyph).collect();
-        for i in 0..g.len() {
-            for j in i + 1..g.len() {
-                assert_ne!(g[i], g[j], "{i} {j}");
-            }
-        }
-        assert_eq!(glyph('A'), glyph('a'));
     }
 }
