@@ -113,11 +113,7 @@ impl Progress for Bars {
     }
 
     fn finish(&self) {
-        if let Some(p) = self
-            .phase
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        if let Some(p) = self.phase.lock().unwrap_or_else(|e| e.into_inner()).take()
             && let Some(bar) = p.bar
         {
             bar.finish_and_clear();

@@ -354,7 +354,10 @@ mod output_tests {
             }
             // different active sub-nets compute different functions
             let d = max_abs_diff(eval[0].clone(), eval[1].clone());
-            assert!(d > 1e-3, "size {size}: kernel 3 and kernel 5 agree within {d}");
+            assert!(
+                d > 1e-3,
+                "size {size}: kernel 3 and kernel 5 agree within {d}"
+            );
             // and the same sub-net (the last calibrated) twice is the same function
             let again = net.forward(input(8, min.resolution, &dev), &min, BnMode::Eval);
             assert_eq!(max_abs_diff(again, eval[2].clone()), 0.0);

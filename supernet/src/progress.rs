@@ -140,7 +140,10 @@ mod tests {
 
     impl Progress for Log {
         fn start(&self, phase: &str, total: u64) {
-            self.0.lock().unwrap().push(format!("start {phase} {total}"));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("start {phase} {total}"));
         }
         fn advance(&self, n: u64) {
             self.0.lock().unwrap().push(format!("advance {n}"));

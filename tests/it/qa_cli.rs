@@ -197,7 +197,10 @@ fn qa_over_catalog_phones_writes_every_report_with_one_row_per_phone() {
         .pixels()
         .filter(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2] && (90..200).contains(&p.0[0]))
         .count();
-    assert!(edges > 500, "{edges} anti-aliased grey pixels: no text drawn?");
+    assert!(
+        edges > 500,
+        "{edges} anti-aliased grey pixels: no text drawn?"
+    );
 }
 
 #[test]

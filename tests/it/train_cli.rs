@@ -75,10 +75,21 @@ fn trains_on_idx_and_image_folder_with_the_same_command() {
             v["top1"].as_f64().unwrap()
         })
         .collect();
-    assert_eq!(top1[0], s["max_acc"].as_f64().unwrap(), "max: eval {top1:?} vs train {s}");
-    assert_eq!(top1[1], s["min_acc"].as_f64().unwrap(), "min: eval {top1:?} vs train {s}");
+    assert_eq!(
+        top1[0],
+        s["max_acc"].as_f64().unwrap(),
+        "max: eval {top1:?} vs train {s}"
+    );
+    assert_eq!(
+        top1[1],
+        s["min_acc"].as_f64().unwrap(),
+        "min: eval {top1:?} vs train {s}"
+    );
     assert_eq!(top1[2], top1[1], "the arch file is the smallest sub-net");
-    assert!(top1[0] > 0.5, "the largest sub-net is at chance (25%): {top1:?}");
+    assert!(
+        top1[0] > 0.5,
+        "the largest sub-net is at chance (25%): {top1:?}"
+    );
 }
 
 #[test]

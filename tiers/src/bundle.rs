@@ -271,7 +271,9 @@ pub fn build_bundle(
         }
     }
     let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
-    let bar = opts.progress.phase("extracting variants", groups.len() as u64);
+    let bar = opts
+        .progress
+        .phase("extracting variants", groups.len() as u64);
     let mut built = Vec::with_capacity(groups.len());
     let mut payloads = Vec::new();
     let mut version = 0xcbf2_9ce4_8422_2325u64;
@@ -345,7 +347,9 @@ pub fn build_bundle(
             runs: 9,
             min_run_us: 3000.0,
         };
-        let bar = opts.progress.phase("timing variants", payloads.len() as u64);
+        let bar = opts
+            .progress
+            .phase("timing variants", payloads.len() as u64);
         for (v, bytes) in payloads.iter_mut() {
             bar.message(&v.id);
             let net = runtime::load_net(&fam, v, bytes)

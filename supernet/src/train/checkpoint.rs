@@ -100,13 +100,9 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
+/// [`netspec::fsio::write_atomic`] with this crate's error.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    netspec::fsio::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 impl Checkpoint {

@@ -331,7 +331,10 @@ mod tests {
         };
         Toy {
             w: p2(vec![1.0, -2.0]),
-            b: Param::from_tensor(Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), device)),
+            b: Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(vec![0.5f32], [1]),
+                device,
+            )),
             t: p2(vec![3.0]),
         }
     }
@@ -365,7 +368,11 @@ mod tests {
         for (s, (g, w)) in got.iter().zip(want).enumerate() {
             let g: Vec<f32> = g.concat();
             let close = g.iter().zip(w).all(|(g, w)| (*g as f64 - w).abs() < 1e-5);
-            assert!(close && g.len() == 4, "step {}: got {g:?}, want {w:?}", s + 1);
+            assert!(
+                close && g.len() == 4,
+                "step {}: got {g:?}, want {w:?}",
+                s + 1
+            );
         }
     }
 

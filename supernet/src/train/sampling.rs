@@ -20,7 +20,12 @@ pub enum PsPhase {
 }
 
 impl PsPhase {
-    const ALL: [PsPhase; 4] = [PsPhase::Full, PsPhase::Kernel, PsPhase::Depth, PsPhase::Expand];
+    const ALL: [PsPhase; 4] = [
+        PsPhase::Full,
+        PsPhase::Kernel,
+        PsPhase::Depth,
+        PsPhase::Expand,
+    ];
 
     /// The phase's position (0..4), its index in `TrainConfig::ps_phases`.
     pub fn index(self) -> usize {
@@ -144,8 +149,8 @@ impl<'a> Sampler<'a> {
                 let phase = ps_phase(cfg, step, self.total_steps);
                 let i = phase.index();
                 let start: f64 = cfg.ps_phases[..i].iter().sum();
-                let frac = ((step as f64 / self.total_steps as f64) - start)
-                    / cfg.ps_phases[i].max(1e-9);
+                let frac =
+                    ((step as f64 / self.total_steps as f64) - start) / cfg.ps_phases[i].max(1e-9);
                 let k = if phase == PsPhase::Full {
                     1
                 } else {
@@ -196,7 +201,10 @@ mod tests {
         for _ in 0..200 {
             assert_eq!(sample_in_phase(&space, PsPhase::Full, 0.7, &mut rng), max);
             let k = sample_in_phase(&space, PsPhase::Kernel, 0.7, &mut rng);
-            assert_eq!((&k.depths, &k.expand_ratios), (&max.depths, &max.expand_ratios));
+            assert_eq!(
+                (&k.depths, &k.expand_ratios),
+                (&max.depths, &max.expand_ratios)
+            );
             small_kernel |= k.kernel_sizes.iter().flatten().any(|&x| x < kmax);
             let d = sample_in_phase(&space, PsPhase::Depth, 0.7, &mut rng);
             assert!(d.expand_ratios.iter().flatten().all(|&e| e == 3));

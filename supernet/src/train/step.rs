@@ -87,7 +87,8 @@ pub fn train_step(
     let t0 = Instant::now();
     let mut times = StepTimes::default();
     let [n, c, h, w] = batcher.dims();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(batcher.labels().to_vec(), [n]), step.device);
+    let y =
+        Tensor::<1, Int>::from_data(TensorData::new(batcher.labels().to_vec(), [n]), step.device);
     let mut input = |r: usize, times: &mut StepTimes| {
         let t = Instant::now();
         let x = to_tensor(batcher.resized(n, c, h, w, r), n, c, r, step.device);
@@ -212,7 +213,11 @@ pub(crate) mod tests {
     }
 
     /// One step of `archs` on a fresh supernet (seed 1); returns it before and after.
-    fn one_step(f: &mut Fixture, archs: &[ArchConfig], d: Distillation<'_>) -> (Supernet, Supernet) {
+    fn one_step(
+        f: &mut Fixture,
+        archs: &[ArchConfig],
+        d: Distillation<'_>,
+    ) -> (Supernet, Supernet) {
         let net = Supernet::new(&f.space, 1, &f.device).unwrap();
         let before = net.clone();
         let step = Step {
@@ -247,7 +252,11 @@ pub(crate) mod tests {
     fn the_smallest_subnet_alone_moves_only_its_own_slice() {
         let mut f = fixture();
         let min = ArchConfig::min(&f.space);
-        let (before, after) = one_step(&mut f, std::slice::from_ref(&min), Distillation::Teacher(None));
+        let (before, after) = one_step(
+            &mut f,
+            std::slice::from_ref(&min),
+            Distillation::Teacher(None),
+        );
         // stage 0, block 0: the expand conv's first in·e_min output channels moved, the rest not
         let (b0, a0) = (&before.stages[0][0], &after.stages[0][0]);
         let active = b0.in_channels * min.expand_ratios[0][0];
@@ -256,8 +265,14 @@ pub(crate) mod tests {
         let (inside_b, outside_b) = wb.split_at(active * per_row);
         let (inside_a, outside_a) = wa.split_at(active * per_row);
         assert!(!outside_b.is_empty());
-        assert_eq!(outside_a, outside_b, "channels beyond the smallest sub-net moved");
-        assert_ne!(inside_a, inside_b, "the smallest sub-net's own channels did not move");
+        assert_eq!(
+            outside_a, outside_b,
+            "channels beyond the smallest sub-net moved"
+        );
+        assert_ne!(
+            inside_a, inside_b,
+            "the smallest sub-net's own channels did not move"
+        );
         // stage 0, block 1 lies beyond the smallest depth: untouched
         let (b1, a1) = (&before.stages[0][1], &after.stages[0][1]);
         assert_eq!(values(&a1.expand.weight), values(&b1.expand.weight));

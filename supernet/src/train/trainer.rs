@@ -445,7 +445,12 @@ impl<'a> Session<'a> {
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for s in 0..spe {
             let step = run.state.global_step;
-            lr = cosine_lr(cfg.optimizer.lr(), step, run.state.total_steps, self.warmup_steps);
+            lr = cosine_lr(
+                cfg.optimizer.lr(),
+                step,
+                run.state.total_steps,
+                self.warmup_steps,
+            );
             let idx = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
             self.batcher
                 .fill(&self.train_set, idx, cfg.augment, Some(&mut rng));
@@ -580,10 +585,7 @@ fn write_summary(run_dir: &Path, summary: &TrainSummary) -> Result<()> {
         path: p.clone(),
         source,
     })?;
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, js)
-        .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::io(&p, e))
+    netspec::fsio::write_atomic(&p, &js).map_err(|e| Error::io(&p, e))
 }
 
 fn append_metrics(run_dir: &Path, m: &EpochMetrics) -> Result<()> {
@@ -614,14 +616,11 @@ fn trim_metrics(run_dir: &Path, epochs_done: usize) -> Result<()> {
                 .unwrap_or(false)
         })
         .collect();
-    let tmp = p.with_extension("jsonl.tmp");
     let mut body = keep.join("\n");
     if !body.is_empty() {
         body.push('\n');
     }
-    std::fs::write(&tmp, body)
-        .and_then(|_| std::fs::rename(&tmp, &p))
-        .map_err(|e| Error::io(&p, e))
+    netspec::fsio::write_atomic(&p, body.as_bytes()).map_err(|e| Error::io(&p, e))
 }
 
 #[cfg(test)]

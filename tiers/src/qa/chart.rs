@@ -273,7 +273,11 @@ pub fn png_image(r: &QaReport) -> Result<image::RgbImage> {
 /// Axes, one bar per phone, the prediction ticks, the budget line and the failures.
 fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
     let n = r.phones.len().max(1);
-    let ids: Vec<String> = r.phones.iter().map(|p| p.id.chars().take(25).collect()).collect();
+    let ids: Vec<String> = r
+        .phones
+        .iter()
+        .map(|p| p.id.chars().take(25).collect())
+        .collect();
     let title = format!(
         "QA: {} v{}: {}",
         r.bundle_id,
@@ -319,7 +323,10 @@ fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
             }
         }
         chart.draw_series([PathElement::new(
-            [(x - half - 0.08, p.predicted_ms), (x + half + 0.08, p.predicted_ms)],
+            [
+                (x - half - 0.08, p.predicted_ms),
+                (x + half + 0.08, p.predicted_ms),
+            ],
             BLACK.stroke_width(2),
         )])?;
         if !p.pass {
@@ -356,22 +363,41 @@ fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
 fn draw_legend(area: &Area<'_>, l: &Layout) -> Drawn {
     let text = |s: &str, x: i32, y: i32| Text::new(s.to_string(), (x, y), (FONT, 13).into_font());
     let (x, mut y) = (4, MT as i32);
-    area.draw(&Text::new("variant", (x, y), (FONT, 13).into_font().style(FontStyle::Bold)))?;
+    area.draw(&Text::new(
+        "variant",
+        (x, y),
+        (FONT, 13).into_font().style(FontStyle::Bold),
+    ))?;
     for v in &l.variants {
         y += 20;
-        area.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], rgb(l.color(v)).filled()))?;
+        area.draw(&Rectangle::new(
+            [(x, y), (x + 12, y + 12)],
+            rgb(l.color(v)).filled(),
+        ))?;
         let v: String = v.chars().take(18).collect();
         area.draw(&text(&v, x + 20, y - 1))?;
     }
     y += 30;
-    area.draw(&PathElement::new([(x, y + 6), (x + 6, y + 6)], rgb(RED).stroke_width(2)))?;
-    area.draw(&PathElement::new([(x + 9, y + 6), (x + 15, y + 6)], rgb(RED).stroke_width(2)))?;
+    area.draw(&PathElement::new(
+        [(x, y + 6), (x + 6, y + 6)],
+        rgb(RED).stroke_width(2),
+    ))?;
+    area.draw(&PathElement::new(
+        [(x + 9, y + 6), (x + 15, y + 6)],
+        rgb(RED).stroke_width(2),
+    ))?;
     area.draw(&text("budget", x + 20, y - 1))?;
     y += 20;
-    area.draw(&PathElement::new([(x, y + 6), (x + 15, y + 6)], BLACK.stroke_width(2)))?;
+    area.draw(&PathElement::new(
+        [(x, y + 6), (x + 15, y + 6)],
+        BLACK.stroke_width(2),
+    ))?;
     area.draw(&text("predicted", x + 20, y - 1))?;
     y += 20;
-    area.draw(&Rectangle::new([(x, y), (x + 12, y + 12)], rgb(RED).stroke_width(3)))?;
+    area.draw(&Rectangle::new(
+        [(x, y), (x + 12, y + 12)],
+        rgb(RED).stroke_width(3),
+    ))?;
     area.draw(&text("fail (emulated)", x + 20, y - 1))?;
     Ok(())
 }

@@ -109,12 +109,17 @@ fn run_all_builds_a_verified_bundle_and_resumes() {
         assert!(out.join("search").join(f).is_file(), "{f} missing");
     }
     // the PNG has real (anti-aliased) text: grey edge pixels, which bare shapes lack
-    let png = image::open(out.join("search/pareto.png")).unwrap().to_rgb8();
+    let png = image::open(out.join("search/pareto.png"))
+        .unwrap()
+        .to_rgb8();
     let edges = png
         .pixels()
         .filter(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2] && (90..170).contains(&p.0[0]))
         .count();
-    assert!(edges > 500, "{edges} anti-aliased grey pixels: no text drawn?");
+    assert!(
+        edges > 500,
+        "{edges} anti-aliased grey pixels: no text drawn?"
+    );
     let samples = std::fs::read_to_string(out.join("search/samples.jsonl")).unwrap();
     assert_eq!(samples.lines().count(), 10);
 

@@ -33,8 +33,7 @@ impl Backward<Flex, 2> for DepthwiseBackward {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let w = checkpointer.retrieve_node_output::<FlexTensor>(w_state);
 
-        let (gx, gw) = match backward(&x, &w, &grad, stride, node_x.is_some(), node_w.is_some())
-        {
+        let (gx, gw) = match backward(&x, &w, &grad, stride, node_x.is_some(), node_w.is_some()) {
             Some(grads) => {
                 #[cfg(test)]
                 super::tests::DIRECT_BACKWARDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -76,11 +75,8 @@ impl<C: CheckpointStrategy> DepthwiseBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let w_state = prep.checkpoint(&w);
-                let out = Flex::depthwise_conv2d_direct(
-                    x.into_primitive(),
-                    w.into_primitive(),
-                    stride,
-                );
+                let out =
+                    Flex::depthwise_conv2d_direct(x.into_primitive(), w.into_primitive(), stride);
                 prep.finish((x_state, w_state, stride), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::depthwise_conv2d_direct(

@@ -23,8 +23,7 @@ pub trait DepthwiseBackend: Backend {
 
 /// The tensors are f32 on flex (possibly autodiff) and the shapes are a depthwise conv.
 pub(super) fn supported(x: &Tensor<4>, w: &Tensor<4>, stride: usize) -> bool {
-    let on_flex =
-        |d: Device| matches!(d.as_dispatch().clone().inner(), DispatchDevice::Flex(_));
+    let on_flex = |d: Device| matches!(d.as_dispatch().clone().inner(), DispatchDevice::Flex(_));
     x.dtype() == DType::F32
         && w.dtype() == DType::F32
         && on_flex(x.device())

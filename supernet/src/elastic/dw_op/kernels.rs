@@ -104,14 +104,7 @@ fn wide_len(g: &Geom) -> usize {
 
 /// One output plane `o` from input plane `x` and taps `wk` (`xp`, `wide`: scratch).
 #[inline(always)]
-fn forward_plane(
-    g: &Geom,
-    x: &[f32],
-    wk: &[f32],
-    o: &mut [f32],
-    xp: &mut [f32],
-    wide: &mut [f32],
-) {
+fn forward_plane(g: &Geom, x: &[f32], wk: &[f32], o: &mut [f32], xp: &mut [f32], wide: &mut [f32]) {
     let span = g.span();
     to_phases(xp, x, g);
     wide.fill(0.0);

@@ -310,5 +310,9 @@ fn the_flag_says_whether_flex_runs_the_direct_kernels() {
     let after = count();
     // other tests may run the kernels at the same time: the counts only grow
     let ran = (after.0 > before.0, after.1 > before.1);
-    assert_eq!(ran, (FAST_DW_ENABLED, FAST_DW_ENABLED), "{before:?} -> {after:?}");
+    assert_eq!(
+        ran,
+        (FAST_DW_ENABLED, FAST_DW_ENABLED),
+        "{before:?} -> {after:?}"
+    );
 }
