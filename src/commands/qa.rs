@@ -62,7 +62,7 @@ pub struct QaArgs {
     /// Budget of each host probe in milliseconds (the runtime's default).
     #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
-    /// Host probes at the start; the best score is the host score.
+    /// Host probes at the start; the median score is the host score.
     #[arg(long, value_name = "N", default_value_t = qa::DEFAULT_PROBE_RUNS, value_parser = super::bounded(1, 1000))]
     pub probe_runs: usize,
     /// Longest one child run may take, seconds.

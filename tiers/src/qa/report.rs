@@ -26,8 +26,8 @@ pub struct HostInfo {
     pub name: String,
     /// Logical cores this process may use.
     pub cores: usize,
-    /// Capability score: the best of [`HostInfo::probe_scores`], measured once at the start
-    /// with [`device_profiles::probe()`] (the least disturbed probe).
+    /// Capability score: the median of [`HostInfo::probe_scores`], measured once at the start
+    /// with [`device_profiles::probe()`].
     pub score: f64,
     /// The figures of the probe with that score.
     pub figures: Figures,
@@ -320,9 +320,9 @@ pub fn markdown(r: &QaReport) -> String {
     let f = &h.figures;
     let _ = writeln!(
         s,
-        "Host `{}` ({}), {} cores. Score **{:.1}**: the best of {} back-to-back \
-         `device_profiles::probe` runs at the start ({} ms budget each; scores {}), i.e. the \
-         least disturbed one, as the probe keeps each phase's fastest repetition. That probe \
+        "Host `{}` ({}), {} cores. Score **{:.1}**: the median of {} back-to-back \
+         `device_profiles::probe` runs at the start ({} ms budget each; scores {}; each keeps its \
+         phases' fastest repetitions). That probe \
          measured GEMM {:.1} GFLOP/s on one thread and {:.1} GFLOP/s on {} threads, \
          depthwise 3×3 {:.1} GFLOP/s (one thread), memory read {:.1} GB/s; score = 100 × speed / \
          speed(Cortex-A53 @ 2.0 GHz), speed = (GEMM 1T / 26.7)^0.7 · (dw / 9.35)^0.3 \
