@@ -1,4 +1,4 @@
-//! The QA chart: one bar per phone (emulated latency, coloured by the chosen variant), the
+//! The QA chart: one bar per phone (measured latency, coloured by the variant measured: the runtime's own pick under emulation), the
 //! selector's prediction as a black tick on each bar, the latency budget as a dashed red line,
 //! failing phones marked, and a legend. SVG written by hand; the PNG drawn with plotters and
 //! real text ([`crate::plot`]), as [`crate::pareto`] does.
@@ -53,8 +53,8 @@ impl Layout {
         }
         let mut variants: Vec<String> = Vec::new();
         for p in &r.phones {
-            if !variants.contains(&p.decision.chosen) {
-                variants.push(p.decision.chosen.clone());
+            if !variants.iter().any(|v| v == p.measured_variant()) {
+                variants.push(p.measured_variant().to_string());
             }
         }
         Layout {
@@ -138,7 +138,7 @@ pub fn svg(r: &QaReport) -> String {
     );
     for (i, p) in r.phones.iter().enumerate() {
         let x = Layout::bar_x(i);
-        let col = hex(l.color(&p.decision.chosen));
+        let col = hex(l.color(p.measured_variant()));
         if let Some(e) = p.emulated_ms {
             let y = l.y(e);
             let _ = writeln!(
@@ -151,7 +151,7 @@ pub fn svg(r: &QaReport) -> String {
                     format!(r#" stroke="{}" stroke-width="2""#, hex(RED))
                 },
                 escape(&p.name),
-                escape(&p.decision.chosen),
+                escape(p.measured_variant()),
                 e,
                 p.predicted_ms
             );
@@ -310,7 +310,7 @@ fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
     for (i, p) in r.phones.iter().enumerate() {
         let x = i as f64;
         if let Some(e) = p.emulated_ms {
-            let color = rgb(l.color(&p.decision.chosen));
+            let color = rgb(l.color(p.measured_variant()));
             chart.draw_series([Rectangle::new(
                 [(x - half, 0.0), (x + half, e)],
                 color.filled(),

@@ -102,6 +102,16 @@ pub struct PhoneResult {
     pub reasons: Vec<String>,
 }
 
+impl PhoneResult {
+    /// The variant whose latency `measured_ms` is: the runtime's own pick under emulation, else
+    /// the profile's.
+    pub fn measured_variant(&self) -> &str {
+        self.picked_by_runtime
+            .as_deref()
+            .unwrap_or(&self.decision.chosen)
+    }
+}
+
 /// One variant's latency on this host: the model's prediction against measurements.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRow {
