@@ -378,26 +378,33 @@ pub fn build_bundle(
     let tiers: Vec<Tier> = search
         .tiers
         .iter()
-        .map(|t| {
+        .map(|t| -> Result<Tier> {
             let v = built.iter().find(|b| b.tiers.contains(&t.tier.name));
-            if let Some(v) = v {
-                let peak = v.bytes_f32 + v.costs.peak_activation_bytes;
-                if v.bytes_f32 > t.tier.max_model_bytes || peak > t.tier.max_peak_memory_bytes {
-                    warnings.push(format!(
-                        "tier {}: the real f32 file of {} is {} bytes (peak {}), over the budget {} (peak {})",
-                        t.tier.name, v.id, v.bytes_f32, peak, t.tier.max_model_bytes, t.tier.max_peak_memory_bytes
-                    ));
-                }
+            let Some(v) = v else {
+                return Err(Error::BadSearch {
+                    path: search_path.into(),
+                    reason: format!(
+                        "tier {} has no variant among the built ones; run `tierforge search` again",
+                        t.tier.name
+                    ),
+                });
+            };
+            let peak = v.bytes_f32 + v.costs.peak_activation_bytes;
+            if v.bytes_f32 > t.tier.max_model_bytes || peak > t.tier.max_peak_memory_bytes {
+                warnings.push(format!(
+                    "tier {}: the real f32 file of {} is {} bytes (peak {}), over the budget {} (peak {})",
+                    t.tier.name, v.id, v.bytes_f32, peak, t.tier.max_model_bytes, t.tier.max_peak_memory_bytes
+                ));
             }
-            Tier {
+            Ok(Tier {
                 name: t.tier.name.clone(),
                 max_latency_ms: t.tier.max_latency_ms,
                 max_model_bytes: t.tier.max_model_bytes,
                 max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
-                variant: v.map(|v| v.id.clone()).unwrap_or_default(),
-            }
+                variant: v.id.clone(),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let default_budget = opts.default_latency_budget_ms.unwrap_or_else(|| {
         search
             .tiers
