@@ -231,13 +231,25 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "ram          {ram}")?;
         writeln!(
             out,
-            "gemm         {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({} threads)",
+            "gemm         {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({} thread(s))",
             m.gemm_gflops_1t, m.gemm_gflops_mt, m.threads
         )?;
         writeln!(out, "dwconv 3x3   {:.1} GFLOP/s", m.dwconv_gflops)?;
         writeln!(out, "memory read  {:.1} GB/s", m.mem_bw_gbps)?;
         writeln!(out, "bench        {:.1} ms", m.bench_ms)?;
-        writeln!(out, "score        {:.0} ({})", host.score, host.tier)?;
+        let speed = device_profiles::latency::device_speed(&host.cpu, &host.measured);
+        writeln!(
+            out,
+            "score        {:.0} ({}): one core at {:.3} of the calibration host's, from the {}",
+            host.score,
+            host.tier,
+            speed.value,
+            match speed.basis {
+                device_profiles::latency::SpeedBasis::Spec =>
+                    "core types and clocks (latency model)",
+                device_profiles::latency::SpeedBasis::Measured => "probe's single-thread figures",
+            }
+        )?;
         writeln!(out, "fingerprint  {}", host.fingerprint())?;
     }
     Ok(ExitCode::SUCCESS)
