@@ -121,6 +121,22 @@ pub fn run_with(budget: Duration, threads: usize, statistic: Statistic) -> Bench
     }
 }
 
+/// The median of a sample (the mean of the two middle values for an even count); `None` when
+/// empty. The one median of the workspace: callers decide what an empty sample means.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
 /// Mean, population standard deviation and coefficient of variation (std / mean) of a sample; zeros when empty.
 pub fn mean_std_cv(xs: &[f64]) -> (f64, f64, f64) {
     if xs.is_empty() {
@@ -454,6 +470,13 @@ mod tests {
             let got = out[c * DW_H * DW_W + y * DW_W + x];
             assert!((got - want).abs() < 1e-4, "({c},{y},{x}) {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty_samples() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]

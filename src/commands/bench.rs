@@ -223,17 +223,7 @@ struct StepResult {
 }
 
 fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        0.5 * (s[m - 1] + s[m])
-    }
+    device_profiles::bench::median(v).unwrap_or(f64::NAN)
 }
 
 /// Synthetic uint8 images and labels as a dataset (the speed of a step does not depend on the

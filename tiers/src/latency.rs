@@ -253,17 +253,8 @@ impl Default for TimingOptions {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+fn median(v: &[f64]) -> f64 {
+    device_profiles::bench::median(v).unwrap_or(0.0)
 }
 
 /// Median milliseconds of `f` over `opts.runs` runs, after two warm-up calls.

@@ -79,12 +79,8 @@ fn test_image(size: usize, channels: usize) -> Vec<u8> {
         .collect()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median(v: Vec<f64>) -> f64 {
+    device_profiles::bench::median(&v).unwrap_or(f64::NAN)
 }
 
 /// One launch + first prediction.

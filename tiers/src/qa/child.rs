@@ -247,19 +247,10 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
     v[i]
 }
 
-/// The median of `xs` (mean of the two middle values for an even count); 0 when empty.
+/// The median of `xs` (mean of the two middle values for an even count); 0 when empty
+/// ([`device_profiles::bench::median`]).
 pub fn median(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    device_profiles::bench::median(xs).unwrap_or(0.0)
 }
 
 /// The first `k` test images of a dataset folder: for IDX folders only the test pair is read
