@@ -276,15 +276,6 @@ fn time_ms(opts: &TimingOptions, mut f: impl FnMut()) -> f64 {
     median(&mut samples)
 }
 
-/// Runs `f` on a private one-thread pool (burn's flex backend parallelises with rayon's
-/// current pool), so timings are single-threaded whatever the global pool is.
-pub fn single_threaded<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool.install(f),
-        Err(_) => f(),
-    }
-}
-
 /// Times one app inference through the runtime's own path ([`runtime::Session::predict`]: a u8
 /// image of the family's native size, resized, normalised, the network, softmax) on a private
 /// pool of `threads` threads. Milliseconds (median, see [`TimingOptions`]). This is what the
@@ -327,8 +318,9 @@ pub struct HostInfo {
 }
 
 impl HostInfo {
-    /// Probes this host: the best of five ~20 ms micro-benchmarks, as `tierforge qa` does, so
-    /// a table measured while another job holds a core is scaled with a comparable score.
+    /// Probes this host: the best of five ~20 ms micro-benchmarks (each keeps its phases'
+    /// fastest repetitions), so a table measured while another job holds a core is scaled with
+    /// a comparable score.
     pub fn probe() -> Self {
         let p = (0..5)
             .map(|_| device_profiles::probe(&device_profiles::ProbeOptions::default()))

@@ -538,11 +538,10 @@ impl FastNet {
                 }
             }
         });
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(0.0)
-        };
-        let mut m: Vec<f64> = runs.iter_mut().map(med).collect();
+        let mut m: Vec<f64> = runs
+            .iter()
+            .map(|v| device_profiles::bench::median(v).unwrap_or(0.0))
+            .collect();
         let tail = m.split_off(1 + 3 * self.blocks.len());
         let stem_ms = m[0];
         let blocks = m[1..]
