@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::quant::{dequantize_per_channel, quantize_per_channel};
-use crate::space::{Act, ArchConfig, LayerKind, SearchSpace, layers};
+use crate::space::{Act, ArchConfig, HEAD_ACT, LayerKind, STEM_ACT, SearchSpace, layers};
 use crate::weights::{self, StoredTensor};
 
 /// The `format` metadata value of a variant file.
@@ -291,7 +291,7 @@ impl FoldedNet {
         // Activations and residuals from the space.
         let mut it = convs.into_iter();
         let mut stem = it.next().ok_or_else(|| bad("no stem".into()))?;
-        stem.act = Some(Act::Relu);
+        stem.act = Some(STEM_ACT);
         let mut blocks = Vec::new();
         for (s, st) in space.stages.iter().enumerate() {
             for b in 0..arch.depths[s] {
@@ -311,7 +311,7 @@ impl FoldedNet {
             }
         }
         let mut head = it.next().ok_or_else(|| bad("no head".into()))?;
-        head.act = Some(Act::Hswish);
+        head.act = Some(HEAD_ACT);
         Ok(FoldedNet {
             space: space.clone(),
             arch: arch.clone(),

@@ -33,7 +33,7 @@ pub use folded::{
 pub use preprocess::{ImageRef, InputSpec, prepare_image};
 pub use quant::{dequantize_per_channel, quantize_per_channel};
 pub use space::{
-    Act, ArchConfig, ArchCost, LayerKind, LayerSpec, SPACE_FORMAT_VERSION, SearchSpace, StageSpec,
-    arch_cost, layers,
+    Act, ArchConfig, ArchCost, HEAD_ACT, LayerKind, LayerSpec, SPACE_FORMAT_VERSION, STEM_ACT,
+    SearchSpace, StageSpec, arch_cost, layers,
 };
 pub use weights::{DType, StoredTensor};

@@ -58,14 +58,73 @@ fn read_config_text(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// Activation of a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An activation: the one type for it in the workspace (search space, supernet, plain and
+/// folded networks, latency table, engine). A layer without one holds `None` in an
+/// `Option<Act>`.
+///
+/// Files write it in lowercase (`"relu"`, `"hswish"`); [`act_or_none`] reads and writes an
+/// `Option<Act>` as one string with `"none"` for no activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Act {
     /// max(0, x)
     Relu,
     /// x · relu6(x + 3) / 6 (MobileNetV3)
     Hswish,
+}
+
+impl Act {
+    /// The name files use: `relu` or `hswish`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Relu => "relu",
+            Act::Hswish => "hswish",
+        }
+    }
+}
+
+impl std::fmt::Display for Act {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The activation after the stem (every space).
+pub const STEM_ACT: Act = Act::Relu;
+/// The activation after the 1×1 head conv (every space).
+pub const HEAD_ACT: Act = Act::Hswish;
+
+/// Serde for an `Option<Act>` stored as one string: `"none"`, `"relu"` or `"hswish"` (the
+/// latency table's `act` field). Use with `#[serde(with = "netspec::space::act_or_none")]`.
+pub mod act_or_none {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Act;
+
+    const NAMES: &[&str] = &["none", "relu", "hswish"];
+
+    /// Writes `None` as `"none"`, an activation by its name.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(act: &Option<Act>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(act.map_or("none", Act::as_str))
+    }
+
+    /// Reads `"none"` as `None`, `"relu"` / `"hswish"` as that activation.
+    ///
+    /// # Errors
+    /// Any other string, or not a string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Act>, D::Error> {
+        let name = String::deserialize(d)?;
+        match name.as_str() {
+            "none" => Ok(None),
+            "relu" => Ok(Some(Act::Relu)),
+            "hswish" => Ok(Some(Act::Hswish)),
+            other => Err(D::Error::unknown_variant(other, NAMES)),
+        }
+    }
 }
 
 /// One stage of inverted-residual blocks.
@@ -597,8 +656,8 @@ pub struct LayerSpec {
     pub stride: usize,
     /// Whether BN follows (its affine parameters count; it folds into the conv for inference).
     pub bn: bool,
-    /// Whether an activation follows.
-    pub act: bool,
+    /// The activation that follows, if any.
+    pub act: Option<Act>,
 }
 
 impl LayerSpec {
@@ -663,7 +722,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
         kernel: 3,
         stride: space.stem_stride,
         bn: true,
-        act: true,
+        act: Some(STEM_ACT),
     });
     size = s1;
     for (s, stage) in space.stages.iter().enumerate() {
@@ -686,7 +745,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
                 kernel: 1,
                 stride: 1,
                 bn: true,
-                act: true,
+                act: Some(stage.act),
             });
             out.push(LayerSpec {
                 kind: LayerKind::Depthwise,
@@ -697,7 +756,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
                 kernel: k,
                 stride,
                 bn: true,
-                act: true,
+                act: Some(stage.act),
             });
             out.push(LayerSpec {
                 kind: LayerKind::Pointwise,
@@ -708,7 +767,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
                 kernel: 1,
                 stride: 1,
                 bn: true,
-                act: false,
+                act: None,
             });
             size = o;
         }
@@ -722,7 +781,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
         kernel: 1,
         stride: 1,
         bn: true,
-        act: true,
+        act: Some(HEAD_ACT),
     });
     out.push(LayerSpec {
         kind: LayerKind::Pool,
@@ -733,7 +792,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
         kernel: size,
         stride: 1,
         bn: false,
-        act: false,
+        act: None,
     });
     out.push(LayerSpec {
         kind: LayerKind::Linear,
@@ -744,7 +803,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
         kernel: 1,
         stride: 1,
         bn: false,
-        act: false,
+        act: None,
     });
     out
 }
@@ -773,11 +832,11 @@ pub fn arch_cost(space: &SearchSpace, arch: &ArchConfig) -> ArchCost {
     let mut peak = 0usize;
     let mut block_in = 0usize;
     for l in &ls {
-        if l.kind == LayerKind::Pointwise && l.act && l.out_channels > l.in_channels {
+        if l.kind == LayerKind::Pointwise && l.act.is_some() && l.out_channels > l.in_channels {
             block_in = l.in_elems();
         }
         peak = peak.max(l.in_elems() + l.out_elems() + block_in);
-        if l.kind == LayerKind::Pointwise && !l.act {
+        if l.kind == LayerKind::Pointwise && l.act.is_none() {
             block_in = 0;
         }
     }

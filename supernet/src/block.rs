@@ -5,10 +5,14 @@ use burn::tensor::activation::{hard_swish, relu};
 use rand::Rng;
 
 use crate::elastic::{BnMode, ElasticBatchNorm, ElasticConv, ElasticDepthwise};
+use crate::space::Act;
 
-/// Applies the stage activation.
-pub(crate) fn activate(x: Tensor<4>, hswish: bool) -> Tensor<4> {
-    if hswish { hard_swish(x) } else { relu(x) }
+/// Applies an activation.
+pub(crate) fn activate(x: Tensor<4>, act: Act) -> Tensor<4> {
+    match act {
+        Act::Relu => relu(x),
+        Act::Hswish => hard_swish(x),
+    }
 }
 
 /// 1×1 expand → k×k depthwise → 1×1 project, BN after each, activation after the first two,
@@ -33,8 +37,9 @@ pub struct MbBlock {
     pub out_channels: usize,
     /// Stride of the depthwise conv.
     pub stride: usize,
-    /// h-swish (true) or ReLU (false).
-    pub hswish: bool,
+    /// The activation after expand and depthwise (the stage's).
+    #[module(skip)]
+    pub act: Act,
 }
 
 impl MbBlock {
@@ -46,7 +51,7 @@ impl MbBlock {
         stride: usize,
         max_expand: usize,
         kernel_sizes: &[usize],
-        hswish: bool,
+        act: Act,
         rng: &mut R,
         device: &Device,
     ) -> Self {
@@ -61,7 +66,7 @@ impl MbBlock {
             in_channels,
             out_channels,
             stride,
-            hswish,
+            act,
         }
     }
 
@@ -79,9 +84,9 @@ impl MbBlock {
         let h = activate(
             self.expand_bn
                 .forward(self.expand.forward(x.clone(), hidden), mode),
-            self.hswish,
+            self.act,
         );
-        let h = activate(self.dw_bn.forward(self.dw.forward(h, k), mode), self.hswish);
+        let h = activate(self.dw_bn.forward(self.dw.forward(h, k), mode), self.act);
         let y = self
             .project_bn
             .forward(self.project.forward(h, self.out_channels), mode);
@@ -125,7 +130,7 @@ impl MbBlock {
             in_channels,
             out_channels,
             stride,
-            hswish,
+            act,
         } = self;
         let expand = ElasticConv {
             weight: remap(expand.weight, |t| t.select(0, idx.clone())),
@@ -151,7 +156,7 @@ impl MbBlock {
             in_channels,
             out_channels,
             stride,
-            hswish,
+            act,
         }
     }
 }

@@ -25,8 +25,8 @@ pub use netspec::{FoldedNet, quantize_per_channel};
 
 pub use error::{Error, Result};
 pub use space::{
-    Act, ArchConfig, ArchCost, LayerKind, LayerSpec, SPACE_FORMAT_VERSION, SearchSpace, StageSpec,
-    arch_cost, layers,
+    Act, ArchConfig, ArchCost, HEAD_ACT, LayerKind, LayerSpec, SPACE_FORMAT_VERSION, STEM_ACT,
+    SearchSpace, StageSpec, arch_cost, layers,
 };
 pub mod block;
 pub mod elastic;

@@ -49,7 +49,6 @@ impl Supernet {
         );
         let mut stages = Vec::new();
         for (s, st) in space.stages.iter().enumerate() {
-            let hswish = st.act == crate::space::Act::Hswish;
             let blocks = (0..space.max_depth())
                 .map(|b| {
                     let cin = if b == 0 { space.stage_in(s) } else { st.width };
@@ -60,7 +59,7 @@ impl Supernet {
                         stride,
                         space.max_expand(),
                         &space.kernel_sizes,
-                        hswish,
+                        st.act,
                         &mut rng,
                         device,
                     )
@@ -103,7 +102,7 @@ impl Supernet {
         let mut x = activate(
             self.stem_bn
                 .forward(self.stem.forward(x, sp.stem_channels), mode),
-            false,
+            crate::space::STEM_ACT,
         );
         for (s, blocks) in self.stages.iter().enumerate() {
             for (b, block) in blocks.iter().take(arch.depths[s]).enumerate() {
@@ -113,7 +112,7 @@ impl Supernet {
         let x = activate(
             self.head_bn
                 .forward(self.head.forward(x, sp.head_channels), mode),
-            true,
+            crate::space::HEAD_ACT,
         );
         let [n, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);

@@ -9,7 +9,7 @@ use crate::block::activate;
 use crate::elastic::{BnMode, ElasticBatchNorm};
 use crate::error::{Error, Result};
 use crate::net::Supernet;
-use crate::space::{Act, ArchConfig, SearchSpace};
+use crate::space::{Act, ArchConfig, HEAD_ACT, STEM_ACT, SearchSpace};
 use netspec::{FoldedBlock, FoldedConv, FoldedNet};
 
 /// A conv layer of a plain network.
@@ -41,7 +41,7 @@ impl PlainConv {
                 .add(b.clone().reshape([1, c, 1, 1]));
         }
         match self.act {
-            Some(a) => activate(y, a == Act::Hswish),
+            Some(a) => activate(y, a),
             None => y,
         }
     }
@@ -103,10 +103,6 @@ fn bn_of(bn: &ElasticBatchNorm, c: usize) -> (Tensor<1>, Tensor<1>) {
     bn.eval_scale_shift(c)
 }
 
-fn act_of(hswish: bool) -> Act {
-    if hswish { Act::Hswish } else { Act::Relu }
-}
-
 fn sliced(w: Tensor<4>, o: usize, i: usize) -> Tensor<4> {
     w.slice(s![0..o, 0..i, .., ..])
 }
@@ -128,7 +124,7 @@ impl PlainNet {
             bn: Some(bn_of(&net.stem_bn, sp.stem_channels)),
             stride: net.stem.stride,
             groups: 1,
-            act: Some(Act::Relu),
+            act: Some(STEM_ACT),
         };
         let mut blocks = Vec::new();
         for (s, stage) in net.stages.iter().enumerate() {
@@ -142,7 +138,7 @@ impl PlainNet {
                         bn: Some(bn_of(&blk.expand_bn, hidden)),
                         stride: 1,
                         groups: 1,
-                        act: Some(act_of(blk.hswish)),
+                        act: Some(blk.act),
                     },
                     dw: PlainConv {
                         weight: d(blk.dw.active_weight(hidden, k)),
@@ -150,7 +146,7 @@ impl PlainNet {
                         bn: Some(bn_of(&blk.dw_bn, hidden)),
                         stride: blk.stride,
                         groups: hidden,
-                        act: Some(act_of(blk.hswish)),
+                        act: Some(blk.act),
                     },
                     project: PlainConv {
                         weight: d(sliced(blk.project.weight.val(), blk.out_channels, hidden)),
@@ -170,7 +166,7 @@ impl PlainNet {
             bn: Some(bn_of(&net.head_bn, sp.head_channels)),
             stride: 1,
             groups: 1,
-            act: Some(Act::Hswish),
+            act: Some(HEAD_ACT),
         };
         Ok(PlainNet {
             space: sp.clone(),

@@ -40,18 +40,6 @@ pub enum OpKind {
     Add,
 }
 
-/// Activation after an op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActKind {
-    /// None.
-    None,
-    /// ReLU.
-    Relu,
-    /// h-swish.
-    Hswish,
-}
-
 /// The key of one look-up-table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,27 +56,28 @@ pub struct OpKey {
     pub kernel: usize,
     /// Stride.
     pub stride: usize,
-    /// Activation that follows.
-    pub act: ActKind,
+    /// Activation that follows (`"none"`, `"relu"` or `"hswish"` in the file).
+    #[serde(with = "supernet::space::act_or_none")]
+    pub act: Option<Act>,
 }
 
 impl std::fmt::Display for OpKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:?} {}→{} @{} k{} s{} {:?}",
+            "{:?} {}→{} @{} k{} s{} {}",
             self.kind,
             self.in_channels,
             self.out_channels,
             self.in_size,
             self.kernel,
             self.stride,
-            self.act
+            self.act.map_or("none", Act::as_str)
         )
     }
 }
 
-fn key_of(l: &LayerSpec, act: ActKind) -> OpKey {
+fn key_of(l: &LayerSpec) -> OpKey {
     let kind = match l.kind {
         LayerKind::Conv => OpKind::Conv,
         LayerKind::Pointwise => OpKind::Pointwise,
@@ -104,14 +93,7 @@ fn key_of(l: &LayerSpec, act: ActKind) -> OpKey {
         in_size: l.in_size,
         kernel,
         stride: l.stride,
-        act: if l.act { act } else { ActKind::None },
-    }
-}
-
-fn act_of(a: Act) -> ActKind {
-    match a {
-        Act::Relu => ActKind::Relu,
-        Act::Hswish => ActKind::Hswish,
+        act: l.act,
     }
 }
 
@@ -122,18 +104,17 @@ pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
     let mut out = Vec::with_capacity(ls.len() + 8);
     let mut i = 0;
     if let Some(stem) = ls.get(i) {
-        out.push(key_of(stem, ActKind::Relu));
+        out.push(key_of(stem));
         i += 1;
     }
-    for (s, stage) in space.stages.iter().enumerate() {
-        let act = act_of(stage.act);
+    for s in 0..space.stages.len() {
         for _ in 0..arch.depths.get(s).copied().unwrap_or(0) {
             let (Some(e), Some(d), Some(p)) = (ls.get(i), ls.get(i + 1), ls.get(i + 2)) else {
                 break;
             };
-            out.push(key_of(e, act));
-            out.push(key_of(d, act));
-            out.push(key_of(p, ActKind::None));
+            out.push(key_of(e));
+            out.push(key_of(d));
+            out.push(key_of(p));
             if d.stride == 1 && e.in_channels == p.out_channels {
                 out.push(OpKey {
                     kind: OpKind::Add,
@@ -142,15 +123,15 @@ pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
                     in_size: p.out_size,
                     kernel: 1,
                     stride: 1,
-                    act: ActKind::None,
+                    act: None,
                 });
             }
             i += 3;
         }
     }
-    // head (h-swish), pool, classifier
+    // head, pool, classifier
     for l in &ls[i.min(ls.len())..] {
-        out.push(key_of(l, ActKind::Hswish));
+        out.push(key_of(l));
     }
     out
 }
@@ -695,7 +676,12 @@ mod tests {
         let n_layers = layers(&sp, &arch).len();
         // tiny: stage 0 (4→6, stride 2): residual only in block 1; stage 1 (6→8): block 1.
         assert_eq!(o.len(), n_layers + 2);
-        assert_eq!(o[0].act, ActKind::Relu);
+        assert_eq!(o[0].act, Some(Act::Relu));
+        assert_eq!(o[o.len() - 3].act, Some(Act::Hswish), "the head");
+        assert!(
+            o[o.len() - 2..].iter().all(|k| k.act.is_none()),
+            "pool and classifier"
+        );
         assert!(o.iter().filter(|k| k.kind == OpKind::Add).count() == 2);
         let all = all_ops(&sp);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -703,6 +689,26 @@ mod tests {
             let a = ArchConfig::random(&sp, &mut rng);
             assert!(ops(&sp, &a).iter().all(|k| all.contains(k)));
         }
+    }
+
+    #[test]
+    fn lut_entries_keep_the_act_names_files_use() {
+        let text = r#"{"kind":"pointwise","in_channels":4,"out_channels":8,"in_size":6,"kernel":1,"stride":1,"act":"none","ms":0.5}"#;
+        for (name, act) in [
+            ("none", None),
+            ("relu", Some(Act::Relu)),
+            ("hswish", Some(Act::Hswish)),
+        ] {
+            let line = text.replace("\"none\"", &format!("\"{name}\""));
+            let e: LutEntry = serde_json::from_str(&line).unwrap();
+            assert_eq!(e.key.act, act, "{line}");
+            assert_eq!(serde_json::to_string(&e).unwrap(), line);
+        }
+        let bad = text.replace("\"none\"", "\"gelu\"");
+        let e = serde_json::from_str::<LutEntry>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gelu"), "{e}");
     }
 
     #[test]

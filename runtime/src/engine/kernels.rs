@@ -67,27 +67,9 @@ fn madd_sv<M: Madd>(acc: &mut V, a: f32, w: &V) {
     }
 }
 
-/// The activation after a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Act {
-    /// None.
-    Identity,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x · clamp(x/6 + 1/2, 0, 1)`, exactly as burn's `hard_swish`.
-    HardSwish,
-}
-
-impl Act {
-    /// From a layer's activation.
-    pub(crate) fn from_spec(act: Option<netspec::Act>) -> Self {
-        match act {
-            None => Act::Identity,
-            Some(netspec::Act::Relu) => Act::Relu,
-            Some(netspec::Act::Hswish) => Act::HardSwish,
-        }
-    }
-}
+/// The activation after a layer (`None`: the identity): ReLU is `max(x, 0)`, h-swish
+/// `x · clamp(x/6 + 1/2, 0, 1)`, exactly as burn's `hard_swish`.
+pub(crate) type Act = Option<netspec::Act>;
 
 /// burn computes `hard_sigmoid(x, 1/6, 1/2)` with `alpha` cast to f32, then multiplies by `x`.
 const HS_ALPHA: f32 = (1.0f64 / 6.0) as f32;
@@ -95,13 +77,13 @@ const HS_ALPHA: f32 = (1.0f64 / 6.0) as f32;
 #[inline(always)]
 fn act_v(act: Act, v: &mut V) {
     match act {
-        Act::Identity => {}
-        Act::Relu => {
+        None => {}
+        Some(netspec::Act::Relu) => {
             for x in v.iter_mut() {
                 *x = if *x < 0.0 { 0.0 } else { *x };
             }
         }
-        Act::HardSwish => {
+        Some(netspec::Act::Hswish) => {
             for x in v.iter_mut() {
                 *x *= (HS_ALPHA * *x + 0.5).clamp(0.0, 1.0);
             }
@@ -793,7 +775,7 @@ mod tests {
         ] {
             let w: Vec<f32> = (0..n * k).map(|i| val(i, 0.37)).collect();
             let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.1 - 0.5).collect();
-            let pw = Pointwise::new(&w, &b, n, k, Act::HardSwish);
+            let pw = Pointwise::new(&w, &b, n, k, Some(netspec::Act::Hswish));
             let ks = padded(k);
             let mut x = vec![0.0; m * ks];
             for i in 0..m {
@@ -867,7 +849,7 @@ mod tests {
                     let b: Vec<f32> = (0..c).map(|i| val(i, 1.7)).collect();
                     let x: Vec<f32> = (0..c * n * n).map(|i| val(i, 0.29)).collect();
                     let want = naive_conv(&x, c, n, &w, &b, c, k, s, true);
-                    let dw = Depthwise::new(&w, &b, c, k, s, Act::Relu);
+                    let dw = Depthwise::new(&w, &b, c, k, s, Some(netspec::Act::Relu));
                     let (cp, pad) = (dw.c_pad, k / 2);
                     let np = n + 2 * pad;
                     // blocked planes [cp / 8][np][np][8] with a zero border
@@ -922,7 +904,7 @@ mod tests {
                 let b: Vec<f32> = (0..c_out).map(|i| val(i, 2.3)).collect();
                 let x: Vec<f32> = (0..c_in * n * n).map(|i| val(i, 0.19)).collect();
                 let want = naive_conv(&x, c_in, n, &w, &b, c_out, k, s, false);
-                let stem = Stem::new(&w, &b, c_out, c_in, k, s, Act::Identity);
+                let stem = Stem::new(&w, &b, c_out, c_in, k, s, None);
                 let mut xp = vec![f32::NAN; stem.padded_len(n)];
                 stem.pad_input(&x, n, &mut xp);
                 let o = out_size(n, k, s);

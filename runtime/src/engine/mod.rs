@@ -97,9 +97,7 @@ use netspec::{FoldedConv, FoldedNet};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use kernels::{
-    Act, Depthwise, LANES, Madd, Out, Pointwise, Stem, mean_pool, out_size, zero_border,
-};
+use kernels::{Depthwise, LANES, Madd, Out, Pointwise, Stem, mean_pool, out_size, zero_border};
 
 /// Where one image's time goes in a [`FastNet`] ([`FastNet::stage_times`]), ms.
 #[derive(Debug, Clone, PartialEq)]
@@ -284,10 +282,7 @@ fn pointwise(name: &str, c: &FoldedConv, c_in: usize) -> Result<(Pointwise, usiz
             ),
         ));
     }
-    Ok((
-        Pointwise::new(&d.w, &d.b, d.out, c_in, Act::from_spec(c.act)),
-        d.out,
-    ))
+    Ok((Pointwise::new(&d.w, &d.b, d.out, c_in, c.act), d.out))
 }
 
 impl FastNet {
@@ -323,7 +318,7 @@ impl FastNet {
             in_channels,
             s.k,
             net.stem.stride,
-            Act::from_spec(net.stem.act),
+            net.stem.act,
         );
         let stem_side = out_size(resolution, s.k, net.stem.stride);
         let mut buf_len = stem_side * stem_side * stem.c_pad;
@@ -343,14 +338,7 @@ impl FastNet {
                     ),
                 ));
             }
-            let dw = Depthwise::new(
-                &d.w,
-                &d.b,
-                hidden,
-                d.k,
-                b.dw.stride,
-                Act::from_spec(b.dw.act),
-            );
+            let dw = Depthwise::new(&d.w, &d.b, hidden, d.k, b.dw.stride, b.dw.act);
             let side_out = out_size(side, d.k, b.dw.stride);
             let (project, c_out) = pointwise(&format!("blocks.{i}.project"), &b.project, hidden)?;
             if b.residual && (c_out != c || side_out != side) {
