@@ -445,7 +445,7 @@ pub fn build_bundle(
 }
 
 /// A re-measured test accuracy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Remeasured {
     /// Variant id.
     pub id: String,
@@ -456,8 +456,8 @@ pub struct Remeasured {
     pub measured: f64,
     /// Test images measured.
     pub images: usize,
-    /// The kernels the runtime engine ran (`avx2+fma` or `baseline`).
-    pub engine: String,
+    /// The kernels the runtime engine ran (`avx2+fma` or `baseline` in JSON).
+    pub engine: runtime::engine::Isa,
 }
 
 /// The result of [`verify_bundle`].
@@ -584,7 +584,7 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
                 manifest: v.test_accuracy,
                 measured,
                 images: ds.len(),
-                engine: session.engine().kernels().to_string(),
+                engine: session.engine().kernels(),
             });
         }
     }

@@ -394,14 +394,10 @@ impl FastNet {
         })
     }
 
-    /// Which copy of the kernels runs: `"avx2+fma"` (x86_64 with AVX2 and FMA, detected at run
-    /// time) or `"baseline"` (the build target's own: SSE2 on x86_64, NEON with FMA on aarch64).
-    pub fn kernels(&self) -> &'static str {
-        match self.isa {
-            Isa::Portable => "baseline",
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => "avx2+fma",
-        }
+    /// Which copy of the kernels runs: `avx2+fma` (x86_64 with AVX2 and FMA, detected at run
+    /// time) or `baseline` (the build target's own: SSE2 on x86_64, NEON with FMA on aarch64).
+    pub fn kernels(&self) -> Isa {
+        self.isa
     }
 
     /// The same network on the baseline kernels even where a faster copy was detected; for
@@ -636,14 +632,27 @@ impl FastNet {
     }
 }
 
-/// Which copy of the kernels a [`FastNet`] runs, chosen once when it is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isa {
+/// Which copy of the kernels a [`FastNet`] runs, chosen once when it is built
+/// ([`FastNet::kernels`]). Written (`Display`, serde) as `baseline` or `avx2+fma`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Isa {
     /// Compiled for the build's baseline target (SSE2 on x86_64, NEON on aarch64).
+    #[serde(rename = "baseline")]
     Portable,
     /// x86_64 with AVX2 and FMA, detected at run time.
     #[cfg(target_arch = "x86_64")]
+    #[serde(rename = "avx2+fma")]
     Avx2Fma,
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isa::Portable => "baseline",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => "avx2+fma",
+        })
+    }
 }
 
 impl Isa {
@@ -677,6 +686,17 @@ const PORTABLE_PIXELS: usize = 4;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernels_are_named_alike_in_text_and_json() {
+        let mut all = vec![(Isa::Portable, "baseline")];
+        #[cfg(target_arch = "x86_64")]
+        all.push((Isa::Avx2Fma, "avx2+fma"));
+        for (isa, name) in all {
+            assert_eq!(isa.to_string(), name);
+            assert_eq!(serde_json::to_string(&isa).unwrap(), format!("\"{name}\""));
+        }
+    }
 
     #[test]
     fn scratch_is_reused_and_nesting_gets_a_fresh_one() {
