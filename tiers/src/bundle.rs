@@ -340,7 +340,7 @@ pub fn build_bundle(
     let threads = latency_threads(&opts.latency_threads);
     if !threads.is_empty() {
         let fam = runtime_family(space, family);
-        let host = crate::latency::HostInfo::probe();
+        let host = crate::HostInfo::probe_default();
         let to_reference =
             device_profiles::latency::predict_ms(1.0, host.score, search.reference.score);
         let timing = crate::latency::TimingOptions {

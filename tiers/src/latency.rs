@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use supernet::{Act, ArchConfig, LayerKind, LayerSpec, PlainNet, SearchSpace, Supernet, layers};
 
 use crate::error::{Error, Result, write_atomic};
+use crate::host::HostInfo;
 
 /// `format_version` of `latency_lut.json`.
 pub const LUT_FORMAT_VERSION: u32 = 2;
@@ -288,35 +289,6 @@ pub fn measure_session(
     }
 }
 
-/// The host the table was measured on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostInfo {
-    /// CPU brand string (sysinfo), or `unknown`.
-    pub cpu: String,
-    /// Capability score of the host (`device_profiles::probe`), same scale as the catalog's.
-    pub score: f64,
-}
-
-impl HostInfo {
-    /// Probes this host: the best of five ~20 ms micro-benchmarks (each keeps its phases'
-    /// fastest repetitions), so a table measured while another job holds a core is scaled with
-    /// a comparable score.
-    pub fn probe() -> Self {
-        let p = (0..5)
-            .map(|_| device_profiles::probe(&device_profiles::ProbeOptions::default()))
-            .max_by(|a, b| a.score.total_cmp(&b.score))
-            .unwrap_or_else(|| device_profiles::probe(&device_profiles::ProbeOptions::default()));
-        let cpu = device_profiles::SystemFacts::from_sysinfo()
-            .cpu_brand
-            .unwrap_or_else(|| "unknown".into());
-        HostInfo {
-            cpu,
-            score: p.score,
-        }
-    }
-}
-
 /// One measured op.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,7 +327,7 @@ impl LatencyLut {
     /// smallest and a middle sub-net of `space`). Takes a few seconds.
     pub fn measure(space: &SearchSpace, opts: &TimingOptions) -> Self {
         let mut lut = LatencyLut {
-            host: HostInfo::probe(),
+            host: HostInfo::probe_default(),
             overhead_ms: 0.0,
             table: HashMap::new(),
         };

@@ -32,6 +32,7 @@ pub mod bundle;
 pub mod cost;
 pub mod error;
 pub mod eval;
+pub mod host;
 pub mod latency;
 pub mod pareto;
 pub mod pipeline;
@@ -48,6 +49,7 @@ pub use bundle::{
 pub use cost::{Costs, costs, model_bytes};
 pub use error::{Error, Result};
 pub use eval::{ExtractOptions, Extracted, evaluate_plain, extract_and_evaluate, extract_folded};
+pub use host::HostInfo;
 pub use latency::{LatencyLut, LatencyValidation, OpKey, TimingOptions};
 pub use pipeline::{PipelineOptions, PipelineSummary, TierRow, run_all, run_bundle, run_search};
 pub use predictor::{AccuracyPredictor, PredictorReport, Sample, SamplingOptions, kendall_tau};

@@ -18,7 +18,8 @@ use supernet::{ArchConfig, SearchSpace};
 
 use crate::cost::{Costs, costs};
 use crate::error::{Error, Result, write_atomic};
-use crate::latency::{HostInfo, LatencyLut, LatencyValidation};
+use crate::host::HostInfo;
+use crate::latency::{LatencyLut, LatencyValidation};
 use crate::predictor::{AccuracyPredictor, PredictorReport};
 use crate::spec::{ProfileRef, TierConstraint, TierSpec, TierSpecFile};
 
@@ -604,14 +605,7 @@ pub(crate) mod tests {
             };
             (k, 1e-7 * work as f64 + 0.0005)
         });
-        LatencyLut::from_parts(
-            HostInfo {
-                cpu: "test".into(),
-                score: 200.0,
-            },
-            0.01,
-            entries,
-        )
+        LatencyLut::from_parts(HostInfo::named("test", 200.0), 0.01, entries)
     }
 
     /// A predictor that likes big nets (accuracy grows with log MACs) plus noise-free arch terms.

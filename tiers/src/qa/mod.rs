@@ -45,9 +45,10 @@ use runtime::{Bundle, DeviceFacts, Policy, select, size_order};
 
 pub use chart::write_charts;
 pub use child::{ChildCommand, ChildOutcome, ChildReport, ChildRequest, measure, spawn};
-pub use report::{Calibration, CalibrationRow, HostInfo, PhoneResult, QaReport, markdown};
+pub use report::{Calibration, CalibrationRow, PhoneResult, QaReport, markdown};
 
 use crate::error::{Error, Result, write_atomic};
+use crate::host::HostInfo;
 use child::{MIB, median};
 use report::{CALIBRATION_GOAL_PCT, QA_FORMAT_VERSION};
 
@@ -156,40 +157,26 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     // host score gives the child the phone's score. This VM runs short bursts ~35% faster than it
     // sustains; a 20 ms fastest-repetition probe would set every quota too tight.
     let sustained = o.emulate;
-    let probe = || {
-        device_profiles::probe(&ProbeOptions {
-            budget_ms: if sustained {
-                o.probe_budget_ms.max((PERIODS * 10.0) as u32)
-            } else {
-                o.probe_budget_ms
-            },
-            threads: None,
-            statistic: if sustained {
-                device_profiles::bench::Statistic::Throughput
-            } else {
-                device_profiles::bench::Statistic::Fastest
-            },
-        })
+    let probe = ProbeOptions {
+        budget_ms: if sustained {
+            o.probe_budget_ms.max((PERIODS * 10.0) as u32)
+        } else {
+            o.probe_budget_ms
+        },
+        threads: None,
+        statistic: if sustained {
+            device_profiles::bench::Statistic::Throughput
+        } else {
+            device_profiles::bench::Statistic::Fastest
+        },
     };
-    // The median probe: each probe already keeps its phases' fastest repetitions, and this VM's
-    // speed drifts by ±15% over seconds; the best of several would pick a peak the host does not
-    // sustain, and every quota would then be too tight.
-    let mut runs: Vec<DeviceProfile> = (0..o.probe_runs.max(1)).map(|_| probe()).collect();
-    let scores: Vec<f64> = runs.iter().map(|p| p.score).collect();
-    runs.sort_by(|a, b| a.score.total_cmp(&b.score));
-    let probed = runs.swap_remove(runs.len() / 2);
-    let host = HostInfo {
-        id: probed.id.clone(),
-        name: probed.name.clone(),
-        cores: host_cores,
-        score: probed.score,
-        figures: probed.measured,
-        probe_budget_ms: o.probe_budget_ms,
-        probe_scores: scores,
-    };
+    // The median probe (a quota from a peak the host does not sustain would be too tight).
+    let host = HostInfo::probe(&probe, o.probe_runs);
     progress(&format!(
-        "host {} ({} cores): score {:.1} (GEMM {:.1} GFLOP/s on one thread)",
-        host.id, host.cores, host.score, host.figures.gemm_gflops_1t
+        "host {} ({host_cores} cores): score {:.1} (GEMM {:.1} GFLOP/s on one thread)",
+        host.id,
+        host.score,
+        host.figures.map_or(0.0, |f| f.gemm_gflops_1t)
     ));
 
     let images = child::load_test_images(&o.data, o.images.max(1))?;

@@ -5,37 +5,18 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use device_profiles::{Figures, TierClass};
+use device_profiles::TierClass;
 use runtime::{Decision, Policy};
 use serde::{Deserialize, Serialize};
 
 use super::child::{ChildOutcome, MIB};
+use crate::host::HostInfo;
 
 /// Format version of `qa.json`.
 pub const QA_FORMAT_VERSION: u32 = 1;
 
 /// Goal for the median prediction error of the latency model on this host, percent.
 pub const CALIBRATION_GOAL_PCT: f64 = 20.0;
-
-/// The host the phones are emulated on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostInfo {
-    /// Probe id (`host-<fingerprint>`).
-    pub id: String,
-    /// CPU / machine name.
-    pub name: String,
-    /// Logical cores this process may use.
-    pub cores: usize,
-    /// Capability score: the median of [`HostInfo::probe_scores`], measured once at the start
-    /// with [`device_profiles::probe()`].
-    pub score: f64,
-    /// The figures of the probe with that score.
-    pub figures: Figures,
-    /// Time budget of each probe, ms.
-    pub probe_budget_ms: u32,
-    /// The score of every probe, in the order run.
-    pub probe_scores: Vec<f64>,
-}
 
 /// One phone: what the selector chose and what the emulation measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,32 +308,36 @@ pub fn markdown(r: &QaReport) -> String {
 
     let _ = writeln!(s, "\n## Host and calibration\n");
     let h = &r.host;
-    let f = &h.figures;
-    let _ = writeln!(
+    let unknown = || "?".to_string();
+    let _ = write!(
         s,
         "Host `{}` ({}), {} cores. Score **{:.1}**: the median of {} back-to-back \
          `device_profiles::probe` runs at the start ({} ms budget each; scores {}; each keeps its \
-         phases' fastest repetitions). That probe \
-         measured GEMM {:.1} GFLOP/s on one thread and {:.1} GFLOP/s on {} threads, \
-         depthwise 3×3 {:.1} GFLOP/s (one thread), memory read {:.1} GB/s; score = 100 × speed / \
-         speed(Cortex-A53 @ 2.0 GHz), speed = (GEMM 1T / 26.7)^0.7 · (dw / 9.35)^0.3 \
-         (`device_profiles::latency`).\n",
+         phases' fastest repetitions).",
         h.id,
         md_escape(&h.name),
-        h.cores,
+        h.cores.map_or_else(unknown, |c| c.to_string()),
         h.score,
         h.probe_scores.len(),
-        h.probe_budget_ms,
+        h.probe_budget_ms.map_or_else(unknown, |b| b.to_string()),
         h.probe_scores
             .iter()
             .map(|x| format!("{x:.1}"))
             .collect::<Vec<_>>()
             .join(", "),
-        f.gemm_gflops_1t,
-        f.gemm_gflops_mt,
-        f.threads,
-        f.dwconv_gflops,
-        f.mem_bw_gbps
+    );
+    if let Some(f) = &h.figures {
+        let _ = write!(
+            s,
+            " That probe measured GEMM {:.1} GFLOP/s on one thread and {:.1} GFLOP/s on {} \
+             threads, depthwise 3×3 {:.1} GFLOP/s (one thread), memory read {:.1} GB/s;",
+            f.gemm_gflops_1t, f.gemm_gflops_mt, f.threads, f.dwconv_gflops, f.mem_bw_gbps
+        );
+    }
+    let _ = writeln!(
+        s,
+        " score = 100 × speed / speed(Cortex-A53 @ 2.0 GHz), speed = (GEMM 1T / 26.7)^0.7 · \
+         (dw / 9.35)^0.3 (`device_profiles::latency`).\n"
     );
     match &r.calibration {
         None => {
