@@ -183,25 +183,56 @@ pub fn check_output_folder(out: &Path) -> Result<()> {
     not(format!("a folder with {entries} entries"))
 }
 
-/// Builds the bundle at `out` from `model` (the checkpoint's supernet) and `search`: extracts
-/// each tier's sub-net once (tiers that chose the same arch share a variant), evaluates it, and
-/// writes the f32 variants (and int8 twins, dtype `int8`, when `opts.extract.int8`). Tiers named
-/// in `fine_tuned` (tier name → model, e.g. a `tierforge train --arch … --init-from` run) take
-/// their sub-net from that model instead.
+/// What a bundle is built from: the checkpoint's supernet and family, its data, and a search.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleSources<'a> {
+    /// The checkpoint's supernet.
+    pub model: &'a Supernet,
+    /// Tier name → a model that tier takes its sub-net from instead (e.g. a
+    /// `tierforge train --arch … --init-from` run).
+    pub fine_tuned: &'a [(String, Supernet)],
+    /// Bundle id, labels and normalisation.
+    pub family: &'a FamilyInfo,
+    /// Training images (BN recalibration).
+    pub train: &'a Dataset,
+    /// Test images (each file's test top-1).
+    pub test: &'a Dataset,
+    /// The search result whose tiers the bundle ships.
+    pub search: &'a SearchResult,
+    /// The file `search` was read from (named in errors).
+    pub search_path: &'a Path,
+}
+
+/// One distinct arch the search chose, with the tiers that chose it.
+#[derive(Debug, Clone)]
+struct ArchGroup {
+    /// Variant id: the first tier that chose the arch.
+    id: String,
+    arch: ArchConfig,
+    tiers: Vec<String>,
+    predicted_accuracy: f64,
+    reference_latency_ms: f64,
+}
+
+/// The extracted variants: one [`BuiltVariant`] per arch, the manifest entries with their file
+/// bytes (f32, then the int8 twin), and the bundle version hashed from those bytes.
+struct Extracted {
+    built: Vec<BuiltVariant>,
+    payloads: Vec<(Variant, Vec<u8>)>,
+    version: u64,
+}
+
+/// Builds the bundle at `out` from `src`: extracts each tier's sub-net once (tiers that chose
+/// the same arch share a variant), evaluates it, times it through the runtime when
+/// `opts.latency_threads` asks, and writes the f32 variants (and int8 twins, dtype `int8`, when
+/// `opts.extract.int8`). Tiers named in `src.fine_tuned` take their sub-net from that model.
 ///
 /// # Errors
 /// [`Error::BadSearch`] when the search belongs to another search space, or a fine-tuned model
 /// names a tier the search does not have or has another space; extraction errors, or the
 /// writer's errors (target exists without `overwrite`, I/O).
-#[allow(clippy::too_many_arguments)]
 pub fn build_bundle(
-    model: &Supernet,
-    fine_tuned: &[(String, Supernet)],
-    family: &FamilyInfo,
-    train: &Dataset,
-    test: &Dataset,
-    search: &SearchResult,
-    search_path: &Path,
+    src: &BundleSources<'_>,
     out: &Path,
     opts: &BundleOptions,
     device: &Device,
@@ -209,219 +240,28 @@ pub fn build_bundle(
     if !opts.replace_anything {
         check_output_folder(out)?;
     }
-    let space = &model.space;
-    for (tier, m) in fine_tuned {
-        if !search.tiers.iter().any(|t| &t.tier.name == tier) {
-            return Err(Error::BadSearch {
-                path: search_path.into(),
-                reason: format!(
-                    "a fine-tuned checkpoint was given for tier `{tier}`, which the search does \
-                     not have (tiers: {})",
-                    search
-                        .tiers
-                        .iter()
-                        .map(|t| t.tier.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-        }
-        if &m.space != space {
-            return Err(Error::BadSearch {
-                path: search_path.into(),
-                reason: format!(
-                    "the fine-tuned checkpoint of tier `{tier}` has another search space than \
-                     the family's"
-                ),
-            });
-        }
-    }
-    if &search.space != space {
-        return Err(Error::BadSearch {
-            path: search_path.into(),
-            reason: "the search ran over another search space than the checkpoint's; run \
-                     `tierforge search` with this checkpoint"
-                .into(),
-        });
-    }
-    if search.tiers.is_empty() {
-        return Err(Error::BadSearch {
-            path: search_path.into(),
-            reason: "the search result has no tiers".into(),
-        });
-    }
-    // distinct archs, in tier order
-    let mut groups: Vec<(String, ArchConfig, Vec<String>, f64, f64)> = Vec::new();
-    for t in &search.tiers {
-        t.candidate.arch.validate(space).map_err(|e| {
-            Error::supernet(
-                format!("{}: tier {}'s arch", search_path.display(), t.tier.name),
-                e,
-            )
-        })?;
-        match groups.iter_mut().find(|g| g.1 == t.candidate.arch) {
-            Some(g) => g.2.push(t.tier.name.clone()),
-            None => groups.push((
-                t.tier.name.clone(),
-                t.candidate.arch.clone(),
-                vec![t.tier.name.clone()],
-                t.candidate.predicted_accuracy,
-                t.candidate.reference_latency_ms,
-            )),
-        }
-    }
-    let mut batcher = Batcher::new(family.mean.clone(), family.std.clone());
-    let bar = opts
-        .progress
-        .phase("extracting variants", groups.len() as u64);
-    let mut built = Vec::with_capacity(groups.len());
-    let mut payloads = Vec::new();
-    let mut version = 0xcbf2_9ce4_8422_2325u64;
-    for (id, arch, tiers, predicted, ref_ms) in groups {
-        bar.message(&id);
-        let source = fine_tuned
-            .iter()
-            .find(|(t, _)| tiers.contains(t))
-            .map_or(model, |(_, m)| m);
-        let e = extract_and_evaluate(
-            source,
-            &arch,
-            train,
-            test,
-            &mut batcher,
-            &opts.extract,
-            device,
-        )?;
-        let c = costs(space, &arch);
-        let variant = |id: String, dtype: Dtype, acc: f64| Variant {
-            file: format!("{id}.safetensors"),
-            id,
-            resolution: arch.resolution,
-            arch: arch.clone(),
-            params: c.params,
-            macs: c.macs,
-            model_bytes: 0,
-            dtype,
-            peak_activation_bytes: c.peak_activation_bytes,
-            test_accuracy: Some(acc),
-            predicted_accuracy: Some(predicted),
-            latency_ms: ref_ms.max(1e-6),
-            latency_by_threads: vec![],
-            sha256: String::new(),
-        };
-        version = fnv1a(version, &e.f32_bytes);
-        payloads.push((
-            variant(id.clone(), Dtype::F32, e.test_top1_f32),
-            e.f32_bytes.clone(),
-        ));
-        if let (Some(b), Some(acc)) = (&e.int8_bytes, e.test_top1_int8) {
-            version = fnv1a(version, b);
-            payloads.push((variant(format!("{id}-int8"), Dtype::Int8, acc), b.clone()));
-        }
-        built.push(BuiltVariant {
-            id,
-            tiers,
-            arch,
-            costs: c,
-            predicted_accuracy: predicted,
-            test_top1_f32: e.test_top1_f32,
-            test_top1_int8: e.test_top1_int8,
-            test_images: e.test_images,
-            bytes_f32: e.f32_bytes.len() as u64,
-            bytes_int8: e.int8_bytes.as_ref().map(|b| b.len() as u64),
-            reference_latency_ms: ref_ms,
-            measured_reference_ms: vec![],
-        });
-        bar.advance(1);
-    }
-    drop(bar);
-
-    // Time every variant file as the runtime will run it, at each thread count.
-    let threads = latency_threads(&opts.latency_threads);
-    if !threads.is_empty() {
-        let fam = runtime_family(space, family);
-        let host = crate::HostInfo::probe_default();
-        let to_reference =
-            device_profiles::latency::predict_ms(1.0, host.score, search.reference.score);
-        let timing = crate::latency::TimingOptions {
-            runs: 9,
-            min_run_us: 3000.0,
-        };
-        let bar = opts
-            .progress
-            .phase("timing variants", payloads.len() as u64);
-        for (v, bytes) in payloads.iter_mut() {
-            bar.message(&v.id);
-            let net = runtime::load_net(&fam, v, bytes)
-                .map_err(|e| Error::runtime(format!("timing variant {}", v.id), e))?;
-            let mut session = runtime::Session::new(net, fam.clone(), v.clone());
-            v.latency_by_threads = threads
-                .iter()
-                .map(|&t| runtime::ThreadLatency {
-                    threads: t,
-                    ms: (crate::latency::measure_session(&mut session, t, &timing) * to_reference)
-                        .max(1e-6),
-                })
-                .collect();
-            if let Some(one) = v.latency_by_threads.first().filter(|t| t.threads == 1) {
-                v.latency_ms = one.ms;
-            }
-            if let Some(b) = built.iter_mut().find(|b| b.id == v.id) {
-                b.measured_reference_ms = v.latency_by_threads.clone();
-            }
-            bar.advance(1);
-        }
-        drop(bar);
-    }
-
-    let mut warnings = Vec::new();
-    let tiers: Vec<Tier> = search
-        .tiers
-        .iter()
-        .map(|t| -> Result<Tier> {
-            let v = built.iter().find(|b| b.tiers.contains(&t.tier.name));
-            let Some(v) = v else {
-                return Err(Error::BadSearch {
-                    path: search_path.into(),
-                    reason: format!(
-                        "tier {} has no variant among the built ones; run `tierforge search` again",
-                        t.tier.name
-                    ),
-                });
-            };
-            let peak = v.bytes_f32 + v.costs.peak_activation_bytes;
-            if v.bytes_f32 > t.tier.max_model_bytes || peak > t.tier.max_peak_memory_bytes {
-                warnings.push(format!(
-                    "tier {}: the real f32 file of {} is {} bytes (peak {}), over the budget {} (peak {})",
-                    t.tier.name, v.id, v.bytes_f32, peak, t.tier.max_model_bytes, t.tier.max_peak_memory_bytes
-                ));
-            }
-            Ok(Tier {
-                name: t.tier.name.clone(),
-                max_latency_ms: t.tier.max_latency_ms,
-                max_model_bytes: t.tier.max_model_bytes,
-                max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
-                variant: v.id.clone(),
-            })
-        })
-        .collect::<Result<_>>()?;
+    check_sources(src)?;
+    let groups = arch_groups(src)?;
+    let mut ex = extract_variants(src, groups, opts, device)?;
+    time_variants(src, &mut ex, opts)?;
+    let (tiers, warnings) = manifest_tiers(src, &ex.built)?;
+    let bundle_version = format!("{:016x}", ex.version);
     let default_budget = opts.default_latency_budget_ms.unwrap_or_else(|| {
-        search
+        src.search
             .tiers
             .iter()
             .map(|t| t.tier.max_latency_ms)
             .fold(0.0, f64::max)
     });
-    let bundle_version = format!("{version:016x}");
     let header = ManifestFile {
         format_version: runtime::BUNDLE_FORMAT_VERSION,
-        bundle_id: family.bundle_id.clone(),
+        bundle_id: src.family.bundle_id.clone(),
         bundle_version: bundle_version.clone(),
         created_by: format!("tierforge {}", env!("CARGO_PKG_VERSION")),
-        family: runtime_family(space, family),
+        family: runtime_family(&src.model.space, src.family),
         reference: Reference {
-            profile_id: search.reference.id.clone(),
-            score: search.reference.score,
+            profile_id: src.search.reference.id.clone(),
+            score: src.search.reference.score,
         },
         default_latency_budget_ms: default_budget,
         variants: vec![],
@@ -429,7 +269,7 @@ pub fn build_bundle(
     };
     let mut writer = BundleWriter::new(header);
     writer.overwrite(opts.overwrite);
-    for (v, bytes) in payloads {
+    for (v, bytes) in ex.payloads {
         writer.add_variant(v, bytes);
     }
     writer
@@ -437,11 +277,245 @@ pub fn build_bundle(
         .map_err(|e| Error::runtime(format!("writing the bundle to {}", out.display()), e))?;
     Ok(BundleSummary {
         dir: out.into(),
-        bundle_id: family.bundle_id.clone(),
+        bundle_id: src.family.bundle_id.clone(),
         bundle_version,
-        variants: built,
+        variants: ex.built,
         warnings,
     })
+}
+
+/// The search and every fine-tuned model belong to the checkpoint's space; every fine-tuned
+/// tier is a tier of the search; the search has tiers.
+fn check_sources(src: &BundleSources<'_>) -> Result<()> {
+    let space = &src.model.space;
+    let bad = |reason: String| Error::BadSearch {
+        path: src.search_path.into(),
+        reason,
+    };
+    for (tier, m) in src.fine_tuned {
+        if !src.search.tiers.iter().any(|t| &t.tier.name == tier) {
+            return Err(bad(format!(
+                "a fine-tuned checkpoint was given for tier `{tier}`, which the search does \
+                 not have (tiers: {})",
+                src.search
+                    .tiers
+                    .iter()
+                    .map(|t| t.tier.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if &m.space != space {
+            return Err(bad(format!(
+                "the fine-tuned checkpoint of tier `{tier}` has another search space than \
+                 the family's"
+            )));
+        }
+    }
+    if &src.search.space != space {
+        return Err(bad(
+            "the search ran over another search space than the checkpoint's; run \
+             `tierforge search` with this checkpoint"
+                .into(),
+        ));
+    }
+    if src.search.tiers.is_empty() {
+        return Err(bad("the search result has no tiers".into()));
+    }
+    Ok(())
+}
+
+/// The distinct archs of the search's tiers, in tier order, each validated against the space.
+fn arch_groups(src: &BundleSources<'_>) -> Result<Vec<ArchGroup>> {
+    let mut groups: Vec<ArchGroup> = Vec::new();
+    for t in &src.search.tiers {
+        t.candidate.arch.validate(&src.model.space).map_err(|e| {
+            Error::supernet(
+                format!("{}: tier {}'s arch", src.search_path.display(), t.tier.name),
+                e,
+            )
+        })?;
+        match groups.iter_mut().find(|g| g.arch == t.candidate.arch) {
+            Some(g) => g.tiers.push(t.tier.name.clone()),
+            None => groups.push(ArchGroup {
+                id: t.tier.name.clone(),
+                arch: t.candidate.arch.clone(),
+                tiers: vec![t.tier.name.clone()],
+                predicted_accuracy: t.candidate.predicted_accuracy,
+                reference_latency_ms: t.candidate.reference_latency_ms,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+/// Extracts, recalibrates, folds and evaluates each group's sub-net (from its fine-tuned model
+/// when one of its tiers has one), and makes its manifest entries.
+fn extract_variants(
+    src: &BundleSources<'_>,
+    groups: Vec<ArchGroup>,
+    opts: &BundleOptions,
+    device: &Device,
+) -> Result<Extracted> {
+    let space = &src.model.space;
+    let mut batcher = Batcher::new(src.family.mean.clone(), src.family.std.clone());
+    let bar = opts
+        .progress
+        .phase("extracting variants", groups.len() as u64);
+    let mut ex = Extracted {
+        built: Vec::with_capacity(groups.len()),
+        payloads: Vec::new(),
+        version: 0xcbf2_9ce4_8422_2325u64,
+    };
+    for g in groups {
+        bar.message(&g.id);
+        let source = src
+            .fine_tuned
+            .iter()
+            .find(|(t, _)| g.tiers.contains(t))
+            .map_or(src.model, |(_, m)| m);
+        let e = extract_and_evaluate(
+            source,
+            &g.arch,
+            src.train,
+            src.test,
+            &mut batcher,
+            &opts.extract,
+            device,
+        )?;
+        let c = costs(space, &g.arch);
+        let variant = |id: String, dtype: Dtype, acc: f64| Variant {
+            file: format!("{id}.safetensors"),
+            id,
+            resolution: g.arch.resolution,
+            arch: g.arch.clone(),
+            params: c.params,
+            macs: c.macs,
+            model_bytes: 0,
+            dtype,
+            peak_activation_bytes: c.peak_activation_bytes,
+            test_accuracy: Some(acc),
+            predicted_accuracy: Some(g.predicted_accuracy),
+            latency_ms: g.reference_latency_ms.max(1e-6),
+            latency_by_threads: vec![],
+            sha256: String::new(),
+        };
+        ex.version = fnv1a(ex.version, &e.f32_bytes);
+        ex.payloads.push((
+            variant(g.id.clone(), Dtype::F32, e.test_top1_f32),
+            e.f32_bytes.clone(),
+        ));
+        if let (Some(b), Some(acc)) = (&e.int8_bytes, e.test_top1_int8) {
+            ex.version = fnv1a(ex.version, b);
+            ex.payloads.push((
+                variant(format!("{}-int8", g.id), Dtype::Int8, acc),
+                b.clone(),
+            ));
+        }
+        ex.built.push(BuiltVariant {
+            id: g.id,
+            tiers: g.tiers,
+            arch: g.arch,
+            costs: c,
+            predicted_accuracy: g.predicted_accuracy,
+            test_top1_f32: e.test_top1_f32,
+            test_top1_int8: e.test_top1_int8,
+            test_images: e.test_images,
+            bytes_f32: e.f32_bytes.len() as u64,
+            bytes_int8: e.int8_bytes.as_ref().map(|b| b.len() as u64),
+            reference_latency_ms: g.reference_latency_ms,
+            measured_reference_ms: vec![],
+        });
+        bar.advance(1);
+    }
+    Ok(ex)
+}
+
+/// Times every variant file as the runtime will run it (`runtime::Session`) at each of
+/// `opts.latency_threads` this host can run, scaled to the search's reference device: the
+/// manifest's `latency_by_threads`, and `latency_ms` from the one-thread figure.
+fn time_variants(src: &BundleSources<'_>, ex: &mut Extracted, opts: &BundleOptions) -> Result<()> {
+    let threads = latency_threads(&opts.latency_threads);
+    if threads.is_empty() {
+        return Ok(());
+    }
+    let fam = runtime_family(&src.model.space, src.family);
+    let host = crate::HostInfo::probe_default();
+    let to_reference =
+        device_profiles::latency::predict_ms(1.0, host.score, src.search.reference.score);
+    let timing = crate::latency::TimingOptions {
+        runs: 9,
+        min_run_us: 3000.0,
+    };
+    let bar = opts
+        .progress
+        .phase("timing variants", ex.payloads.len() as u64);
+    for (v, bytes) in ex.payloads.iter_mut() {
+        bar.message(&v.id);
+        let net = runtime::load_net(&fam, v, bytes)
+            .map_err(|e| Error::runtime(format!("timing variant {}", v.id), e))?;
+        let mut session = runtime::Session::new(net, fam.clone(), v.clone());
+        v.latency_by_threads = threads
+            .iter()
+            .map(|&t| runtime::ThreadLatency {
+                threads: t,
+                ms: (crate::latency::measure_session(&mut session, t, &timing) * to_reference)
+                    .max(1e-6),
+            })
+            .collect();
+        if let Some(one) = v.latency_by_threads.first().filter(|t| t.threads == 1) {
+            v.latency_ms = one.ms;
+        }
+        if let Some(b) = ex.built.iter_mut().find(|b| b.id == v.id) {
+            b.measured_reference_ms = v.latency_by_threads.clone();
+        }
+        bar.advance(1);
+    }
+    Ok(())
+}
+
+/// The manifest's tiers, each naming its built variant, and one warning per tier whose real
+/// f32 file (or peak memory) is over the tier's budget (the search used estimates).
+///
+/// # Errors
+/// [`Error::BadSearch`] for a tier without a built variant.
+fn manifest_tiers(
+    src: &BundleSources<'_>,
+    built: &[BuiltVariant],
+) -> Result<(Vec<Tier>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let mut tiers = Vec::with_capacity(src.search.tiers.len());
+    for t in &src.search.tiers {
+        let Some(v) = built.iter().find(|b| b.tiers.contains(&t.tier.name)) else {
+            return Err(Error::BadSearch {
+                path: src.search_path.into(),
+                reason: format!(
+                    "tier {} has no variant among the built ones; run `tierforge search` again",
+                    t.tier.name
+                ),
+            });
+        };
+        let peak = v.bytes_f32 + v.costs.peak_activation_bytes;
+        if v.bytes_f32 > t.tier.max_model_bytes || peak > t.tier.max_peak_memory_bytes {
+            warnings.push(format!(
+                "tier {}: the real f32 file of {} is {} bytes (peak {}), over the budget {} (peak {})",
+                t.tier.name,
+                v.id,
+                v.bytes_f32,
+                peak,
+                t.tier.max_model_bytes,
+                t.tier.max_peak_memory_bytes
+            ));
+        }
+        tiers.push(Tier {
+            name: t.tier.name.clone(),
+            max_latency_ms: t.tier.max_latency_ms,
+            max_model_bytes: t.tier.max_model_bytes,
+            max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
+            variant: v.id.clone(),
+        });
+    }
+    Ok((tiers, warnings))
 }
 
 /// A re-measured test accuracy.

@@ -43,8 +43,8 @@ pub mod search;
 pub mod spec;
 
 pub use bundle::{
-    BuiltVariant, BundleCheck, BundleOptions, BundleSummary, build_bundle, check_output_folder,
-    verify_bundle,
+    BuiltVariant, BundleCheck, BundleOptions, BundleSources, BundleSummary, build_bundle,
+    check_output_folder, verify_bundle,
 };
 pub use cost::{Costs, costs, model_bytes};
 pub use error::{Error, Result};

@@ -18,7 +18,7 @@ use supernet::data::{Batcher, DataSplit};
 use supernet::progress::Reporter;
 use supernet::train::Checkpoint;
 
-use crate::bundle::{BundleOptions, BundleSummary, FamilyInfo, build_bundle};
+use crate::bundle::{BundleOptions, BundleSources, BundleSummary, FamilyInfo, build_bundle};
 use crate::error::{Error, Result};
 use crate::eval::ExtractOptions;
 use crate::latency::{LatencyLut, TimingOptions, validate};
@@ -327,18 +327,16 @@ pub fn run_bundle(
             out.display()
         ),
     );
-    build_bundle(
-        &model,
-        &fine_tuned,
-        &family,
-        &data.train,
-        &data.test,
-        &result,
-        &search_path,
-        out,
-        &bopts,
-        &device,
-    )
+    let sources = BundleSources {
+        model: &model,
+        fine_tuned: &fine_tuned,
+        family: &family,
+        train: &data.train,
+        test: &data.test,
+        search: &result,
+        search_path: &search_path,
+    };
+    build_bundle(&sources, out, &bopts, &device)
 }
 
 /// One row of the tier table.
