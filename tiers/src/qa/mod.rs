@@ -146,32 +146,12 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         .map_err(|e| Error::runtime("invalid selection policy", e))?;
     let bundle = Bundle::open(&o.bundle)
         .map_err(|e| Error::runtime(format!("opening bundle {}", o.bundle.display()), e))?;
-    let manifest = bundle.manifest();
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, "create folder", e))?;
 
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The host probes run before QA reads or writes anything (the image pack's writeback can
     // keep the other vCPU busy).
-    // Under emulation the host is measured as the children measure the slowed host: throughput
-    // over as long as their probes last (40 periods of 10 ms), so that a quota of phone score /
-    // host score gives the child the phone's score. This VM runs short bursts ~35% faster than it
-    // sustains; a 20 ms fastest-repetition probe would set every quota too tight.
-    let sustained = o.emulate;
-    let probe = ProbeOptions {
-        budget_ms: if sustained {
-            o.probe_budget_ms.max((PERIODS * 10.0) as u32)
-        } else {
-            o.probe_budget_ms
-        },
-        threads: None,
-        statistic: if sustained {
-            device_profiles::bench::Statistic::Throughput
-        } else {
-            device_profiles::bench::Statistic::Fastest
-        },
-    };
-    // The median probe (a quota from a peak the host does not sustain would be too tight).
-    let host = HostInfo::probe(&probe, o.probe_runs);
+    let host = probe_host(o);
     progress(&format!(
         "host {} ({host_cores} cores): score {:.1} (GEMM {:.1} GFLOP/s on one thread)",
         host.id,
@@ -182,184 +162,20 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     let images = child::load_test_images(&o.data, o.images.max(1))?;
     let pack = o.out.join(IMAGE_PACK);
     child::write_pack(&pack, &images)?;
-    let k = images.len();
-
-    let request = |variant: &str, threads: usize| ChildRequest {
-        bundle: bundle.dir().to_path_buf(),
-        variant: variant.to_string(),
-        threads,
-        images: k,
-        data: pack.clone(),
-        warmup: o.warmup,
-        launch: None,
+    let emulation = Emulation::detect(o.emulate, progress);
+    let run = QaRun {
+        o,
+        bundle: &bundle,
+        host_score: host.score,
+        host_cores,
+        pack,
+        images: images.len(),
     };
+    let phones = run.phones(&emulation, progress)?;
+    let calibration = run.calibrate(progress)?;
+    let _ = std::fs::remove_file(&run.pack);
 
-    let limiter = if o.emulate {
-        cgroup::CpuLimiter::detect()
-    } else {
-        Err("turned off (--no-emulation)".to_string())
-    };
-    let (emulation, emulation_note) = match &limiter {
-        Ok(l) => {
-            let stale = l.sweep_stale();
-            if stale > 0 {
-                progress(&format!("removed {stale} cgroup(s) left by killed QA runs"));
-            }
-            (
-                "cpu-quota",
-                format!("{EMULATION_CPU_QUOTA} ({:?} cgroup)", l.version()),
-            )
-        }
-        Err(why) => ("scaled", format!("{EMULATION_SCALED} No CPU quota: {why}.")),
-    };
-    progress(&format!("emulation: {emulation}"));
-
-    let mut phones = Vec::with_capacity(o.profiles.len());
-    for p in &o.profiles {
-        let facts = DeviceFacts::from(p);
-        let decision = select(manifest, &facts, &o.policy)
-            .map_err(|e| Error::runtime(format!("selecting a variant for `{}`", p.id), e))?;
-        let threads = (p.big_core_count() as usize).clamp(1, host_cores);
-        let mem_budget = o.policy.memory_budget_bytes(&facts);
-        let run = match &limiter {
-            Ok(l) => {
-                let cpus = (p.core_count() as usize).clamp(1, host_cores);
-                let phone = EmulatedPhone {
-                    facts: &facts,
-                    host_score: host.score,
-                    mem_budget,
-                    cpus,
-                };
-                launch_as_phone(o, l, &request(&decision.chosen, 1), &phone)?
-            }
-            Err(_) => PhoneRun {
-                threads,
-                outcome: child::spawn(
-                    &o.child,
-                    &request(&decision.chosen, threads),
-                    Some(mem_budget),
-                    o.child_timeout,
-                )?,
-                quota: None,
-                scale_from_host: true,
-            },
-        };
-        let row = phone_result(p, &facts, decision, mem_budget, run, host.score);
-        progress(&format!(
-            "{:<26} profile {:<14} runtime {:<14} predicted {:>7.2} ms  measured {:>7}  {}",
-            row.id,
-            row.picked_by_profile,
-            row.picked_by_runtime.as_deref().unwrap_or("—"),
-            row.predicted_ms,
-            row.measured_ms
-                .map_or_else(|| "—".into(), |e| format!("{e:.2} ms")),
-            if row.pass {
-                "PASS".to_string()
-            } else {
-                format!("FAIL: {}", row.reasons.join("; "))
-            }
-        ));
-        phones.push(row);
-    }
-    let emulated: Vec<&PhoneResult> = phones
-        .iter()
-        .filter(|p| p.picked_by_runtime.is_some())
-        .collect();
-    let runtime_agrees = (
-        emulated
-            .iter()
-            .filter(|p| p.picked_by_runtime.as_deref() == Some(p.picked_by_profile.as_str()))
-            .count(),
-        emulated.len(),
-    );
-
-    let calibration = if o.calibration_threads.is_empty() {
-        None
-    } else {
-        let mut threads: Vec<usize> = o
-            .calibration_threads
-            .iter()
-            .map(|t| (*t).clamp(1, host_cores))
-            .collect();
-        threads.dedup();
-        let reference = manifest.reference();
-        let mut rows = Vec::new();
-        for v in size_order(manifest) {
-            let predicted_at =
-                |t: usize| predict_ms(v.latency_ms_at(t), reference.score, host.score);
-            let predicted = predicted_at(1);
-            let mut measured_ms = Vec::new();
-            let mut error_pct = Vec::new();
-            for &t in &threads {
-                let predicted = predicted_at(t);
-                let out = child::spawn(&o.child, &request(&v.id, t), None, o.child_timeout)?;
-                let m = out.report().map(|r| r.median_ms).filter(|m| *m > 0.0);
-                if let Some(f) = out.failure() {
-                    progress(&format!("calibration `{}` at {t} thread(s): {f}", v.id));
-                }
-                measured_ms.push((t, m));
-                error_pct.push((t, m.map(|m| (predicted - m) / m * 100.0)));
-            }
-            progress(&format!(
-                "calibration `{}`: predicted {:.3} ms, measured {}",
-                v.id,
-                predicted,
-                measured_ms
-                    .iter()
-                    .map(|(t, m)| format!(
-                        "{t}T {}",
-                        m.map_or_else(|| "—".into(), |m| format!("{m:.3} ms"))
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            rows.push(CalibrationRow {
-                variant: v.id.clone(),
-                macs: v.macs,
-                reference_ms: v.latency_ms,
-                predicted_ms: predicted,
-                predicted_by_threads: threads.iter().map(|&t| (t, predicted_at(t))).collect(),
-                measured_ms,
-                error_pct,
-            });
-        }
-        let abs_errors = |t: Option<usize>| -> Option<f64> {
-            let e: Vec<f64> = rows
-                .iter()
-                .flat_map(|r| r.error_pct.iter())
-                .filter(|(tt, _)| t.is_none_or(|t| *tt == t))
-                .filter_map(|(_, e)| e.map(f64::abs))
-                .collect();
-            (!e.is_empty()).then(|| median(&e))
-        };
-        let implied: Vec<f64> = rows
-            .iter()
-            .flat_map(|r| {
-                r.measured_ms.iter().filter_map(|(t, m)| {
-                    let host_ms = r
-                        .predicted_by_threads
-                        .iter()
-                        .find(|(pt, _)| pt == t)
-                        .map_or(r.predicted_ms, |(_, p)| *p);
-                    // the host score under which the prediction would equal the measurement
-                    m.map(|m| host.score * host_ms / m)
-                })
-            })
-            .collect();
-        Some(Calibration {
-            implied_host_score: (!implied.is_empty()).then(|| median(&implied)),
-            reference_profile: reference.profile_id.clone(),
-            reference_score: reference.score,
-            host_score: host.score,
-            median_abs_error_pct: threads.iter().map(|t| (*t, abs_errors(Some(*t)))).collect(),
-            overall_median_abs_error_pct: abs_errors(None),
-            threads,
-            rows,
-            goal_pct: CALIBRATION_GOAL_PCT,
-        })
-    };
-    let _ = std::fs::remove_file(&pack);
-
+    let manifest = bundle.manifest();
     let failed = phones.iter().filter(|p| !p.pass).count();
     let report = QaReport {
         format_version: QA_FORMAT_VERSION,
@@ -373,13 +189,13 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
         host,
         latency_budget_ms: o.policy.latency_budget_ms(manifest),
         policy: o.policy.clone(),
-        images: k,
+        images: run.images,
         warmup: o.warmup,
         data: o.data.clone(),
         memory_enforcement: MEMORY_ENFORCEMENT.to_string(),
-        emulation: emulation.to_string(),
-        emulation_note,
-        runtime_agrees,
+        emulation: emulation.kind.to_string(),
+        emulation_note: emulation.note,
+        runtime_agrees: runtime_agreement(&phones),
         passed: phones.len() - failed,
         failed,
         phones,
@@ -388,6 +204,305 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     };
     write_report(&o.out, &report)?;
     Ok(report)
+}
+
+/// The host score QA scales and sizes quotas by: the median of `o.probe_runs` probes. Under
+/// emulation the host is measured as the children measure the slowed host: throughput over as
+/// long as their probes last (40 periods of 10 ms), so that a quota of phone score / host score
+/// gives the child the phone's score. This VM runs short bursts ~35% faster than it sustains; a
+/// 20 ms fastest-repetition probe would set every quota too tight.
+fn probe_host(o: &QaOptions) -> HostInfo {
+    let probe = if o.emulate {
+        ProbeOptions {
+            budget_ms: o.probe_budget_ms.max((PERIODS * 10.0) as u32),
+            threads: None,
+            statistic: device_profiles::bench::Statistic::Throughput,
+        }
+    } else {
+        ProbeOptions {
+            budget_ms: o.probe_budget_ms,
+            threads: None,
+            statistic: device_profiles::bench::Statistic::Fastest,
+        }
+    };
+    HostInfo::probe(&probe, o.probe_runs)
+}
+
+/// How phones are emulated on this host: under a CPU quota where a cgroup is writable (and
+/// emulation is on), else by scaling host latency.
+struct Emulation {
+    /// The cgroup limiter, or why there is none.
+    limiter: std::result::Result<cgroup::CpuLimiter, String>,
+    /// `cpu-quota` or `scaled`.
+    kind: &'static str,
+    /// What the emulation does and cannot do (for the report).
+    note: String,
+}
+
+impl Emulation {
+    /// Finds a writable cgroup when `emulate`, sweeping groups left by killed QA runs.
+    fn detect(emulate: bool, progress: &mut dyn FnMut(&str)) -> Self {
+        let limiter = if emulate {
+            cgroup::CpuLimiter::detect()
+        } else {
+            Err("turned off (--no-emulation)".to_string())
+        };
+        let (kind, note) = match &limiter {
+            Ok(l) => {
+                let stale = l.sweep_stale();
+                if stale > 0 {
+                    progress(&format!("removed {stale} cgroup(s) left by killed QA runs"));
+                }
+                (
+                    "cpu-quota",
+                    format!("{EMULATION_CPU_QUOTA} ({:?} cgroup)", l.version()),
+                )
+            }
+            Err(why) => ("scaled", format!("{EMULATION_SCALED} No CPU quota: {why}.")),
+        };
+        progress(&format!("emulation: {kind}"));
+        Emulation {
+            limiter,
+            kind,
+            note,
+        }
+    }
+}
+
+/// What every child of one QA run shares.
+struct QaRun<'a> {
+    o: &'a QaOptions,
+    bundle: &'a Bundle,
+    host_score: f64,
+    host_cores: usize,
+    /// The image pack the children read.
+    pack: PathBuf,
+    /// Images in the pack.
+    images: usize,
+}
+
+impl QaRun<'_> {
+    /// A child's request: `variant` at `threads` threads over the pack.
+    fn request(&self, variant: &str, threads: usize) -> ChildRequest {
+        ChildRequest {
+            bundle: self.bundle.dir().to_path_buf(),
+            variant: variant.to_string(),
+            threads,
+            images: self.images,
+            data: self.pack.clone(),
+            warmup: self.o.warmup,
+            launch: None,
+        }
+    }
+
+    /// One row per phone: the selector's pick on its profile, then its child's run (its own
+    /// cold launch under a quota, or the pick at its thread count, scaled).
+    fn phones(
+        &self,
+        emulation: &Emulation,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Vec<PhoneResult>> {
+        let o = self.o;
+        let manifest = self.bundle.manifest();
+        let mut phones = Vec::with_capacity(o.profiles.len());
+        for p in &o.profiles {
+            let facts = DeviceFacts::from(p);
+            let decision = select(manifest, &facts, &o.policy)
+                .map_err(|e| Error::runtime(format!("selecting a variant for `{}`", p.id), e))?;
+            let threads = (p.big_core_count() as usize).clamp(1, self.host_cores);
+            let mem_budget = o.policy.memory_budget_bytes(&facts);
+            let run = match &emulation.limiter {
+                Ok(l) => {
+                    let cpus = (p.core_count() as usize).clamp(1, self.host_cores);
+                    let phone = EmulatedPhone {
+                        facts: &facts,
+                        host_score: self.host_score,
+                        mem_budget,
+                        cpus,
+                    };
+                    launch_as_phone(o, l, &self.request(&decision.chosen, 1), &phone)?
+                }
+                Err(_) => PhoneRun {
+                    threads,
+                    outcome: child::spawn(
+                        &o.child,
+                        &self.request(&decision.chosen, threads),
+                        Some(mem_budget),
+                        o.child_timeout,
+                    )?,
+                    quota: None,
+                    scale_from_host: true,
+                },
+            };
+            let case = PhoneCase {
+                profile: p,
+                facts: &facts,
+                decision,
+                mem_budget,
+            };
+            let row = phone_result(case, run, self.host_score);
+            progress(&phone_line(&row));
+            phones.push(row);
+        }
+        Ok(phones)
+    }
+
+    /// The latency model on this host: each variant (smallest first) at each of
+    /// `o.calibration_threads` (at most this host's cores), unthrottled; `None` when no thread
+    /// count is asked for.
+    fn calibrate(&self, progress: &mut dyn FnMut(&str)) -> Result<Option<Calibration>> {
+        if self.o.calibration_threads.is_empty() {
+            return Ok(None);
+        }
+        let mut threads: Vec<usize> = self
+            .o
+            .calibration_threads
+            .iter()
+            .map(|t| (*t).clamp(1, self.host_cores))
+            .collect();
+        threads.dedup();
+        let manifest = self.bundle.manifest();
+        let mut rows = Vec::new();
+        for v in size_order(manifest) {
+            rows.push(self.calibration_row(v, &threads, progress)?);
+        }
+        let reference = manifest.reference();
+        Ok(Some(summarise_calibration(
+            rows,
+            threads,
+            self.host_score,
+            (&reference.profile_id, reference.score),
+        )))
+    }
+
+    /// Variant `v` measured at each of `threads` and predicted from the manifest.
+    fn calibration_row(
+        &self,
+        v: &runtime::Variant,
+        threads: &[usize],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<CalibrationRow> {
+        let reference = self.bundle.manifest().reference();
+        let predicted_at =
+            |t: usize| predict_ms(v.latency_ms_at(t), reference.score, self.host_score);
+        let predicted = predicted_at(1);
+        let mut measured_ms = Vec::new();
+        let mut error_pct = Vec::new();
+        for &t in threads {
+            let predicted = predicted_at(t);
+            let out = child::spawn(
+                &self.o.child,
+                &self.request(&v.id, t),
+                None,
+                self.o.child_timeout,
+            )?;
+            let m = out.report().map(|r| r.median_ms).filter(|m| *m > 0.0);
+            if let Some(f) = out.failure() {
+                progress(&format!("calibration `{}` at {t} thread(s): {f}", v.id));
+            }
+            measured_ms.push((t, m));
+            error_pct.push((t, m.map(|m| (predicted - m) / m * 100.0)));
+        }
+        progress(&format!(
+            "calibration `{}`: predicted {:.3} ms, measured {}",
+            v.id,
+            predicted,
+            measured_ms
+                .iter()
+                .map(|(t, m)| format!(
+                    "{t}T {}",
+                    m.map_or_else(|| "—".into(), |m| format!("{m:.3} ms"))
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(CalibrationRow {
+            variant: v.id.clone(),
+            macs: v.macs,
+            reference_ms: v.latency_ms,
+            predicted_ms: predicted,
+            predicted_by_threads: threads.iter().map(|&t| (t, predicted_at(t))).collect(),
+            measured_ms,
+            error_pct,
+        })
+    }
+}
+
+/// One progress line for a phone's row.
+fn phone_line(row: &PhoneResult) -> String {
+    format!(
+        "{:<26} profile {:<14} runtime {:<14} predicted {:>7.2} ms  measured {:>7}  {}",
+        row.id,
+        row.picked_by_profile,
+        row.picked_by_runtime.as_deref().unwrap_or("—"),
+        row.predicted_ms,
+        row.measured_ms
+            .map_or_else(|| "—".into(), |e| format!("{e:.2} ms")),
+        if row.pass {
+            "PASS".to_string()
+        } else {
+            format!("FAIL: {}", row.reasons.join("; "))
+        }
+    )
+}
+
+/// (phones whose runtime picked what the profile predicts, phones where the runtime picked).
+fn runtime_agreement(phones: &[PhoneResult]) -> (usize, usize) {
+    let emulated: Vec<&PhoneResult> = phones
+        .iter()
+        .filter(|p| p.picked_by_runtime.is_some())
+        .collect();
+    (
+        emulated
+            .iter()
+            .filter(|p| p.picked_by_runtime.as_deref() == Some(p.picked_by_profile.as_str()))
+            .count(),
+        emulated.len(),
+    )
+}
+
+/// The calibration from its rows: median |error| per thread count and overall, and the host
+/// score under which the predictions would equal the measurements (the median over rows).
+fn summarise_calibration(
+    rows: Vec<CalibrationRow>,
+    threads: Vec<usize>,
+    host_score: f64,
+    (reference_profile, reference_score): (&str, f64),
+) -> Calibration {
+    let abs_errors = |t: Option<usize>| -> Option<f64> {
+        let e: Vec<f64> = rows
+            .iter()
+            .flat_map(|r| r.error_pct.iter())
+            .filter(|(tt, _)| t.is_none_or(|t| *tt == t))
+            .filter_map(|(_, e)| e.map(f64::abs))
+            .collect();
+        (!e.is_empty()).then(|| median(&e))
+    };
+    let implied: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| {
+            r.measured_ms.iter().filter_map(|(t, m)| {
+                let host_ms = r
+                    .predicted_by_threads
+                    .iter()
+                    .find(|(pt, _)| pt == t)
+                    .map_or(r.predicted_ms, |(_, p)| *p);
+                // the host score under which the prediction would equal the measurement
+                m.map(|m| host_score * host_ms / m)
+            })
+        })
+        .collect();
+    Calibration {
+        implied_host_score: (!implied.is_empty()).then(|| median(&implied)),
+        reference_profile: reference_profile.to_string(),
+        reference_score,
+        host_score,
+        median_abs_error_pct: threads.iter().map(|t| (*t, abs_errors(Some(*t)))).collect(),
+        overall_median_abs_error_pct: abs_errors(None),
+        threads,
+        rows,
+        goal_pct: CALIBRATION_GOAL_PCT,
+    }
 }
 
 /// Writes `qa.md`, `qa.json`, `qa.svg` and `qa.png` for `report` into `dir`.
@@ -513,21 +628,15 @@ pub const EMULATION_SCALED: &str = "Latency measured on this host at the phone's
      times host score / phone score; the selector was called with the phone's profile, not the \
      app's launch path, so this cannot disagree with the selector's prediction.";
 
-/// One phone's row from its decision and its child's outcome.
-fn phone_result(
-    p: &DeviceProfile,
-    facts: &DeviceFacts,
-    decision: runtime::Decision,
+/// Why a phone fails, one line each (empty: it passes): nothing fits its budgets, its child
+/// failed or was killed, the latency it measured (`emulated_ms`) is over the budget, or its
+/// peak resident memory is over `mem_budget`.
+fn failures(
+    decision: &runtime::Decision,
+    outcome: &ChildOutcome,
+    emulated_ms: Option<f64>,
     mem_budget: u64,
-    run: PhoneRun,
-    host_score: f64,
-) -> PhoneResult {
-    let PhoneRun {
-        threads,
-        outcome,
-        quota,
-        scale_from_host,
-    } = run;
+) -> Vec<String> {
     let mut reasons = Vec::new();
     if !decision.fits {
         let why: Vec<String> = decision.shortfall.iter().map(ToString::to_string).collect();
@@ -537,6 +646,57 @@ fn phone_result(
             why.join("; ")
         ));
     }
+    if let Some(f) = outcome.failure() {
+        reasons.push(f);
+    }
+    if let Some(e) = emulated_ms
+        && e > decision.latency_budget_ms
+    {
+        reasons.push(format!(
+            "measured latency {e:.2} ms over the budget of {:.2} ms",
+            decision.latency_budget_ms
+        ));
+    }
+    if let Some(r) = outcome.report()
+        && r.peak_rss_bytes > mem_budget
+    {
+        reasons.push(format!(
+            "peak resident memory {:.1} MB over the memory budget of {:.1} MB",
+            r.peak_rss_bytes as f64 / MIB,
+            mem_budget as f64 / MIB
+        ));
+    }
+    reasons
+}
+
+/// One phone as the selector sees it, before its child runs.
+struct PhoneCase<'a> {
+    /// Its catalog profile.
+    profile: &'a DeviceProfile,
+    /// The runtime's view of it.
+    facts: &'a DeviceFacts,
+    /// The selector's decision on its profile.
+    decision: runtime::Decision,
+    /// Its memory budget (the child's resident-memory limit), bytes.
+    mem_budget: u64,
+}
+
+/// One phone's row and verdict from its decision and its child's outcome: it fails when nothing
+/// fits, when the child failed (or was killed), when the measured latency is over the budget,
+/// or when the peak resident memory is over the memory budget.
+fn phone_result(case: PhoneCase<'_>, run: PhoneRun, host_score: f64) -> PhoneResult {
+    let PhoneCase {
+        profile: p,
+        facts,
+        decision,
+        mem_budget,
+    } = case;
+    let PhoneRun {
+        threads,
+        outcome,
+        quota,
+        scale_from_host,
+    } = run;
     let report = outcome.report();
     let (host_ms, emulated_ms) = if scale_from_host {
         let host_ms = report.map(|r| {
@@ -562,26 +722,7 @@ fn phone_result(
         ChildOutcome::Failed { rss_bytes, .. } => Some(*rss_bytes).filter(|b| *b > 0),
         ChildOutcome::TimedOut { .. } => None,
     };
-    if let Some(f) = outcome.failure() {
-        reasons.push(f);
-    }
-    if let Some(e) = emulated_ms
-        && e > decision.latency_budget_ms
-    {
-        reasons.push(format!(
-            "measured latency {e:.2} ms over the budget of {:.2} ms",
-            decision.latency_budget_ms
-        ));
-    }
-    if let Some(r) = report
-        && r.peak_rss_bytes > mem_budget
-    {
-        reasons.push(format!(
-            "peak resident memory {:.1} MB over the memory budget of {:.1} MB",
-            r.peak_rss_bytes as f64 / MIB,
-            mem_budget as f64 / MIB
-        ));
-    }
+    let reasons = failures(&decision, &outcome, emulated_ms, mem_budget);
     let decision_chosen = decision.chosen.clone();
     PhoneResult {
         id: p.id.clone(),
@@ -610,5 +751,141 @@ fn phone_result(
         pass: reasons.is_empty(),
         reasons,
         outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(fits: bool) -> runtime::Decision {
+        runtime::Decision {
+            bundle_id: "b".into(),
+            bundle_version: "1".into(),
+            device_id: "phone".into(),
+            chosen: "small".into(),
+            fits,
+            predicted_latency_ms: 4.0,
+            memory_bytes: 30 << 20,
+            latency_budget_ms: 10.0,
+            safety_margin: 0.1,
+            memory_budget_bytes: 50 << 20,
+            accuracy_source: runtime::AccuracySource::Test,
+            accuracy: Some(0.8),
+            shortfall: if fits {
+                vec![]
+            } else {
+                vec![runtime::RejectReason::TooBig {
+                    need_bytes: 30 << 20,
+                    budget_bytes: 20 << 20,
+                }]
+            },
+            reasons: vec![],
+            fallback_order: vec!["small".into()],
+        }
+    }
+
+    fn done(peak_rss_mib: u64) -> ChildOutcome {
+        ChildOutcome::Done {
+            report: ChildReport {
+                variant: "small".into(),
+                threads_requested: 1,
+                threads: 1,
+                images: 10,
+                median_ms: 2.0,
+                p10_ms: 1.9,
+                p90_ms: 2.2,
+                accuracy: 0.8,
+                correct: 8,
+                load_ms: 1.0,
+                peak_rss_bytes: peak_rss_mib << 20,
+                peak_vm_bytes: 1 << 30,
+                mean_ms: 2.0,
+                picked_by_runtime: None,
+                runtime_score: None,
+                launch_report: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_phone_passes_only_within_every_budget_and_says_each_failure() {
+        let budget = 40 << 20;
+        assert!(failures(&decision(true), &done(30), Some(9.9), budget).is_empty());
+
+        let slow = failures(&decision(true), &done(30), Some(10.5), budget);
+        assert_eq!(slow.len(), 1, "{slow:?}");
+        assert!(
+            slow[0].contains("10.50 ms over the budget of 10.00 ms"),
+            "{slow:?}"
+        );
+
+        let fat = failures(&decision(true), &done(41), Some(5.0), budget);
+        assert_eq!(fat.len(), 1, "{fat:?}");
+        assert!(
+            fat[0].contains("41.0 MB over the memory budget of 40.0 MB"),
+            "{fat:?}"
+        );
+
+        let nothing_fits = failures(&decision(false), &done(30), Some(5.0), budget);
+        assert_eq!(nothing_fits.len(), 1, "{nothing_fits:?}");
+        assert!(
+            nothing_fits[0].contains("no variant fits") && nothing_fits[0].contains("`small`"),
+            "{nothing_fits:?}"
+        );
+
+        let killed = ChildOutcome::OverMemory {
+            rss_bytes: 45 << 20,
+            limit_bytes: budget,
+        };
+        let k = failures(&decision(true), &killed, None, budget);
+        assert_eq!(k.len(), 1, "{k:?}");
+        assert!(k[0].contains("killed") && k[0].contains("45.0 MB"), "{k:?}");
+
+        let all = failures(&decision(false), &done(41), Some(11.0), budget);
+        assert_eq!(all.len(), 3, "{all:?}");
+    }
+
+    #[test]
+    fn calibration_errors_and_implied_score_are_medians_over_rows() {
+        let row = |id: &str, predicted: f64, measured: [f64; 2]| CalibrationRow {
+            variant: id.into(),
+            macs: 1,
+            reference_ms: 1.0,
+            predicted_ms: predicted,
+            predicted_by_threads: vec![(1, predicted), (2, predicted / 2.0)],
+            measured_ms: vec![(1, Some(measured[0])), (2, Some(measured[1]))],
+            error_pct: vec![
+                (1, Some((predicted - measured[0]) / measured[0] * 100.0)),
+                (
+                    2,
+                    Some((predicted / 2.0 - measured[1]) / measured[1] * 100.0),
+                ),
+            ],
+        };
+        // errors at 1 thread: +10%, -20%, +50%; at 2 threads: 0%, 0%, 0%
+        let rows = vec![
+            row("a", 1.1, [1.0, 0.55]),
+            row("b", 0.8, [1.0, 0.4]),
+            row("c", 3.0, [2.0, 1.5]),
+        ];
+        let c = summarise_calibration(rows, vec![1, 2], 100.0, ("ref", 50.0));
+        let at = |t: usize| {
+            c.median_abs_error_pct
+                .iter()
+                .find(|(tt, _)| *tt == t)
+                .and_then(|(_, e)| *e)
+                .unwrap()
+        };
+        assert!((at(1) - 20.0).abs() < 1e-9, "{c:?}");
+        assert!(at(2).abs() < 1e-9, "{c:?}");
+        // |errors| overall: 10, 20, 50, 0, 0, 0 → median 5
+        assert!((c.overall_median_abs_error_pct.unwrap() - 5.0).abs() < 1e-9);
+        // implied scores 100 · predicted / measured: 110, 80, 150, 100, 100, 100 → median 100
+        assert!((c.implied_host_score.unwrap() - 100.0).abs() < 1e-9);
+        assert_eq!(
+            (c.reference_profile.as_str(), c.reference_score),
+            ("ref", 50.0)
+        );
     }
 }
