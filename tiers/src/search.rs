@@ -644,6 +644,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_pareto_front_keeps_exactly_the_points_no_cheaper_one_beats() {
+        let sp = SearchSpace::small_for(1, 10, 28);
+        let arch = ArchConfig::min(&sp);
+        let c = |id: &str, cost: f64, acc: f64| Candidate {
+            arch: arch.clone(),
+            id: id.into(),
+            predicted_accuracy: acc,
+            costs: costs(&sp, &arch),
+            host_latency_ms: cost,
+            reference_latency_ms: cost,
+        };
+        let cands = [
+            c("b", 1.0, 0.5),
+            c("dominated", 2.0, 0.4),
+            c("tie-low", 2.0, 0.55),
+            c("d", 2.0, 0.6),
+            c("equal", 3.0, 0.6),
+            c("e", 4.0, 0.7),
+            c("a", 0.5, 0.3),
+        ];
+        let front = pareto_front(&cands, |c| c.reference_latency_ms);
+        let ids: Vec<&str> = front.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "d", "e"]);
+        assert!(pareto_front(&Vec::<Candidate>::new(), |c| c.host_latency_ms).is_empty());
+    }
+
+    #[test]
     fn search_is_fast_seeded_and_respects_budgets() {
         let sp = SearchSpace::small_for(1, 10, 28);
         let lut = fake_lut(&sp);
