@@ -1,6 +1,7 @@
 //! Static cost models of one sub-net: parameters, MACs, weights-file bytes (f32 and int8) and
 //! peak activation bytes. The latency model lives in [`crate::latency`].
 
+use netspec::{DType, FOLDED_FORMAT, conv_names};
 use serde::{Deserialize, Serialize};
 use supernet::{ArchConfig, LayerKind, SearchSpace, arch_cost, layers};
 
@@ -54,40 +55,36 @@ pub fn model_bytes(space: &SearchSpace, arch: &ArchConfig, int8: bool) -> u64 {
     use std::collections::BTreeMap;
     let ls = layers(space, arch);
     // name -> (dtype, shape, bytes), sorted by name like the encoder
-    let mut tensors: BTreeMap<String, (&str, Vec<usize>, u64)> = BTreeMap::new();
-    let add_weight =
-        |tensors: &mut BTreeMap<String, (&str, Vec<usize>, u64)>, name: &str, shape: Vec<usize>| {
-            let n: usize = shape.iter().product();
-            let o = shape[0];
-            if int8 {
-                tensors.insert(format!("{name}.weight"), ("I8", shape, n as u64));
-                tensors.insert(
-                    format!("{name}.weight_scale"),
-                    ("F32", vec![o], F32 * o as u64),
-                );
-            } else {
-                tensors.insert(format!("{name}.weight"), ("F32", shape, F32 * n as u64));
-            }
-            tensors.insert(format!("{name}.bias"), ("F32", vec![o], F32 * o as u64));
-        };
-    let mut block = 0usize;
-    let mut in_block = 0usize;
-    for (i, l) in ls.iter().enumerate() {
+    let mut tensors: BTreeMap<String, (DType, Vec<usize>, u64)> = BTreeMap::new();
+    let add_weight = |tensors: &mut BTreeMap<String, (DType, Vec<usize>, u64)>,
+                      name: &str,
+                      shape: Vec<usize>| {
+        let n: usize = shape.iter().product();
+        let o = shape[0];
+        if int8 {
+            tensors.insert(format!("{name}.weight"), (DType::I8, shape, n as u64));
+            tensors.insert(
+                format!("{name}.weight_scale"),
+                (DType::F32, vec![o], F32 * o as u64),
+            );
+        } else {
+            tensors.insert(
+                format!("{name}.weight"),
+                (DType::F32, shape, F32 * n as u64),
+            );
+        }
+        tensors.insert(
+            format!("{name}.bias"),
+            (DType::F32, vec![o], F32 * o as u64),
+        );
+    };
+    // the convs (every layer but the pool and the classifier) in file order
+    let mut conv_names = conv_names(arch).into_iter();
+    for l in &ls {
         let name = match l.kind {
             LayerKind::Pool => continue,
             LayerKind::Linear => "fc".to_string(),
-            LayerKind::Conv if i == 0 => "stem".to_string(),
-            _ if i + 3 == ls.len() => "head".to_string(),
-            _ => {
-                let part = ["expand", "dw", "project"][in_block];
-                let n = format!("blocks.{block}.{part}");
-                in_block += 1;
-                if in_block == 3 {
-                    in_block = 0;
-                    block += 1;
-                }
-                n
-            }
+            _ => conv_names.next().unwrap_or_default(),
         };
         let shape = match l.kind {
             LayerKind::Linear => vec![l.out_channels, l.in_channels],
@@ -100,7 +97,7 @@ pub fn model_bytes(space: &SearchSpace, arch: &ArchConfig, int8: bool) -> u64 {
     let mut meta = BTreeMap::new();
     meta.insert("arch", serde_json::to_string(arch).unwrap_or_default());
     meta.insert("space", serde_json::to_string(space).unwrap_or_default());
-    meta.insert("format", "tierforge-plain-v1".to_string());
+    meta.insert("format", FOLDED_FORMAT.to_string());
     header.insert(
         "__metadata__".into(),
         serde_json::to_value(meta).unwrap_or_default(),
