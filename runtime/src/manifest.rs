@@ -440,7 +440,8 @@ fn fraction(path: &Path, field: String, x: Option<f64>) -> Result<()> {
     }
 }
 
-/// Everything but the sha256 format (the writer checks this before it has hashed the files).
+/// Everything but the sha256 format (the writer checks this before it has hashed the files):
+/// the format version, the family, the reference and budget, every variant, every tier.
 pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
     if file.format_version > BUNDLE_FORMAT_VERSION {
         return Err(Error::NewerFormat {
@@ -465,7 +466,44 @@ pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
             return Err(invalid(path, field, "must not be empty"));
         }
     }
-    let fam = &file.family;
+    check_family(&file.family, path)?;
+    positive(path, "reference.score".into(), file.reference.score)?;
+    positive(
+        path,
+        "default_latency_budget_ms".into(),
+        file.default_latency_budget_ms,
+    )?;
+    if file.variants.is_empty() {
+        return Err(invalid(path, "variants", "must list at least one variant"));
+    }
+    let mut ids = BTreeSet::new();
+    let mut files = BTreeSet::new();
+    for (i, v) in file.variants.iter().enumerate() {
+        check_variant(i, v, &file.family.search_space, path)?;
+        if !ids.insert(v.id.as_str()) {
+            return Err(invalid(
+                path,
+                format!("variants[{i}].id"),
+                format!("`{}` is used by two variants; ids must be unique", v.id),
+            ));
+        }
+        if !files.insert(v.file.as_str()) {
+            return Err(invalid(
+                path,
+                format!("variants[{i}].file"),
+                format!(
+                    "`{}` is used by two variants; each needs its own file",
+                    v.file
+                ),
+            ));
+        }
+    }
+    check_tiers(&file.tiers, &ids, path)
+}
+
+/// The family: a valid search space, and labels, channels, image size, mean and std that
+/// agree with it.
+fn check_family(fam: &Family, path: &Path) -> Result<()> {
     let space = &fam.search_space;
     space.validate().map_err(|source| Error::InvalidSpace {
         path: path.into(),
@@ -521,115 +559,96 @@ pub(crate) fn check_structure(file: &ManifestFile, path: &Path) -> Result<()> {
     if fam.std.iter().any(|s| *s <= 0.0) {
         return Err(invalid(path, "family.std", "values must be > 0"));
     }
-    positive(path, "reference.score".into(), file.reference.score)?;
-    positive(
-        path,
-        "default_latency_budget_ms".into(),
-        file.default_latency_budget_ms,
-    )?;
-    if file.variants.is_empty() {
-        return Err(invalid(path, "variants", "must list at least one variant"));
+    Ok(())
+}
+
+/// Variant `i` on its own: id, file name, arch (in `space`, at its resolution), size,
+/// latencies and accuracies.
+fn check_variant(i: usize, v: &Variant, space: &SearchSpace, path: &Path) -> Result<()> {
+    if v.id.trim().is_empty() {
+        return Err(invalid(
+            path,
+            format!("variants[{i}].id"),
+            "must not be empty",
+        ));
     }
-    let mut ids = BTreeSet::new();
-    let mut files = BTreeSet::new();
-    for (i, v) in file.variants.iter().enumerate() {
-        if v.id.trim().is_empty() {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].id"),
-                "must not be empty",
-            ));
-        }
-        if v.id.chars().any(char::is_control) || v.id.len() > 128 {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].id"),
-                format!(
-                    "{:?} holds a control character or is over 128 bytes; use letters, digits, `-` and `_`",
-                    v.id.chars().take(40).collect::<String>()
-                ),
-            ));
-        }
-        if !ids.insert(v.id.as_str()) {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].id"),
-                format!("`{}` is used by two variants; ids must be unique", v.id),
-            ));
-        }
-        check_file_name(&v.file).map_err(|reason| Error::BadFileName {
+    if v.id.chars().any(char::is_control) || v.id.len() > 128 {
+        return Err(invalid(
+            path,
+            format!("variants[{i}].id"),
+            format!(
+                "{:?} holds a control character or is over 128 bytes; use letters, digits, `-` and `_`",
+                v.id.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
+    check_file_name(&v.file).map_err(|reason| Error::BadFileName {
+        path: path.into(),
+        variant: v.id.clone(),
+        file: v.file.clone(),
+        reason,
+    })?;
+    v.arch
+        .validate(space)
+        .map_err(|source| Error::InvalidArch {
             path: path.into(),
             variant: v.id.clone(),
-            file: v.file.clone(),
-            reason,
+            source,
         })?;
-        if !files.insert(v.file.as_str()) {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].file"),
-                format!(
-                    "`{}` is used by two variants; each needs its own file",
-                    v.file
-                ),
-            ));
-        }
-        v.arch
-            .validate(space)
-            .map_err(|source| Error::InvalidArch {
-                path: path.into(),
-                variant: v.id.clone(),
-                source,
-            })?;
-        if v.resolution != v.arch.resolution {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].resolution"),
-                format!(
-                    "is {} but arch.resolution is {}",
-                    v.resolution, v.arch.resolution
-                ),
-            ));
-        }
-        // Bounded so that a damaged manifest cannot make a reader allocate gigabytes.
-        if v.model_bytes == 0 || v.model_bytes > MAX_VARIANT_BYTES {
-            return Err(invalid(
-                path,
-                format!("variants[{i}].model_bytes"),
-                format!(
-                    "is {}; a variant file has 1..={MAX_VARIANT_BYTES} bytes — rebuild the bundle",
-                    v.model_bytes
-                ),
-            ));
-        }
-        positive(path, format!("variants[{i}].latency_ms"), v.latency_ms)?;
-        for (j, t) in v.latency_by_threads.iter().enumerate() {
-            positive(
-                path,
-                format!("variants[{i}].latency_by_threads[{j}].ms"),
-                t.ms,
-            )?;
-            let prev = j.checked_sub(1).map(|p| v.latency_by_threads[p].threads);
-            if t.threads == 0 || prev.is_some_and(|p| p >= t.threads) {
-                return Err(invalid(
-                    path,
-                    format!("variants[{i}].latency_by_threads[{j}].threads"),
-                    "must be ≥ 1 and strictly ascending",
-                ));
-            }
-        }
-        fraction(
+    if v.resolution != v.arch.resolution {
+        return Err(invalid(
             path,
-            format!("variants[{i}].test_accuracy"),
-            v.test_accuracy,
-        )?;
-        fraction(
-            path,
-            format!("variants[{i}].predicted_accuracy"),
-            v.predicted_accuracy,
-        )?;
+            format!("variants[{i}].resolution"),
+            format!(
+                "is {} but arch.resolution is {}",
+                v.resolution, v.arch.resolution
+            ),
+        ));
     }
+    // Bounded so that a damaged manifest cannot make a reader allocate gigabytes.
+    if v.model_bytes == 0 || v.model_bytes > MAX_VARIANT_BYTES {
+        return Err(invalid(
+            path,
+            format!("variants[{i}].model_bytes"),
+            format!(
+                "is {}; a variant file has 1..={MAX_VARIANT_BYTES} bytes — rebuild the bundle",
+                v.model_bytes
+            ),
+        ));
+    }
+    positive(path, format!("variants[{i}].latency_ms"), v.latency_ms)?;
+    for (j, t) in v.latency_by_threads.iter().enumerate() {
+        positive(
+            path,
+            format!("variants[{i}].latency_by_threads[{j}].ms"),
+            t.ms,
+        )?;
+        let prev = j.checked_sub(1).map(|p| v.latency_by_threads[p].threads);
+        if t.threads == 0 || prev.is_some_and(|p| p >= t.threads) {
+            return Err(invalid(
+                path,
+                format!("variants[{i}].latency_by_threads[{j}].threads"),
+                "must be ≥ 1 and strictly ascending",
+            ));
+        }
+    }
+    fraction(
+        path,
+        format!("variants[{i}].test_accuracy"),
+        v.test_accuracy,
+    )?;
+    fraction(
+        path,
+        format!("variants[{i}].predicted_accuracy"),
+        v.predicted_accuracy,
+    )?;
+    Ok(())
+}
+
+/// Each tier: a unique non-empty name, a positive budget, and a variant among `ids`.
+fn check_tiers(tiers: &[Tier], ids: &BTreeSet<&str>, path: &Path) -> Result<()> {
     let mut tier_names = BTreeSet::new();
-    for (i, t) in file.tiers.iter().enumerate() {
+    for (i, t) in tiers.iter().enumerate() {
         if t.name.trim().is_empty() || !tier_names.insert(t.name.as_str()) {
             return Err(invalid(
                 path,
