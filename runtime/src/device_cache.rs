@@ -25,12 +25,12 @@ pub const DEVICE_CACHE_FORMAT_VERSION: u32 = 1;
 pub const DEVICE_CACHE_FILE_NAME: &str = "tierforge-device.json";
 
 /// The hardware fingerprint of this device from cheap reads only (CPU, RAM, SoC, ISA; no
-/// micro-benchmark), as 16 hex digits.
+/// micro-benchmark); files and reports write it as 16 hex digits.
 ///
 /// It equals `device_profiles::probe_with(_, reader).fingerprint()`: both hash the same
 /// [`read_hardware`] output with [`Fingerprint::of`], which ignores every measured number.
-pub fn hardware_fingerprint(reader: &dyn SysReader) -> String {
-    fingerprint_of_hardware(read_hardware(reader)).to_string()
+pub fn hardware_fingerprint(reader: &dyn SysReader) -> Fingerprint {
+    fingerprint_of_hardware(read_hardware(reader))
 }
 
 /// [`Fingerprint::of`] a profile built from `hw` with no measurements.
@@ -53,8 +53,8 @@ pub fn fingerprint_of_hardware(hw: Hardware) -> Fingerprint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CachedDevice {
-    /// [`hardware_fingerprint`] when the probe ran.
-    pub hardware_fingerprint: String,
+    /// [`hardware_fingerprint`] when the probe ran (16 hex digits in the file).
+    pub hardware_fingerprint: Fingerprint,
     /// The runtime version that probed (the benchmark may change between versions).
     pub runtime_version: String,
     /// Threads the probe's multi-thread benchmarks were asked to use (`None`: all).
@@ -119,7 +119,11 @@ impl DeviceCache {
 
     /// Looks up the facts for the device with `hardware_fingerprint`, probed with
     /// `probe_threads`. Never fails.
-    pub fn lookup(&self, hardware_fingerprint: &str, probe_threads: Option<usize>) -> DeviceLookup {
+    pub fn lookup(
+        &self,
+        hardware_fingerprint: Fingerprint,
+        probe_threads: Option<usize>,
+    ) -> DeviceLookup {
         let path = self.path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -207,15 +211,19 @@ mod tests {
     use super::*;
     use device_profiles::{FsReader, ProbeOptions, probe_with};
 
-    fn cached(fp: &str) -> CachedDevice {
+    fn fp(v: u64) -> Fingerprint {
+        Fingerprint::try_from(format!("{v:016x}")).unwrap()
+    }
+
+    fn cached(f: Fingerprint) -> CachedDevice {
         CachedDevice {
-            hardware_fingerprint: fp.into(),
+            hardware_fingerprint: f,
             runtime_version: env!("CARGO_PKG_VERSION").into(),
             probe_threads: None,
             facts: DeviceFacts {
                 id: "host".into(),
                 name: "Host".into(),
-                fingerprint: fp.into(),
+                fingerprint: f.to_string(),
                 score: 100.0,
                 ram_bytes: Some(4 << 30),
                 big_cores: 2,
@@ -243,13 +251,10 @@ mod tests {
             },
             &FsReader,
         );
-        assert_eq!(
-            hardware_fingerprint(&FsReader),
-            probed.fingerprint().to_string()
-        );
+        assert_eq!(hardware_fingerprint(&FsReader), probed.fingerprint());
         assert_eq!(
             DeviceFacts::from(&probed).fingerprint,
-            hardware_fingerprint(&FsReader)
+            hardware_fingerprint(&FsReader).to_string()
         );
     }
 
@@ -257,29 +262,47 @@ mod tests {
     fn hit_stale_corrupt() {
         let tmp = tempfile::tempdir().unwrap();
         let c = DeviceCache::new(tmp.path().join("app"));
-        assert_eq!(c.lookup("fp", None), DeviceLookup::Miss);
-        c.store(&cached("fp")).unwrap();
-        assert_eq!(c.lookup("fp", None), DeviceLookup::Hit(cached("fp")));
+        assert_eq!(c.lookup(fp(1), None), DeviceLookup::Miss);
+        c.store(&cached(fp(1))).unwrap();
+        assert_eq!(c.lookup(fp(1), None), DeviceLookup::Hit(cached(fp(1))));
+        assert!(matches!(c.lookup(fp(2), None), DeviceLookup::Stale { .. }));
         assert!(matches!(
-            c.lookup("other", None),
-            DeviceLookup::Stale { .. }
-        ));
-        assert!(matches!(
-            c.lookup("fp", Some(1)),
+            c.lookup(fp(1), Some(1)),
             DeviceLookup::Stale { .. }
         ));
         assert_eq!(fs::read_dir(c.dir()).unwrap().count(), 1, "temporary left");
 
+        // the fingerprint is written as 16 hex digits; anything else is a corrupt file
+        let text = fs::read_to_string(c.path()).unwrap();
+        assert!(
+            text.contains("\"hardware_fingerprint\": \"0000000000000001\""),
+            "{text}"
+        );
+        fs::write(
+            c.path(),
+            text.replacen("\"0000000000000001\"", "\"not hex\"", 1),
+        )
+        .unwrap();
+        assert!(matches!(
+            c.lookup(fp(1), None),
+            DeviceLookup::Corrupt { .. }
+        ));
         fs::write(c.path(), "{ not json").unwrap();
-        assert!(matches!(c.lookup("fp", None), DeviceLookup::Corrupt { .. }));
-        let mut bad = cached("fp");
+        assert!(matches!(
+            c.lookup(fp(1), None),
+            DeviceLookup::Corrupt { .. }
+        ));
+        let mut bad = cached(fp(1));
         bad.facts.score = -1.0;
         c.store(&bad).unwrap();
-        assert!(matches!(c.lookup("fp", None), DeviceLookup::Corrupt { .. }));
-        c.store(&cached("fp")).unwrap();
-        assert!(matches!(c.lookup("fp", None), DeviceLookup::Hit(_)));
+        assert!(matches!(
+            c.lookup(fp(1), None),
+            DeviceLookup::Corrupt { .. }
+        ));
+        c.store(&cached(fp(1))).unwrap();
+        assert!(matches!(c.lookup(fp(1), None), DeviceLookup::Hit(_)));
         c.clear().unwrap();
         c.clear().unwrap();
-        assert_eq!(c.lookup("fp", None), DeviceLookup::Miss);
+        assert_eq!(c.lookup(fp(1), None), DeviceLookup::Miss);
     }
 }

@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use device_profiles::{DeviceProfile, FsReader, ProbeOptions, SysReader};
+use device_profiles::{DeviceProfile, Fingerprint, FsReader, ProbeOptions, SysReader};
 use serde::Serialize;
 
 use crate::bundle::Bundle;
@@ -181,7 +181,7 @@ pub struct LaunchReport {
     /// The device facts used (probed or cached).
     pub device: DeviceFacts,
     /// The cheap hardware fingerprint the device cache is keyed by.
-    pub hardware_fingerprint: String,
+    pub hardware_fingerprint: Fingerprint,
     /// Whether the micro-benchmark ran.
     pub probed: bool,
     /// What the device cache said.
@@ -211,6 +211,28 @@ impl LaunchReport {
     /// Whether both caches were used (a warm launch: no probe, no fresh selection).
     pub fn is_warm(&self) -> bool {
         !self.probed && self.device_cache.is_hit() && self.decision_cache.is_hit()
+    }
+}
+
+/// What a launch knows about the device before it picks.
+struct KnownDevice {
+    /// The cheap hardware fingerprint.
+    fingerprint: Fingerprint,
+    /// The facts the selector uses (cached or just probed).
+    facts: DeviceFacts,
+    /// What the device cache said.
+    cache_status: CacheStatus,
+    /// Facts to cache after the load (a probe ran).
+    to_store: Option<CachedDevice>,
+    fingerprint_time: std::time::Duration,
+    cache_time: std::time::Duration,
+    probe_time: Option<std::time::Duration>,
+}
+
+impl KnownDevice {
+    /// Fingerprint, cache lookup and probe together.
+    fn time(&self) -> std::time::Duration {
+        self.fingerprint_time + self.cache_time + self.probe_time.unwrap_or_default()
     }
 }
 
@@ -395,72 +417,22 @@ impl Launcher {
         {
             notes.push(e.to_string());
         }
-
-        // The device: cheap fingerprint, then cached facts or a probe.
-        let t = Instant::now();
-        let fingerprint = hardware_fingerprint(self.reader.as_ref());
-        let fingerprint_time = t.elapsed();
-
-        let t = Instant::now();
-        let devices = self.device_cache();
-        let lookup = devices.lookup(&fingerprint, opts.threads);
-        let device_cache_time = t.elapsed();
-        let mut device_to_store = None;
-        let (device, device_cache, probe_time) = match lookup {
-            DeviceLookup::Hit(d) => (d.facts, CacheStatus::Hit, None),
-            other => {
-                let status = match other {
-                    DeviceLookup::Stale { reason } => CacheStatus::Stale {
-                        reason: Some(reason),
-                    },
-                    DeviceLookup::Corrupt { reason } => CacheStatus::Corrupt { reason },
-                    _ => CacheStatus::Miss,
-                };
-                let left_ms = f64::from(opts.pick_budget_ms)
-                    - ms(fingerprint_time + device_cache_time)
-                    - PICK_RESERVE_MS;
-                let t = Instant::now();
-                let profile = (self.probe)(
-                    &ProbeOptions {
-                        // Saturating float → int: negative or NaN becomes 0, then at least 1.
-                        budget_ms: (left_ms.floor() as u32).max(1),
-                        threads: opts.threads,
-                        ..ProbeOptions::default()
-                    },
-                    self.reader.as_ref(),
-                );
-                let probe_time = t.elapsed();
-                let facts = as_stored(DeviceFacts::from(&profile));
-                facts.validate()?;
-                device_to_store = Some(CachedDevice {
-                    hardware_fingerprint: fingerprint.clone(),
-                    runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-                    probe_threads: opts.threads,
-                    facts: facts.clone(),
-                    measured: profile.measured,
-                    probed_at_unix_s: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs()),
-                });
-                (facts, status, Some(probe_time))
-            }
-        };
+        let known = self.know_device()?;
 
         // The pick.
         let t = Instant::now();
         let decisions = self.decision_cache();
-        let plan = plan(&bundle, &device, &opts.policy, &decisions)?;
+        let plan = plan(&bundle, &known.facts, &opts.policy, &decisions)?;
         let select_time = t.elapsed();
         let decision_cache = CacheStatus::from(&plan.cache_lookup);
         let start_variant = plan.start(&bundle).to_owned();
-        let pick =
-            fingerprint_time + device_cache_time + probe_time.unwrap_or_default() + select_time;
+        let pick = known.time() + select_time;
 
         // The load.
         let t = Instant::now();
         let family = bundle.manifest().family().clone();
         let (loaded, decision_to_store) =
-            load_unpersisted(&bundle, &device, &opts.policy, plan, |v, bytes| {
+            load_unpersisted(&bundle, &known.facts, &opts.policy, plan, |v, bytes| {
                 load_net(&family, v, bytes)
             })?;
         let session = Session::new(loaded.model, family, loaded.variant);
@@ -468,8 +440,8 @@ impl Launcher {
 
         // Persist what was learnt (a failure costs a probe or a selection next time, no more).
         let t = Instant::now();
-        if let Some(entry) = device_to_store
-            && let Err(e) = devices.store(&entry)
+        if let Some(entry) = &known.to_store
+            && let Err(e) = self.device_cache().store(entry)
         {
             notes.push(format!("device facts not cached: {e}"));
         }
@@ -480,13 +452,25 @@ impl Launcher {
         }
         let persist_time = t.elapsed();
 
+        let timings = LaunchTimings {
+            open_ms: 0.0,
+            fingerprint_ms: ms(known.fingerprint_time),
+            device_cache_ms: ms(known.cache_time),
+            probe_ms: known.probe_time.map(ms),
+            select_ms: ms(select_time),
+            pick_ms: ms(pick),
+            load_ms: ms(load_time),
+            persist_ms: ms(persist_time),
+            first_predict_ms: None,
+            total_ms: ms(t0.elapsed()),
+        };
         let report = LaunchReport {
             bundle_id: bundle.manifest().bundle_id().to_owned(),
             bundle_version: bundle.manifest().bundle_version().to_owned(),
-            device: device.clone(),
-            hardware_fingerprint: fingerprint,
-            probed: probe_time.is_some(),
-            device_cache,
+            device: known.facts.clone(),
+            hardware_fingerprint: known.fingerprint,
+            probed: known.probe_time.is_some(),
+            device_cache: known.cache_status,
             decision_cache,
             decision: loaded.decision.clone(),
             start_variant,
@@ -495,18 +479,7 @@ impl Launcher {
             latency_step_downs: Vec::new(),
             threads: threads_in_force(),
             notes,
-            timings: LaunchTimings {
-                open_ms: 0.0,
-                fingerprint_ms: ms(fingerprint_time),
-                device_cache_ms: ms(device_cache_time),
-                probe_ms: probe_time.map(ms),
-                select_ms: ms(select_time),
-                pick_ms: ms(pick),
-                load_ms: ms(load_time),
-                persist_ms: ms(persist_time),
-                first_predict_ms: None,
-                total_ms: ms(t0.elapsed()),
-            },
+            timings,
         };
         let watch = (opts.latency_window > 0)
             .then(|| AdaptiveLatency::for_decision(&loaded.decision, opts.latency_window));
@@ -514,11 +487,79 @@ impl Launcher {
             session,
             report,
             bundle,
-            device,
+            device: known.facts,
             policy: opts.policy.clone(),
             decisions,
             watch,
             window: opts.latency_window,
+        })
+    }
+
+    /// The device: its cheap fingerprint, then the cached facts for it or, on a miss, a probe
+    /// within what is left of the pick budget (the facts to cache are returned, not written).
+    ///
+    /// # Errors
+    /// [`Error::InvalidDevice`] when the probe's facts cannot drive a selection.
+    fn know_device(&self) -> Result<KnownDevice> {
+        let opts = &self.options;
+        let t = Instant::now();
+        let fingerprint = hardware_fingerprint(self.reader.as_ref());
+        let fingerprint_time = t.elapsed();
+
+        let t = Instant::now();
+        let lookup = self.device_cache().lookup(fingerprint, opts.threads);
+        let cache_time = t.elapsed();
+        let status = match lookup {
+            DeviceLookup::Hit(d) => {
+                return Ok(KnownDevice {
+                    fingerprint,
+                    facts: d.facts,
+                    cache_status: CacheStatus::Hit,
+                    to_store: None,
+                    fingerprint_time,
+                    cache_time,
+                    probe_time: None,
+                });
+            }
+            DeviceLookup::Stale { reason } => CacheStatus::Stale {
+                reason: Some(reason),
+            },
+            DeviceLookup::Corrupt { reason } => CacheStatus::Corrupt { reason },
+            DeviceLookup::Miss => CacheStatus::Miss,
+        };
+        let left_ms =
+            f64::from(opts.pick_budget_ms) - ms(fingerprint_time + cache_time) - PICK_RESERVE_MS;
+        let t = Instant::now();
+        let profile = (self.probe)(
+            &ProbeOptions {
+                // Saturating float → int: negative or NaN becomes 0, then at least 1.
+                budget_ms: (left_ms.floor() as u32).max(1),
+                threads: opts.threads,
+                ..ProbeOptions::default()
+            },
+            self.reader.as_ref(),
+        );
+        let probe_time = t.elapsed();
+        let facts = as_stored(DeviceFacts::from(&profile));
+        facts.validate()?;
+        let to_store = CachedDevice {
+            hardware_fingerprint: fingerprint,
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            probe_threads: opts.threads,
+            facts: facts.clone(),
+            measured: profile.measured,
+            probed_at_unix_s: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        Ok(KnownDevice {
+            fingerprint,
+            facts,
+            cache_status: status,
+            to_store: Some(to_store),
+            fingerprint_time,
+            cache_time,
+            probe_time: Some(probe_time),
         })
     }
 }
