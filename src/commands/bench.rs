@@ -163,8 +163,10 @@ pub struct InferArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::TrainStep(a) => bench_train_step(a),
-        BenchWhat::Infer(a) if a.bundle.is_some() => infer_bundle(a),
-        BenchWhat::Infer(a) => infer(a),
+        BenchWhat::Infer(a) => match a.bundle.clone() {
+            Some(dir) => infer_bundle(&dir, &a),
+            None => infer(a),
+        },
     }
 }
 
@@ -258,139 +260,34 @@ fn bench_train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     if a.batch < 2 {
         anyhow::bail!("--batch must be ≥ 2 (batch norm needs it)");
     }
-    let cfg = TrainConfig {
-        method: match a.method {
-            BenchMethod::Sandwich => Method::Sandwich,
-            BenchMethod::Progressive => Method::Progressive,
-        },
-        batch_size: a.batch,
-        seed: a.seed,
-        ..TrainConfig::default()
-    };
-    let OptimizerConfig::Sgd {
-        lr,
-        momentum,
-        nesterov,
-        weight_decay,
-    } = cfg.optimizer
-    else {
-        anyhow::bail!("the default optimizer is expected to be SGD");
-    };
-    let method_name = match a.method {
-        BenchMethod::Sandwich => "sandwich",
-        BenchMethod::Progressive => "progressive",
-    };
-
-    // The sub-nets of every step, fixed in advance, drawn by the trainer's own sampling.
+    // The sub-nets of every step are drawn first, then the synthetic images, from one stream.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0xbe9c_0a2c);
-    let max_arch = ArchConfig::max(&space);
-    let min_arch = ArchConfig::min(&space);
-    let total_steps = a.warmup + a.steps;
-    let sampler = Sampler::new(&cfg, &space, (&max_arch, &min_arch), total_steps);
-    let archs: Vec<Vec<ArchConfig>> = (0..total_steps)
-        .map(|step| match a.method {
-            BenchMethod::Sandwich => sampler.archs(step, &mut rng),
-            // the second half of the expand phase: sub-nets from the whole space
-            BenchMethod::Progressive => (0..cfg.ps_subnets_per_step.max(1))
-                .map(|_| sample_in_phase(&space, PsPhase::Expand, 1.0, &mut rng))
-                .collect(),
-        })
-        .collect();
-    if let Some(p) = &a.space_out {
-        std::fs::write(p, serde_json::to_vec_pretty(&space)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    if let Some(p) = &a.archs_out {
-        let spec = BenchSpec {
-            format: "tierforge-bench-v1",
-            method: method_name,
-            batch: a.batch,
-            warmup: a.warmup,
-            steps: a.steps,
-            seed: a.seed,
-            label_smoothing: cfg.label_smoothing,
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-            augment_pad: cfg.augment.pad,
-            augment_hflip: cfg.augment.hflip,
-            space: &space,
-            archs: &archs,
-        };
-        std::fs::write(p, serde_json::to_vec_pretty(&spec)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
+    let plan = StepPlan::new(&a, &space, &mut rng)?;
+    plan.write_files(&a, &space)?;
     if a.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-
-    let ad = supernet::default_device().autodiff();
-    let (c, h, w) = (space.in_channels, space.image_size, space.image_size);
-    let n = a.batch;
-    let ds = synthetic(4 * n, c, h, w, space.num_classes, &mut rng);
-    let mut batcher = Batcher::new(vec![0.286], vec![0.353]); // Fashion-MNIST's, any value does
-
-    let mut model = Supernet::new(&space, a.seed, &ad)?;
-    let mut optim = Optimizer::new(cfg.optimizer);
-    // Progressive shrinking's expand phase: the frozen full network is the teacher (taken when
-    // the kernel phase starts). The trainer also sorts the hidden channels once before this
-    // phase; a permutation changes no cost, so the bench leaves the order as it is.
-    let teacher = (a.method == BenchMethod::Progressive).then(|| model.valid());
-    let distillation = match a.method {
-        BenchMethod::Sandwich => Distillation::InPlace,
-        BenchMethod::Progressive => Distillation::Teacher(teacher.as_ref()),
-    };
-
-    let (mut t_step, mut t_data, mut t_fwd, mut t_bwd, mut t_opt) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut losses = Vec::new();
-    for (step, step_archs) in archs.iter().enumerate() {
-        let t0 = Instant::now();
-        let idx: Vec<usize> = (0..n).map(|b| (step * n + b) % ds.len()).collect();
-        batcher.fill(&ds, &idx, cfg.augment, Some(&mut rng));
-        let fill_s = t0.elapsed().as_secs_f64();
-        let spec = Step {
-            archs: step_archs,
-            distillation,
-            label_smoothing: cfg.label_smoothing,
-            lr,
-            device: &ad,
-        };
-        // the trainer's own step: forwards, losses, backward, optimizer update
-        let (next, out) = train_step(model, &mut optim, &mut batcher, &spec)
-            .with_context(|| format!("step {step}"))?;
-        model = next;
-        let step_s = t0.elapsed().as_secs_f64();
-        losses.push(out.loss as f64);
-        if step >= a.warmup {
-            t_step.push(step_s * 1e3);
-            t_data.push((fill_s + out.times.input_s) * 1e3);
-            t_fwd.push(out.times.forward_s * 1e3);
-            t_bwd.push(out.times.backward_s * 1e3);
-            t_opt.push(out.times.optimizer_s * 1e3);
-        }
-    }
-    let med = median(&t_step);
+    let t = plan.time(&a, &space, &mut rng)?;
+    let med = median(&t.step);
     let res = StepResult {
         side: "tierforge",
-        method: method_name,
+        method: plan.method_name,
         space: space.name.clone(),
-        batch: n,
+        batch: a.batch,
         threads: rayon::current_num_threads(),
         warmup: a.warmup,
         steps: a.steps,
-        subnets_per_step: archs.first().map_or(0, Vec::len),
+        subnets_per_step: plan.archs.first().map_or(0, Vec::len),
         median_ms: med,
-        min_ms: t_step.iter().copied().fold(f64::INFINITY, f64::min),
-        mean_ms: t_step.iter().sum::<f64>() / t_step.len().max(1) as f64,
-        img_per_s: n as f64 / (med / 1e3),
-        data_ms: median(&t_data),
-        fwd_ms: median(&t_fwd),
-        bwd_ms: median(&t_bwd),
-        optim_ms: median(&t_opt),
-        loss_first: losses.first().copied().unwrap_or(f64::NAN),
-        loss_last: losses.last().copied().unwrap_or(f64::NAN),
+        min_ms: t.step.iter().copied().fold(f64::INFINITY, f64::min),
+        mean_ms: t.step.iter().sum::<f64>() / t.step.len().max(1) as f64,
+        img_per_s: a.batch as f64 / (med / 1e3),
+        data_ms: median(&t.data),
+        fwd_ms: median(&t.forward),
+        bwd_ms: median(&t.backward),
+        optim_ms: median(&t.optimizer),
+        loss_first: t.losses.first().copied().unwrap_or(f64::NAN),
+        loss_last: t.losses.last().copied().unwrap_or(f64::NAN),
     };
     if a.json {
         println!("{}", serde_json::to_string(&res)?);
@@ -416,6 +313,166 @@ fn bench_train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `bench train-step` runs: the trainer's configuration for the method, its SGD settings
+/// and the sub-nets of every step, fixed in advance.
+struct StepPlan {
+    cfg: TrainConfig,
+    /// (lr, momentum, nesterov, weight decay) of the default optimizer.
+    sgd: (f64, f64, bool, f64),
+    method_name: &'static str,
+    /// `archs[step]`: the sub-nets of that step, in the order they run.
+    archs: Vec<Vec<ArchConfig>>,
+}
+
+/// Per-step times (ms) of the timed steps, and the loss of every step.
+#[derive(Default)]
+struct StepTimes {
+    step: Vec<f64>,
+    data: Vec<f64>,
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+    optimizer: Vec<f64>,
+    losses: Vec<f64>,
+}
+
+impl StepPlan {
+    /// The plan of `a` over `space`, its sub-nets drawn from `rng` by the trainer's own
+    /// sampling.
+    fn new(
+        a: &TrainStepArgs,
+        space: &SearchSpace,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> anyhow::Result<Self> {
+        let cfg = TrainConfig {
+            method: match a.method {
+                BenchMethod::Sandwich => Method::Sandwich,
+                BenchMethod::Progressive => Method::Progressive,
+            },
+            batch_size: a.batch,
+            seed: a.seed,
+            ..TrainConfig::default()
+        };
+        let OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+        } = cfg.optimizer
+        else {
+            anyhow::bail!("the default optimizer is expected to be SGD");
+        };
+        let method_name = match a.method {
+            BenchMethod::Sandwich => "sandwich",
+            BenchMethod::Progressive => "progressive",
+        };
+        let max_arch = ArchConfig::max(space);
+        let min_arch = ArchConfig::min(space);
+        let total_steps = a.warmup + a.steps;
+        let sampler = Sampler::new(&cfg, space, (&max_arch, &min_arch), total_steps);
+        let archs: Vec<Vec<ArchConfig>> = (0..total_steps)
+            .map(|step| match a.method {
+                BenchMethod::Sandwich => sampler.archs(step, rng),
+                // the second half of the expand phase: sub-nets from the whole space
+                BenchMethod::Progressive => (0..cfg.ps_subnets_per_step.max(1))
+                    .map(|_| sample_in_phase(space, PsPhase::Expand, 1.0, rng))
+                    .collect(),
+            })
+            .collect();
+        Ok(StepPlan {
+            cfg,
+            sgd: (lr, momentum, nesterov, weight_decay),
+            method_name,
+            archs,
+        })
+    }
+
+    /// Writes `--space-out` and `--archs-out` (the definition the PyTorch side runs).
+    fn write_files(&self, a: &TrainStepArgs, space: &SearchSpace) -> anyhow::Result<()> {
+        if let Some(p) = &a.space_out {
+            std::fs::write(p, serde_json::to_vec_pretty(space)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &a.archs_out {
+            let (lr, momentum, nesterov, weight_decay) = self.sgd;
+            let spec = BenchSpec {
+                format: "tierforge-bench-v1",
+                method: self.method_name,
+                batch: a.batch,
+                warmup: a.warmup,
+                steps: a.steps,
+                seed: a.seed,
+                label_smoothing: self.cfg.label_smoothing,
+                lr,
+                momentum,
+                nesterov,
+                weight_decay,
+                augment_pad: self.cfg.augment.pad,
+                augment_hflip: self.cfg.augment.hflip,
+                space,
+                archs: &self.archs,
+            };
+            std::fs::write(p, serde_json::to_vec_pretty(&spec)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs every step with the trainer's own `train_step` on synthetic images; the steps after
+    /// the warm-up are timed.
+    fn time(
+        &self,
+        a: &TrainStepArgs,
+        space: &SearchSpace,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> anyhow::Result<StepTimes> {
+        let cfg = &self.cfg;
+        let ad = supernet::default_device().autodiff();
+        let (c, h, w) = (space.in_channels, space.image_size, space.image_size);
+        let n = a.batch;
+        let ds = synthetic(4 * n, c, h, w, space.num_classes, rng);
+        let mut batcher = Batcher::new(vec![0.286], vec![0.353]); // Fashion-MNIST's, any value does
+
+        let mut model = Supernet::new(space, a.seed, &ad)?;
+        let mut optim = Optimizer::new(cfg.optimizer);
+        // Progressive shrinking's expand phase: the frozen full network is the teacher (taken
+        // when the kernel phase starts). The trainer also sorts the hidden channels once before
+        // this phase; a permutation changes no cost, so the bench leaves the order as it is.
+        let teacher = (a.method == BenchMethod::Progressive).then(|| model.valid());
+        let distillation = match a.method {
+            BenchMethod::Sandwich => Distillation::InPlace,
+            BenchMethod::Progressive => Distillation::Teacher(teacher.as_ref()),
+        };
+        let mut t = StepTimes::default();
+        for (step, step_archs) in self.archs.iter().enumerate() {
+            let t0 = Instant::now();
+            let idx: Vec<usize> = (0..n).map(|b| (step * n + b) % ds.len()).collect();
+            batcher.fill(&ds, &idx, cfg.augment, Some(&mut *rng));
+            let fill_s = t0.elapsed().as_secs_f64();
+            let spec = Step {
+                archs: step_archs,
+                distillation,
+                label_smoothing: cfg.label_smoothing,
+                lr: self.sgd.0,
+                device: &ad,
+            };
+            // the trainer's own step: forwards, losses, backward, optimizer update
+            let (next, out) = train_step(model, &mut optim, &mut batcher, &spec)
+                .with_context(|| format!("step {step}"))?;
+            model = next;
+            let step_s = t0.elapsed().as_secs_f64();
+            t.losses.push(out.loss as f64);
+            if step >= a.warmup {
+                t.step.push(step_s * 1e3);
+                t.data.push((fill_s + out.times.input_s) * 1e3);
+                t.forward.push(out.times.forward_s * 1e3);
+                t.backward.push(out.times.backward_s * 1e3);
+                t.optimizer.push(out.times.optimizer_s * 1e3);
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// Result of `bench infer`.
@@ -749,9 +806,8 @@ fn time_engine(
     Ok((times, last))
 }
 
-fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
-    let dir = a.bundle.clone().context("--bundle is required here")?;
-    let bundle = Bundle::open(&dir).with_context(|| {
+fn infer_bundle(dir: &Path, a: &InferArgs) -> anyhow::Result<ExitCode> {
+    let bundle = Bundle::open(dir).with_context(|| {
         format!(
             "opening the bundle {} (build one with `cargo run --release -- demo`, or pass the \
              folder that holds manifest.json)",
@@ -760,23 +816,14 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
     })?;
     let manifest = bundle.manifest();
     let family = manifest.family();
-    if a.batch.is_empty() || a.batch.contains(&0) {
+    if a.batch.is_empty() {
         anyhow::bail!("--batch needs sizes ≥ 1, e.g. --batch 1,64");
-    }
-    if a.iters == 0 {
-        anyhow::bail!("--iters must be ≥ 1");
     }
     if family.mean.is_empty() || family.std.is_empty() {
         anyhow::bail!(
             "{}: the family has no mean/std for preprocessing; rebuild the bundle",
             dir.join(runtime::MANIFEST_FILE_NAME).display()
         );
-    }
-    let mut engines: Vec<EngineKind> = Vec::new();
-    for &e in &a.engine {
-        if !engines.contains(&e) {
-            engines.push(e);
-        }
     }
     let variants: Vec<&Variant> = if a.variants.is_empty() {
         manifest.variants().iter().collect()
@@ -787,36 +834,7 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<_>>()?
     };
     let n_max = a.batch.iter().copied().max().unwrap_or(1);
-    let c = family.in_channels;
-
-    // The input: test images when they match the family, else a synthetic pattern.
-    let raw = if a.synthetic {
-        synthetic_images(n_max, c, family.image_size)
-    } else {
-        let found = match &a.data {
-            Some(d) => Ok(d.clone()),
-            None => super::find_fashion_mnist(None),
-        };
-        match found.and_then(|d| test_images(&d, n_max)) {
-            Ok(r) if r.channels == c => r,
-            Ok(r) if a.data.is_some() => anyhow::bail!(
-                "the images in {} have {} channel(s), the bundle's family takes {c}; pass \
-                 another --data or --synthetic",
-                a.data.as_deref().unwrap_or(Path::new("?")).display(),
-                r.channels
-            ),
-            Err(e) if a.data.is_some() => return Err(e),
-            other => {
-                let why = match other {
-                    Ok(r) => format!("the test images have {} channel(s), not {c}", r.channels),
-                    Err(e) => format!("{e:#}"),
-                };
-                eprintln!("note: using a synthetic input ({why})");
-                synthetic_images(n_max, c, family.image_size)
-            }
-        }
-    };
-
+    let raw = input_images(a, family.in_channels, family.image_size, n_max)?;
     // Inputs per resolution, shared by every variant of that resolution.
     let mut inputs: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
     for v in &variants {
@@ -827,138 +845,264 @@ fn infer_bundle(a: InferArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &a.dump_inputs {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         for (r, x) in &inputs {
-            write_npy(&d.join(format!("input-r{r}.npy")), &[n_max, c, *r, *r], x)?;
+            write_npy(
+                &d.join(format!("input-r{r}.npy")),
+                &[n_max, family.in_channels, *r, *r],
+                x,
+            )?;
         }
     }
-
-    let threads = rayon::current_num_threads();
+    let mut engines: Vec<EngineKind> = Vec::new();
+    for &e in &a.engine {
+        if !engines.contains(&e) {
+            engines.push(e);
+        }
+    }
+    let bench = BundleBench {
+        a,
+        dir,
+        bundle: &bundle,
+        engines,
+        raw,
+        inputs,
+        n_max,
+        threads: rayon::current_num_threads(),
+    };
     let mut index_variants = Vec::new();
     let mut failures = 0usize;
     for v in &variants {
-        // the decoded weights: burn's tensor path gives the reference logits; every engine is
-        // built from the same weights
-        let bytes = bundle
-            .read_variant(&v.id)
-            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?;
-        let folded = FoldedNet::from_safetensors(&bytes, &family.search_space, &v.arch, &v.file)
-            .with_context(|| format!("decoding variant {} of {}", v.id, dir.display()))?;
-        let reference_engine = EngineKind::Burn.build(&folded, &v.id)?;
-        let x_all = inputs
-            .get(&v.resolution)
-            .context("no input for the variant's resolution")?;
-        let classes = family.labels.len();
-        // The reference: the burn engine on the first `n_max` images.
-        let reference = reference_engine
-            .logits(x_all, n_max)
-            .with_context(|| format!("running variant {}", v.id))?;
-        let stem = file_part(&v.id);
-        if let Some(d) = &a.dump_inputs {
-            write_npy(
-                &d.join(format!("logits-{stem}.npy")),
-                &[n_max, classes],
-                &reference,
-            )?;
-            index_variants.push(serde_json::json!({
-                "id": v.id,
-                "file": v.file,
-                "sha256": v.sha256,
-                "dtype": v.dtype,
-                "resolution": v.resolution,
-                "arch": v.arch,
-                "macs": v.macs,
-                "input": format!("input-r{}.npy", v.resolution),
-                "logits": format!("logits-{stem}.npy"),
-            }));
-        }
-        if a.dry_run {
-            continue;
-        }
-        for &kind in &engines {
-            let engine = kind.build(&folded, &v.id)?;
-            for &b in &a.batch {
-                let x = &x_all[..b * c * v.resolution * v.resolution];
-                let warmup = scaled_count(a.warmup, b, 2);
-                let iters = scaled_count(a.iters, b, 5);
-                let (times, y) = time_engine(engine.as_ref(), x, b, warmup, iters)
-                    .with_context(|| format!("engine {} on variant {}", kind.name(), v.id))?;
-                let diff = max_abs_diff(&y, &reference[..b * classes]);
-                if diff.is_nan() || diff > 1e-3 * (1.0 + max_abs(&reference)) {
-                    failures += 1;
-                    eprintln!(
-                        "warning: engine {} differs from burn on variant {} batch {b} by {diff:.3e}",
-                        kind.name(),
-                        v.id
-                    );
-                }
-                let med = median(&times);
-                let res = VariantInferResult {
-                    implementation: "tierforge",
-                    engine: kind.name(),
-                    bundle_id: manifest.bundle_id().to_string(),
-                    variant: v.id.clone(),
-                    dtype: serde_json::to_value(v.dtype)?,
-                    resolution: v.resolution,
-                    macs: v.macs,
-                    batch: b,
-                    threads,
-                    warmup,
-                    iters,
-                    median_ms: med,
-                    min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
-                    img_per_s: b as f64 / (med / 1e3),
-                    input: raw.source.clone(),
-                    logits_checksum: y.iter().map(|&v| f64::from(v)).sum(),
-                    logits_head: y.iter().take(classes).copied().collect(),
-                    max_abs_diff_vs_burn: diff,
-                };
-                if a.json {
-                    println!("{}", serde_json::to_string(&res)?);
-                } else {
-                    println!(
-                        "tierforge/{:<5} {:<16} {:>5} r{:<3} batch {:>3}, {} thread(s): median \
-                         {:>8.3} ms ({:>8.0} img/s), min {:.3} ms, |Δ burn| {:.1e}",
-                        res.engine,
-                        res.variant,
-                        res.dtype.as_str().unwrap_or("?"),
-                        res.resolution,
-                        b,
-                        threads,
-                        res.median_ms,
-                        res.img_per_s,
-                        res.min_ms,
-                        diff
-                    );
-                }
-            }
-        }
+        let r = bench.variant(v)?;
+        failures += r.failures;
+        index_variants.push(r.index);
     }
     if let Some(d) = &a.dump_inputs {
-        let index = serde_json::json!({
-            "format": "tierforge-bench-inputs-v1",
-            "bundle": dir.canonicalize().unwrap_or(dir.clone()),
-            "bundle_id": manifest.bundle_id(),
-            "input": raw.source,
-            "n": n_max,
-            "batches": a.batch,
-            "iters": a.iters,
-            "warmup": a.warmup,
-            "in_channels": c,
-            "num_classes": family.labels.len(),
-            "mean": family.mean,
-            "std": family.std,
-            "search_space": family.search_space,
-            "variants": index_variants,
-        });
-        let p = d.join("inputs.json");
-        std::fs::write(&p, serde_json::to_vec_pretty(&index)?)
-            .with_context(|| format!("writing {}", p.display()))?;
-        eprintln!("wrote inputs, reference logits and {}", p.display());
+        bench.write_index(d, index_variants)?;
     }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::exit::CHECK_FAILED)
     })
+}
+
+/// The input of `bench infer --bundle`: `--synthetic`, else the test images of `--data` (or the
+/// repo's Fashion-MNIST) when their channels match the family, else a synthetic pattern (with
+/// a note; an explicit `--data` that does not fit is an error).
+fn input_images(
+    a: &InferArgs,
+    c: usize,
+    image_size: usize,
+    n_max: usize,
+) -> anyhow::Result<RawImages> {
+    if a.synthetic {
+        return Ok(synthetic_images(n_max, c, image_size));
+    }
+    let found = match &a.data {
+        Some(d) => Ok(d.clone()),
+        None => super::find_fashion_mnist(None),
+    };
+    Ok(match found.and_then(|d| test_images(&d, n_max)) {
+        Ok(r) if r.channels == c => r,
+        Ok(r) if a.data.is_some() => anyhow::bail!(
+            "the images in {} have {} channel(s), the bundle's family takes {c}; pass \
+             another --data or --synthetic",
+            a.data.as_deref().unwrap_or(Path::new("?")).display(),
+            r.channels
+        ),
+        Err(e) if a.data.is_some() => return Err(e),
+        other => {
+            let why = match other {
+                Ok(r) => format!("the test images have {} channel(s), not {c}", r.channels),
+                Err(e) => format!("{e:#}"),
+            };
+            eprintln!("note: using a synthetic input ({why})");
+            synthetic_images(n_max, c, image_size)
+        }
+    })
+}
+
+/// What every variant of `bench infer --bundle` is timed with.
+struct BundleBench<'a> {
+    a: &'a InferArgs,
+    dir: &'a Path,
+    bundle: &'a Bundle,
+    /// The engines asked for, each once.
+    engines: Vec<EngineKind>,
+    /// The input images.
+    raw: RawImages,
+    /// The preprocessed first `n_max` images per resolution.
+    inputs: BTreeMap<usize, Vec<f32>>,
+    /// The largest batch.
+    n_max: usize,
+    /// Threads of the pool in force.
+    threads: usize,
+}
+
+/// What timing one variant found.
+struct VariantBench {
+    /// (engine, batch) pairs whose logits differ from burn's.
+    failures: usize,
+    /// The variant's entry in `inputs.json`.
+    index: serde_json::Value,
+}
+
+impl BundleBench<'_> {
+    /// Decodes variant `v`, computes burn's reference logits (written with `--dump-inputs`) and,
+    /// unless `--dry-run`, times every engine at every batch against them.
+    fn variant(&self, v: &Variant) -> anyhow::Result<VariantBench> {
+        let (a, dir) = (self.a, self.dir);
+        let family = self.bundle.manifest().family();
+        // the decoded weights: burn's tensor path gives the reference logits; every engine is
+        // built from the same weights
+        let bytes = self
+            .bundle
+            .read_variant(&v.id)
+            .with_context(|| format!("loading variant {} of {}", v.id, dir.display()))?;
+        let folded = FoldedNet::from_safetensors(&bytes, &family.search_space, &v.arch, &v.file)
+            .with_context(|| format!("decoding variant {} of {}", v.id, dir.display()))?;
+        let x_all = self
+            .inputs
+            .get(&v.resolution)
+            .context("no input for the variant's resolution")?;
+        let reference = EngineKind::Burn
+            .build(&folded, &v.id)?
+            .logits(x_all, self.n_max)
+            .with_context(|| format!("running variant {}", v.id))?;
+        let stem = file_part(&v.id);
+        if let Some(d) = &a.dump_inputs {
+            write_npy(
+                &d.join(format!("logits-{stem}.npy")),
+                &[self.n_max, family.labels.len()],
+                &reference,
+            )?;
+        }
+        let index = serde_json::json!({
+            "id": v.id,
+            "file": v.file,
+            "sha256": v.sha256,
+            "dtype": v.dtype,
+            "resolution": v.resolution,
+            "arch": v.arch,
+            "macs": v.macs,
+            "input": format!("input-r{}.npy", v.resolution),
+            "logits": format!("logits-{stem}.npy"),
+        });
+        let mut failures = 0;
+        if !a.dry_run {
+            for &kind in &self.engines {
+                let engine = (kind, kind.build(&folded, &v.id)?);
+                for &b in &a.batch {
+                    let res = self.time(v, &engine, b, &reference)?;
+                    let diff = res.max_abs_diff_vs_burn;
+                    if diff.is_nan() || diff > 1e-3 * (1.0 + max_abs(&reference)) {
+                        failures += 1;
+                        eprintln!(
+                            "warning: engine {} differs from burn on variant {} batch {b} by \
+                             {diff:.3e}",
+                            res.engine, v.id
+                        );
+                    }
+                    self.print(&res)?;
+                }
+            }
+        }
+        Ok(VariantBench { failures, index })
+    }
+
+    /// Times `engine` (built for variant `v`) at batch `b` and compares its logits with
+    /// `reference` (burn's, of the first `n_max` images).
+    fn time(
+        &self,
+        v: &Variant,
+        (kind, engine): &(EngineKind, Box<dyn InferEngine>),
+        b: usize,
+        reference: &[f32],
+    ) -> anyhow::Result<VariantInferResult> {
+        let family = self.bundle.manifest().family();
+        let (c, classes) = (family.in_channels, family.labels.len());
+        let x_all = self
+            .inputs
+            .get(&v.resolution)
+            .context("no input for the variant's resolution")?;
+        let x = &x_all[..b * c * v.resolution * v.resolution];
+        let warmup = scaled_count(self.a.warmup, b, 2);
+        let iters = scaled_count(self.a.iters, b, 5);
+        let (times, y) = time_engine(engine.as_ref(), x, b, warmup, iters)
+            .with_context(|| format!("engine {} on variant {}", kind.name(), v.id))?;
+        let diff = max_abs_diff(&y, &reference[..b * classes]);
+        let med = median(&times);
+        Ok(VariantInferResult {
+            implementation: "tierforge",
+            engine: kind.name(),
+            bundle_id: self.bundle.manifest().bundle_id().to_string(),
+            variant: v.id.clone(),
+            dtype: serde_json::to_value(v.dtype)?,
+            resolution: v.resolution,
+            macs: v.macs,
+            batch: b,
+            threads: self.threads,
+            warmup,
+            iters,
+            median_ms: med,
+            min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),
+            img_per_s: b as f64 / (med / 1e3),
+            input: self.raw.source.clone(),
+            logits_checksum: y.iter().map(|&v| f64::from(v)).sum(),
+            logits_head: y.iter().take(classes).copied().collect(),
+            max_abs_diff_vs_burn: diff,
+        })
+    }
+
+    /// One JSON line (`--json`) or one text line.
+    fn print(&self, res: &VariantInferResult) -> anyhow::Result<()> {
+        if self.a.json {
+            println!("{}", serde_json::to_string(res)?);
+        } else {
+            println!(
+                "tierforge/{:<5} {:<16} {:>5} r{:<3} batch {:>3}, {} thread(s): median \
+                 {:>8.3} ms ({:>8.0} img/s), min {:.3} ms, |Δ burn| {:.1e}",
+                res.engine,
+                res.variant,
+                res.dtype.as_str().unwrap_or("?"),
+                res.resolution,
+                res.batch,
+                res.threads,
+                res.median_ms,
+                res.img_per_s,
+                res.min_ms,
+                res.max_abs_diff_vs_burn
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes `inputs.json` (the inputs, the reference logits and the settings) into `d`.
+    fn write_index(&self, d: &Path, variants: Vec<serde_json::Value>) -> anyhow::Result<()> {
+        let (a, dir) = (self.a, self.dir);
+        let manifest = self.bundle.manifest();
+        let family = manifest.family();
+        let index = serde_json::json!({
+            "format": "tierforge-bench-inputs-v1",
+            "bundle": dir.canonicalize().unwrap_or(dir.to_path_buf()),
+            "bundle_id": manifest.bundle_id(),
+            "input": self.raw.source,
+            "n": self.n_max,
+            "batches": a.batch,
+            "iters": a.iters,
+            "warmup": a.warmup,
+            "in_channels": family.in_channels,
+            "num_classes": family.labels.len(),
+            "mean": family.mean,
+            "std": family.std,
+            "search_space": family.search_space,
+            "variants": variants,
+        });
+        let p = d.join("inputs.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&index)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote inputs, reference logits and {}", p.display());
+        Ok(())
+    }
 }
 
 fn max_abs(v: &[f32]) -> f64 {
