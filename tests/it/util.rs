@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use supernet::data::idx::{encode_images, encode_labels};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tierforge"))
@@ -25,41 +24,11 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A learnable toy image: class k has a bright bar at row 2k (plus seeded noise).
-pub fn toy_image(label: usize, size: usize, seed: usize) -> Vec<u8> {
-    let mut v = vec![0u8; size * size];
-    for (i, p) in v.iter_mut().enumerate() {
-        *p = ((i * 37 + seed * 101) % 50) as u8;
-    }
-    let row = (2 * label + 1) % size;
-    for x in 0..size {
-        v[row * size + x] = 250;
-    }
-    v
-}
+pub use fixtures::toy_image;
 
 /// Writes an IDX dataset of `n` train and `n/4` test images of `size`² with `classes` classes.
 pub fn write_idx(dir: &Path, n: usize, size: usize, classes: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (split, count) in [("train", n), ("t10k", n / 4)] {
-        let mut px = Vec::new();
-        let mut lb = Vec::new();
-        for i in 0..count {
-            let l = i % classes;
-            px.extend(toy_image(l, size, i));
-            lb.push(l as u8);
-        }
-        std::fs::write(
-            dir.join(format!("{split}-images-idx3-ubyte")),
-            encode_images(count, size, size, &px),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{split}-labels-idx1-ubyte")),
-            encode_labels(&lb),
-        )
-        .unwrap();
-    }
+    fixtures::write_toy_idx(dir, n, size, classes).unwrap();
 }
 
 /// Writes an ImageFolder tree (train/ and test/) of PNGs.

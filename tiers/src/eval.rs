@@ -144,36 +144,10 @@ pub(crate) mod tests {
     use supernet::data::DataSplit;
     use supernet::train::evaluate;
 
-    /// A learnable toy dataset: class k has a bright row at 2k+1.
-    pub(crate) fn toy(n: usize, size: usize, classes: usize, seed: usize) -> Dataset {
-        let mut images = Vec::with_capacity(n * size * size);
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let l = i % classes;
-            let mut v: Vec<u8> = (0..size * size)
-                .map(|p| ((p * 37 + (i + seed) * 101) % 50) as u8)
-                .collect();
-            let row = (2 * l + 1) % size;
-            for x in 0..size {
-                v[row * size + x] = 250;
-            }
-            images.extend(v);
-            labels.push(l as u16);
-        }
-        Dataset {
-            images,
-            labels,
-            channels: 1,
-            height: size,
-            width: size,
-            class_names: (0..classes).map(|c| format!("c{c}")).collect(),
-        }
-    }
-
     pub(crate) fn toy_split() -> DataSplit {
         DataSplit {
-            train: toy(64, 12, 4, 0),
-            test: toy(24, 12, 4, 1000),
+            train: fixtures::toy_dataset(64, 12, 4, 0),
+            test: fixtures::toy_dataset(24, 12, 4, 1000),
             format: supernet::data::DatasetFormat::Idx,
             root: "toy".into(),
         }

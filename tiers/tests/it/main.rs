@@ -1,48 +1,14 @@
 //! End to end over a tiny generated dataset: train one epoch, then latency table → predictor →
 //! search → bundle → verify.
 
-use std::path::Path;
-
 use supernet::SearchSpace;
-use supernet::data::idx::{encode_images, encode_labels};
 use supernet::train::{TrainConfig, trainer::TrainOptions};
-
-/// Class k has a bright row at 2k+1 (plus seeded noise).
-fn write_idx(dir: &Path, n: usize, size: usize, classes: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (split, count) in [("train", n), ("t10k", n / 4)] {
-        let mut px = Vec::new();
-        let mut lb = Vec::new();
-        for i in 0..count {
-            let l = i % classes;
-            let mut v: Vec<u8> = (0..size * size)
-                .map(|p| ((p * 37 + i * 101) % 50) as u8)
-                .collect();
-            let row = (2 * l + 1) % size;
-            for x in 0..size {
-                v[row * size + x] = 250;
-            }
-            px.extend(v);
-            lb.push(l as u8);
-        }
-        std::fs::write(
-            dir.join(format!("{split}-images-idx3-ubyte")),
-            encode_images(count, size, size, &px),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{split}-labels-idx1-ubyte")),
-            encode_labels(&lb),
-        )
-        .unwrap();
-    }
-}
 
 #[test]
 fn run_all_builds_a_verified_bundle_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("toy");
-    write_idx(&data_dir, 160, 12, 4);
+    fixtures::write_toy_idx(&data_dir, 160, 12, 4).unwrap();
     let data = supernet::data::load_dir(&data_dir, 1).unwrap();
     let cfg = TrainConfig {
         seed: 1,
