@@ -78,22 +78,43 @@ fn search_bundle_verify_and_select_end_to_end() {
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 
-    let o = run(&[
-        "select",
-        "--bundle",
-        &s(&bundle),
-        "--profile",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/device-profiles/catalog/xiaomi-14.json"
-        ),
-        "--json",
-    ]);
-    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert!(d["decision"]["chosen"].is_string(), "{d}");
-    // exit 0 exactly when the decision fits, 4 when nothing does
-    let want = if d["decision"]["fits"] == true { 0 } else { 4 };
-    assert_eq!(o.status.code(), Some(want), "{d}\n{}", stderr(&o));
+    // a flagship with a generous budget gets a variant that fits (exit 0); with a budget no
+    // variant meets, the smallest, and exit 4
+    let select = |budget_ms: &str| {
+        let o = run(&[
+            "select",
+            "--bundle",
+            &s(&bundle),
+            "--profile",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/device-profiles/catalog/xiaomi-14.json"
+            ),
+            "--budget-ms",
+            budget_ms,
+            "--json",
+        ]);
+        let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        (o.status.code(), d, stderr(&o))
+    };
+    let (code, d, err) = select("1000");
+    assert_eq!(code, Some(0), "{d}\n{err}");
+    assert_eq!(d["decision"]["fits"], true, "{d}");
+    let (code, d, err) = select("0.00001");
+    assert_eq!(code, Some(4), "{d}\n{err}");
+    assert_eq!(d["decision"]["fits"], false, "{d}");
+    // the smallest: fewest MACs, then fewest bytes (the int8 twin), ties by id
+    let smallest = variants
+        .iter()
+        .min_by_key(|v| {
+            (
+                v["macs"].as_u64().unwrap(),
+                v["model_bytes"].as_u64().unwrap(),
+                std::cmp::Reverse(v["id"].as_str().unwrap().to_string()),
+            )
+        })
+        .unwrap();
+    assert_eq!(d["decision"]["chosen"], smallest["id"], "{d}");
 
     // the bundle stores each variant's latency measured through the runtime, per thread count
     for v in variants {
