@@ -396,9 +396,19 @@ pub fn build_bundle(
                     t.tier.name, v.id, v.bytes_f32, peak, t.tier.max_model_bytes, t.tier.max_peak_memory_bytes
                 ));
             }
+            let Some(max_latency_ms) = t.tier.max_latency_ms else {
+                return Err(Error::BadSearch {
+                    path: search_path.into(),
+                    reason: format!(
+                        "tier {} has no latency budget (the search sizes unset budgets); run \
+                         `tierforge search` again",
+                        t.tier.name
+                    ),
+                });
+            };
             Ok(Tier {
                 name: t.tier.name.clone(),
-                max_latency_ms: t.tier.max_latency_ms,
+                max_latency_ms,
                 max_model_bytes: t.tier.max_model_bytes,
                 max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
                 variant: v.id.clone(),
@@ -409,7 +419,7 @@ pub fn build_bundle(
         search
             .tiers
             .iter()
-            .map(|t| t.tier.max_latency_ms)
+            .filter_map(|t| t.tier.max_latency_ms)
             .fold(0.0, f64::max)
     });
     let bundle_version = format!("{version:016x}");
