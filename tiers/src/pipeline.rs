@@ -29,7 +29,8 @@ use crate::predictor::{
     measure_samples,
 };
 use crate::search::{
-    Candidate, SearchOptions, SearchResult, apply_measured, finalists, search_with_measured,
+    Candidate, SearchOptions, SearchResult, apply_measured, choose_measured, finalists,
+    search_with_measured,
 };
 use crate::spec::{ProfileRef, TierSpec};
 use supernet::ArchConfig;
@@ -77,11 +78,16 @@ pub struct PipelineOptions {
     pub timing: TimingOptions,
     /// Evolutionary search knobs (its seed is replaced by `seed`).
     pub search: SearchOptions,
-    /// After the search, each tier's this many fittest candidates are measured on the
-    /// validation slice (as the predictor's samples are) and the tiers chosen again, up to
-    /// [`FINALIST_ROUNDS`] times while a tier's top candidates include unmeasured ones (0: off).
+    /// After the search, each tier's this many fittest candidates are measured again on
+    /// `finalist_val_images` validation images (BN recalibrated on `calib_images`) and the
+    /// tiers chosen again, up to [`FINALIST_ROUNDS`] times while a tier's top candidates
+    /// include ones not measured so (0: off). More images than a sample's: a tier's winner is
+    /// the best of several, and on 1 000 images the noise (≈ 1 pt) is as large as the gaps.
     #[serde(default)]
     pub finalists: usize,
+    /// Validation images each finalist is measured on.
+    #[serde(default)]
+    pub finalist_val_images: usize,
     /// Where progress goes: the stages' phases and a note as each stage starts and ends.
     /// Silent by default; not part of the options' file form.
     #[serde(skip)]
@@ -112,6 +118,7 @@ impl Default for PipelineOptions {
             timing: TimingOptions::default(),
             search: SearchOptions::default(),
             finalists: 6,
+            finalist_val_images: 3000,
             progress: Reporter::silent(),
             tier_checkpoints: Vec::new(),
             force: false,
@@ -258,10 +265,15 @@ pub fn run_search(
         val: &val,
         device: &device,
     };
+    let final_sampling = SamplingOptions {
+        calib_images: opts.calib_images,
+        val_images: opts.finalist_val_images,
+        ..sampling.clone()
+    };
     let finals = Finals {
         model: &model,
         data: &data,
-        sampling: &sampling,
+        sampling: &final_sampling,
         cache: &out_dir.join(files::FINALISTS),
         lut: &lut,
     };
@@ -300,8 +312,10 @@ struct Finals<'a> {
     lut: &'a LatencyLut,
 }
 
-/// Measures each tier's `k` fittest candidates that lack a measurement and chooses the tiers
-/// again, for at most [`FINALIST_ROUNDS`] rounds; returns how many sub-nets it measured.
+/// Measures each tier's `k` fittest candidates that lack a finalist measurement (predictor
+/// samples included: they were measured on fewer images) and chooses the tiers again, for at
+/// most [`FINALIST_ROUNDS`] rounds, then chooses among measured sub-nets only; returns how many
+/// sub-nets it measured.
 fn measure_finalists(
     f: &Finals<'_>,
     batcher: &mut Batcher,
@@ -310,12 +324,12 @@ fn measure_finalists(
     k: usize,
 ) -> Result<usize> {
     let host_score = f.lut.host().score;
-    let mut measured = 0;
+    let mut done: Vec<ArchConfig> = Vec::new();
     for _ in 0..FINALIST_ROUNDS {
         let mut todo: Vec<ArchConfig> = Vec::new();
         for t in &result.tiers {
             for c in finalists(archive, &t.tier, host_score, k) {
-                if c.measured_accuracy.is_none() && !todo.contains(&c.arch) {
+                if !done.contains(&c.arch) && !todo.contains(&c.arch) {
                     todo.push(c.arch.clone());
                 }
             }
@@ -324,11 +338,14 @@ fn measure_finalists(
             break;
         }
         let got = measure_archs(f.model, f.data, batcher, &todo, f.sampling, f.cache)?;
-        measured += got.len();
+        done.extend(todo);
         let pairs: Vec<(ArchConfig, f64)> = got.into_iter().map(|s| (s.arch, s.accuracy)).collect();
         apply_measured(result, archive, &pairs, f.lut)?;
     }
-    Ok(measured)
+    if k > 0 {
+        choose_measured(result, archive, f.lut)?;
+    }
+    Ok(done.len())
 }
 
 /// The search file inside `search`, which may be the file itself or its folder.

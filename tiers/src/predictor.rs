@@ -5,11 +5,12 @@
 //! Encoding: Once-for-All's one-hot part — per stage and block slot, one-hot kernel and one-hot
 //! expand ratio (zeros for inactive slots); per stage, one-hot depth; one-hot resolution — then,
 //! for [`PredictorModel::SizeRidge`] (the default), the size of the sub-net (log MACs and log
-//! folded parameters, scaled to 0..1 over the space's smallest..largest sub-net) and two
-//! indicators, "is the largest" and "is the smallest". Accuracy is mostly monotone in size, so
-//! the size features carry the trend and are penalised 10⁴× less than the one-hot part, which
-//! fits what size does not explain; the sandwich rule trains the two ends every step, so they sit
-//! above the trend and get their own indicator instead of bending it.
+//! folded parameters, scaled to 0..1 over the space's smallest..largest sub-net), two
+//! indicators ("is the largest", "is the smallest") and the closeness to either end (the share
+//! of genes at the largest's and at the smallest's value, and their squares). These eight are
+//! penalised 10⁴× less than the one-hot part, which fits what they do not explain. The sandwich
+//! rule trains the two ends every step: in a short run (the demo) accuracy is high near either
+//! end and dips in the middle, whatever the size, so closeness matters as much as size.
 //!
 //! Samples are stratified over log MACs ([`sample_archs`]): uniformly random sub-nets crowd the
 //! middle of the size range, so a few dozen of them leave the small and the large end unseen.
@@ -45,8 +46,9 @@ pub enum PredictorModel {
 }
 
 /// Features after the one-hot part in [`PredictorModel::SizeRidge`]: log MACs, log params,
-/// "is the largest", "is the smallest".
-const SIZE_FEATURES: usize = 4;
+/// "is the largest", "is the smallest", the share of genes at the largest's and at the
+/// smallest's value, and their squares.
+const SIZE_FEATURES: usize = 8;
 
 /// Penalty of the size features relative to the one-hot part.
 const SIZE_PENALTY: f64 = 1e-4;
@@ -96,8 +98,47 @@ pub fn encode(space: &SearchSpace, model: PredictorModel, arch: &ArchConfig) -> 
         v.push(unit(p, p_lo, p_hi));
         v.push(if *arch == max { 1.0 } else { 0.0 });
         v.push(if *arch == min { 1.0 } else { 0.0 });
+        let (near_max, near_min) = closeness(space, arch);
+        v.extend([near_max, near_min, near_max * near_max, near_min * near_min]);
     }
     v
+}
+
+/// Share of `arch`'s genes equal to the largest sub-net's (over every slot of the largest,
+/// inactive ones counting as different) and to the smallest's (over `arch`'s own genes). The
+/// sandwich rule trains both ends every step, and a sub-net inherits more of their training
+/// the more of their choices it shares: in a short run accuracy dips in the middle of the
+/// space, which size alone cannot express.
+fn closeness(space: &SearchSpace, arch: &ArchConfig) -> (f64, f64) {
+    let (kmax, emax, dmax) = (space.max_kernel(), space.max_expand(), space.max_depth());
+    let (kmin, emin, dmin) = (
+        space.kernel_sizes[0],
+        space.expand_ratios[0],
+        space.depths[0],
+    );
+    let rmax = space.resolutions.last().copied().unwrap_or(arch.resolution);
+    let rmin = space.resolutions[0];
+    let (mut at_max, mut at_min, mut own) = (0usize, 0usize, 0usize);
+    let mut count = |v: usize, hi: usize, lo: usize| {
+        at_max += usize::from(v == hi);
+        at_min += usize::from(v == lo);
+        own += 1;
+    };
+    count(arch.resolution, rmax, rmin);
+    for (s, &d) in arch.depths.iter().enumerate() {
+        count(d, dmax, dmin);
+        for &k in arch.kernel_sizes.get(s).map_or(&[][..], Vec::as_slice) {
+            count(k, kmax, kmin);
+        }
+        for &e in arch.expand_ratios.get(s).map_or(&[][..], Vec::as_slice) {
+            count(e, emax, emin);
+        }
+    }
+    let max_genes = 1 + space.stages.len() * (1 + 2 * dmax);
+    (
+        at_max as f64 / max_genes as f64,
+        at_min as f64 / own.max(1) as f64,
+    )
 }
 
 /// Once-for-All's one-hot encoding alone (the first [`one_hot_len`] features of [`encode`]).
@@ -787,11 +828,12 @@ mod tests {
         );
         // the size part: 0 and "smallest" for the smallest, 1 and "largest" for the largest
         let g = encode(&sp, PredictorModel::SizeRidge, &a);
-        assert_eq!(g.len(), f.len() + 4);
+        assert_eq!(g.len(), f.len() + 8);
         assert_eq!(&g[..f.len()], &f[..]);
-        assert_eq!(&g[f.len()..], &[0.0, 0.0, 0.0, 1.0]);
+        // the smallest shares no gene with the largest (every choice is the minimum)
+        assert_eq!(&g[f.len()..], &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         let m = encode(&sp, PredictorModel::SizeRidge, &ArchConfig::max(&sp));
-        assert_eq!(&m[f.len()..], &[1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(&m[f.len()..], &[1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
         let mid = ArchConfig::uniform(&sp, 24, 2, 3, 3);
         let g = encode(&sp, PredictorModel::SizeRidge, &mid);
         assert!(g[f.len()] > 0.2 && g[f.len()] < 0.8, "{:?}", &g[f.len()..]);

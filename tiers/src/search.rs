@@ -621,6 +621,42 @@ pub fn finalists<'c>(
     v
 }
 
+/// Chooses every tier of `result` again among the measured candidates of `archive` only (a tier
+/// none of them fits keeps the choice over all), so no tier rests on a prediction alone.
+///
+/// # Errors
+/// As [`apply_measured`].
+pub fn choose_measured(
+    result: &mut SearchResult,
+    archive: &[Candidate],
+    lut: &LatencyLut,
+) -> Result<()> {
+    let measured: Vec<Candidate> = archive
+        .iter()
+        .filter(|c| c.measured_accuracy.is_some())
+        .cloned()
+        .collect();
+    let host_score = lut.host().score;
+    let previous = result.tiers.clone();
+    let spec = TierSpec {
+        reference: result.reference.clone(),
+        tiers: previous.iter().map(|t| t.tier.clone()).collect(),
+    };
+    choose(result, &spec, archive, lut)?;
+    for (t, old) in result.tiers.iter_mut().zip(previous) {
+        if let Some(best) = finalists(&measured, &t.tier, host_score, 1)
+            .into_iter()
+            .next()
+        {
+            t.target_latency_ms = best.host_latency_ms * lut.scale_to(t.tier.profile.score);
+            t.candidate = best.clone();
+        } else {
+            *t = old;
+        }
+    }
+    Ok(())
+}
+
 /// Records measured accuracies in `archive` and chooses every tier of `result` again (from its
 /// sized tiers), so a measured finalist competes with its true value.
 ///
@@ -780,6 +816,13 @@ pub(crate) mod tests {
         let sunk = r.tiers[2].candidate.arch.clone();
         apply_measured(&mut r2, &mut archive, &[(sunk.clone(), 0.01)], &lut).unwrap();
         assert_ne!(r2.tiers[2].candidate.arch, sunk);
+        // restricted to measured sub-nets: the tiers the one measured sub-net fits take it,
+        // the two below it keep their choice
+        let mut r3 = r2.clone();
+        choose_measured(&mut r3, &archive, &lut).unwrap();
+        assert_eq!(r3.tiers[2].candidate.arch, sunk, "{r3}");
+        assert_eq!(r3.tiers[3].candidate.arch, sunk, "{r3}");
+        assert_eq!(r3.tiers[..2], r2.tiers[..2]);
         assert!(
             archive
                 .iter()
