@@ -250,7 +250,7 @@ pub fn build_bundle(
         src.search
             .tiers
             .iter()
-            .map(|t| t.tier.max_latency_ms)
+            .filter_map(|t| t.tier.max_latency_ms)
             .fold(0.0, f64::max)
     });
     let header = ManifestFile {
@@ -507,9 +507,19 @@ fn manifest_tiers(
                 t.tier.max_peak_memory_bytes
             ));
         }
+        let Some(max_latency_ms) = t.tier.max_latency_ms else {
+            return Err(Error::BadSearch {
+                path: src.search_path.into(),
+                reason: format!(
+                    "tier {} has no latency budget (the search sizes unset budgets); run \
+                     `tierforge search` again",
+                    t.tier.name
+                ),
+            });
+        };
         tiers.push(Tier {
             name: t.tier.name.clone(),
-            max_latency_ms: t.tier.max_latency_ms,
+            max_latency_ms,
             max_model_bytes: t.tier.max_model_bytes,
             max_peak_memory_bytes: t.tier.max_peak_memory_bytes,
             variant: v.id.clone(),

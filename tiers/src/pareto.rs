@@ -1,5 +1,5 @@
-//! The Pareto plot: predicted accuracy vs MACs and vs predicted latency on the reference device,
-//! every evaluated sub-net as a grey dot, the front as a line, the chosen tiers marked. SVG
+//! The Pareto plot: validation accuracy (measured where measured, else predicted) vs MACs and
+//! vs predicted latency on the reference device, every evaluated sub-net as a grey dot, the front as a line, the chosen tiers marked. SVG
 //! written by hand; the PNG drawn with plotters and real text ([`crate::plot`]).
 
 use std::fmt::Write as _;
@@ -35,12 +35,12 @@ struct Panel<'a> {
 
 const PANELS: [Panel<'static>; 2] = [
     Panel {
-        title: "predicted accuracy vs MACs",
+        title: "accuracy vs MACs",
         x_label: "MACs (millions)",
         x: |c| c.costs.macs as f64 / 1e6,
     },
     Panel {
-        title: "predicted accuracy vs latency",
+        title: "accuracy vs latency",
         x_label: "predicted latency on the reference device (ms)",
         x: |c| c.reference_latency_ms,
     },
@@ -151,11 +151,11 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
         );
         let _ = writeln!(
             s,
-            r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">predicted top-1 (%)</text>"#,
+            r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">val. top-1, measured or predicted (%)</text>"#,
             (MT + H - MB) / 2.0
         );
         for c in archive {
-            let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
+            let (x, y) = sc.px((p.x)(c), 100.0 * c.fitness());
             let _ = writeln!(
                 s,
                 r##"<circle cx="{x:.1}" cy="{y:.1}" r="1.6" fill="#bbb"/>"##
@@ -164,7 +164,7 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
         let line: Vec<String> = front
             .iter()
             .map(|c| {
-                let (x, y) = sc.px((p.x)(c), 100.0 * c.predicted_accuracy);
+                let (x, y) = sc.px((p.x)(c), 100.0 * c.fitness());
                 format!("{x:.1},{y:.1}")
             })
             .collect();
@@ -174,10 +174,7 @@ pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
             line.join(" ")
         );
         for (t, choice) in r.tiers.iter().enumerate() {
-            let (x, y) = sc.px(
-                (p.x)(&choice.candidate),
-                100.0 * choice.candidate.predicted_accuracy,
-            );
+            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.fitness());
             let [cr, cg, cb] = TIER_RGB[t % TIER_RGB.len()];
             let col = format!("#{cr:02x}{cg:02x}{cb:02x}");
             let _ = writeln!(
@@ -219,7 +216,7 @@ fn panel_points(
         .iter()
         .chain(front)
         .chain(r.tiers.iter().map(|t| &t.candidate))
-        .map(|c| ((p.x)(c), 100.0 * c.predicted_accuracy))
+        .map(|c| ((p.x)(c), 100.0 * c.fitness()))
         .collect()
 }
 
@@ -249,7 +246,7 @@ fn draw_panel(
     front: &[Candidate],
 ) -> Drawn {
     let sc = Scale::of(&panel_points(p, r, archive, front));
-    let xy = |c: &Candidate| ((p.x)(c), 100.0 * c.predicted_accuracy);
+    let xy = |c: &Candidate| ((p.x)(c), 100.0 * c.fitness());
     let mut chart = ChartBuilder::on(area)
         .caption(p.title, (FONT, 16))
         .margin(12)
@@ -259,7 +256,7 @@ fn draw_panel(
     chart
         .configure_mesh()
         .x_desc(p.x_label)
-        .y_desc("predicted accuracy (%)")
+        .y_desc("val. accuracy, measured or predicted (%)")
         .label_style((FONT, 12))
         .axis_desc_style((FONT, 13))
         .light_line_style(WHITE)

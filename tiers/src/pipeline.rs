@@ -5,6 +5,7 @@
 //! OUT/search/latency_lut.json   per-op latencies of this host (measured once, reused)
 //! OUT/search/samples.jsonl      measured sub-nets (appended as they come; resumable)
 //! OUT/search/predictor.json     the fitted accuracy predictor
+//! OUT/search/finalists.jsonl    each tier's best candidates, measured after the search
 //! OUT/search/search.json        chosen sub-net per tier, Pareto fronts, quality figures
 //! OUT/search/pareto.{svg,png}   the Pareto plot
 //! OUT/bundle/                   manifest.json + one safetensors file per variant
@@ -23,8 +24,14 @@ use crate::error::{Error, Result};
 use crate::eval::ExtractOptions;
 use crate::latency::{LatencyLut, TimingOptions, validate};
 use crate::pareto::write_plots;
-use crate::predictor::{AccuracyPredictor, PredictorReport, SamplingOptions, measure_samples};
-use crate::search::{SearchOptions, SearchResult, search_with_measured};
+use crate::predictor::{
+    AccuracyPredictor, MeasureData, PredictorReport, SamplingOptions, measure_archs,
+    measure_samples,
+};
+use crate::search::{
+    Candidate, SearchOptions, SearchResult, apply_measured, choose_measured, finalists,
+    search_with_measured,
+};
 use crate::spec::{ProfileRef, TierSpec};
 use supernet::ArchConfig;
 
@@ -38,6 +45,8 @@ pub mod files {
     pub const PREDICTOR: &str = "predictor.json";
     /// The search result.
     pub const SEARCH: &str = "search.json";
+    /// Measured finalists.
+    pub const FINALISTS: &str = "finalists.jsonl";
 }
 
 /// Options of the pipeline (and of its two halves, [`run_search`] and [`run_bundle`]).
@@ -69,6 +78,16 @@ pub struct PipelineOptions {
     pub timing: TimingOptions,
     /// Evolutionary search knobs (its seed is replaced by `seed`).
     pub search: SearchOptions,
+    /// After the search, each tier's this many fittest candidates are measured again on
+    /// `finalist_val_images` validation images (BN recalibrated on `calib_images`) and the
+    /// tiers chosen again, up to [`FINALIST_ROUNDS`] times while a tier's top candidates
+    /// include ones not measured so (0: off). More images than a sample's: a tier's winner is
+    /// the best of several, and on 1 000 images the noise (≈ 1 pt) is as large as the gaps.
+    #[serde(default)]
+    pub finalists: usize,
+    /// Validation images each finalist is measured on.
+    #[serde(default)]
+    pub finalist_val_images: usize,
     /// Where progress goes: the stages' phases and a note as each stage starts and ends.
     /// Silent by default; not part of the options' file form.
     #[serde(skip)]
@@ -98,12 +117,17 @@ impl Default for PipelineOptions {
             lut_validation_archs: 10,
             timing: TimingOptions::default(),
             search: SearchOptions::default(),
+            finalists: 6,
+            finalist_val_images: 3000,
             progress: Reporter::silent(),
             tier_checkpoints: Vec::new(),
             force: false,
         }
     }
 }
+
+/// Most rounds of finalist measurement ([`PipelineOptions::finalists`]).
+pub const FINALIST_ROUNDS: usize = 3;
 
 fn say(opts: &PipelineOptions, msg: impl fmt::Display) {
     opts.progress.note(&msg.to_string());
@@ -134,6 +158,15 @@ fn spec_of(opts: &PipelineOptions) -> Result<TierSpec> {
         Some(p) => TierSpec::load(p),
         None => TierSpec::default_spec(),
     }
+}
+
+/// The predictor's data: (BN-recalibration images, the held-out validation slice), a seeded
+/// split of the training set (`opts.val_fraction`, `opts.seed`).
+pub fn predictor_split(
+    train: &supernet::data::Dataset,
+    opts: &PipelineOptions,
+) -> (supernet::data::Dataset, supernet::data::Dataset) {
+    train.split(opts.val_fraction, opts.seed ^ 0xacc)
 }
 
 /// Latency table → accuracy predictor → search, writing everything into `out_dir` (see the
@@ -184,7 +217,7 @@ pub fn run_search(
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;
-    let (calib, val) = data.train.split(opts.val_fraction, opts.seed ^ 0xacc);
+    let (calib, val) = predictor_split(&data.train, opts);
     let sampling = SamplingOptions {
         samples: opts.samples,
         calib_images: opts.sample_calib_images,
@@ -202,14 +235,15 @@ pub fn run_search(
         &out_dir.join(files::SAMPLES),
         &device,
     )?;
-    let predictor = AccuracyPredictor::fit(&space, &samples, 0.2, opts.seed)?;
+    let predictor = AccuracyPredictor::fit(&space, &samples, opts.seed)?;
     predictor.save(&out_dir.join(files::PREDICTOR))?;
     let r = &predictor.report;
     say(
         opts,
         format!(
-            "accuracy predictor: {} sub-nets, held-out RMSE {:.2} pt (mean-only {:.2} pt), Kendall τ {:.3}",
+            "accuracy predictor: {} sub-nets, held-out ({}-fold) RMSE {:.2} pt (mean-only {:.2} pt), Kendall τ {:.3}",
             r.samples,
+            r.folds,
             100.0 * r.rmse,
             100.0 * r.baseline_rmse,
             r.kendall_tau
@@ -224,8 +258,38 @@ pub fn run_search(
         .iter()
         .map(|s| (s.arch.clone(), s.accuracy))
         .collect();
-    let (mut result, archive) =
+    let (mut result, mut archive) =
         search_with_measured(&space, &spec, &predictor, &lut, &search_opts, &measured)?;
+    let data = MeasureData {
+        calib: &calib,
+        val: &val,
+        device: &device,
+    };
+    let final_sampling = SamplingOptions {
+        calib_images: opts.calib_images,
+        val_images: opts.finalist_val_images,
+        ..sampling.clone()
+    };
+    let finals = Finals {
+        model: &model,
+        data: &data,
+        sampling: &final_sampling,
+        cache: &out_dir.join(files::FINALISTS),
+        lut: &lut,
+    };
+    let n = measure_finalists(
+        &finals,
+        &mut batcher,
+        &mut result,
+        &mut archive,
+        opts.finalists,
+    )?;
+    if n > 0 {
+        say(
+            opts,
+            format!("finalists: {n} of the tiers' best candidates measured; tiers chosen again"),
+        );
+    }
     result.latency_validation = validation;
     say(
         opts,
@@ -237,6 +301,51 @@ pub fn run_search(
     result.save(&out_dir.join(files::SEARCH))?;
     write_plots(out_dir, &result, &archive)?;
     Ok(result)
+}
+
+/// What finalists are measured with.
+struct Finals<'a> {
+    model: &'a supernet::Supernet,
+    data: &'a MeasureData<'a>,
+    sampling: &'a SamplingOptions,
+    cache: &'a Path,
+    lut: &'a LatencyLut,
+}
+
+/// Measures each tier's `k` fittest candidates that lack a finalist measurement (predictor
+/// samples included: they were measured on fewer images) and chooses the tiers again, for at
+/// most [`FINALIST_ROUNDS`] rounds, then chooses among measured sub-nets only; returns how many
+/// sub-nets it measured.
+fn measure_finalists(
+    f: &Finals<'_>,
+    batcher: &mut Batcher,
+    result: &mut SearchResult,
+    archive: &mut [Candidate],
+    k: usize,
+) -> Result<usize> {
+    let host_score = f.lut.host().score;
+    let mut done: Vec<ArchConfig> = Vec::new();
+    for _ in 0..FINALIST_ROUNDS {
+        let mut todo: Vec<ArchConfig> = Vec::new();
+        for t in &result.tiers {
+            for c in finalists(archive, &t.tier, host_score, k) {
+                if !done.contains(&c.arch) && !todo.contains(&c.arch) {
+                    todo.push(c.arch.clone());
+                }
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+        let got = measure_archs(f.model, f.data, batcher, &todo, f.sampling, f.cache)?;
+        done.extend(todo);
+        let pairs: Vec<(ArchConfig, f64)> = got.into_iter().map(|s| (s.arch, s.accuracy)).collect();
+        apply_measured(result, archive, &pairs, f.lut)?;
+    }
+    if k > 0 {
+        choose_measured(result, archive, f.lut)?;
+    }
+    Ok(done.len())
 }
 
 /// The search file inside `search`, which may be the file itself or its folder.
@@ -358,6 +467,9 @@ pub struct TierRow {
     pub bytes_int8: Option<u64>,
     /// Predicted accuracy.
     pub predicted_accuracy: f64,
+    /// Validation accuracy measured in the supernet (a predictor sample or a finalist).
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
     /// Test top-1 of the f32 file.
     pub test_top1_f32: f64,
     /// Test top-1 of the int8 file.
@@ -408,6 +520,7 @@ pub fn tier_rows(search: &SearchResult, bundle: &BundleSummary) -> Vec<TierRow> 
                 bytes_f32: v.bytes_f32,
                 bytes_int8: v.bytes_int8,
                 predicted_accuracy: t.candidate.predicted_accuracy,
+                val_accuracy: t.candidate.measured_accuracy,
                 test_top1_f32: v.test_top1_f32,
                 test_top1_int8: v.test_top1_int8,
                 latency_ms: t.target_latency_ms,
@@ -421,7 +534,7 @@ impl fmt::Display for PipelineSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<10} {:<34} {:>7} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}  device",
+            "{:<10} {:<34} {:>7} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9}  device",
             "tier",
             "arch",
             "MMACs",
@@ -429,6 +542,7 @@ impl fmt::Display for PipelineSummary {
             "f32 B",
             "int8 B",
             "pred%",
+            "val%",
             "f32%",
             "int8%",
             "lat ms"
@@ -436,7 +550,7 @@ impl fmt::Display for PipelineSummary {
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<10} {:<34} {:>7.2} {:>8} {:>9} {:>9} {:>7.2} {:>7.2} {:>7} {:>9.3}  {}",
+                "{:<10} {:<34} {:>7.2} {:>8} {:>9} {:>9} {:>7.2} {:>7} {:>7.2} {:>7} {:>9.3}  {}",
                 r.tier,
                 r.arch,
                 r.macs as f64 / 1e6,
@@ -444,6 +558,8 @@ impl fmt::Display for PipelineSummary {
                 r.bytes_f32,
                 r.bytes_int8.map_or("-".into(), |b| b.to_string()),
                 100.0 * r.predicted_accuracy,
+                r.val_accuracy
+                    .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),
                 100.0 * r.test_top1_f32,
                 r.test_top1_int8
                     .map_or("-".into(), |a| format!("{:.2}", 100.0 * a)),

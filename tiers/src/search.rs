@@ -2,9 +2,12 @@
 //! mutation and crossover, constraint rejection, fitness = predicted accuracy.
 //!
 //! Every evaluated sub-net goes into one archive shared by all tiers, and each tier finally
-//! takes the best archived sub-net that meets its budgets. So a tier that is at least as loose
-//! as another in every budget never gets a lower predicted accuracy, and the Pareto fronts
-//! (predicted accuracy vs MACs, vs latency) come from everything the search saw.
+//! takes the fittest archived sub-net that meets its budgets (fitness: the measured validation
+//! accuracy where there is one, else the predicted). So a tier that is at least as loose as
+//! another in every budget never gets a lower fitness, and the Pareto fronts (fitness vs MACs,
+//! vs latency) come from everything the search saw. Tiers without a latency budget get one
+//! sized to the family first ([`TierSpec::with_sized_latency`]). [`finalists`] and
+//! [`apply_measured`] let a caller measure each tier's best candidates and choose again.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,6 +69,9 @@ pub struct Candidate {
     pub id: String,
     /// Predicted accuracy, 0..=1.
     pub predicted_accuracy: f64,
+    /// Measured validation accuracy, where it was measured (a predictor sample or a finalist).
+    #[serde(default)]
+    pub measured_accuracy: Option<f64>,
     /// Static costs.
     pub costs: Costs,
     /// Predicted latency on the latency table's host, ms.
@@ -75,6 +81,11 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// What the search ranks by: the measured accuracy if any, else the predicted.
+    pub fn fitness(&self) -> f64 {
+        self.measured_accuracy.unwrap_or(self.predicted_accuracy)
+    }
+
     /// Whether it meets `tier`'s budgets (latency translated with `host_score`).
     pub fn fits(&self, tier: &TierConstraint, host_score: f64) -> bool {
         self.host_latency_ms <= tier.host_latency_budget_ms(host_score)
@@ -136,11 +147,8 @@ impl<'a> Evaluator<'a> {
         let c = Candidate {
             arch: arch.clone(),
             id: arch.short_id(),
-            predicted_accuracy: self
-                .measured
-                .get(arch)
-                .copied()
-                .unwrap_or_else(|| self.predictor.predict(arch)),
+            predicted_accuracy: self.predictor.predict(arch),
+            measured_accuracy: self.measured.get(arch).copied(),
             costs: costs(self.space, arch),
             host_latency_ms,
             reference_latency_ms: host_latency_ms * self.lut.scale_to(self.reference_score),
@@ -277,7 +285,7 @@ fn describe_misfit(c: &Candidate, t: &TierConstraint, host_score: f64) -> String
         c.id,
         c.host_latency_ms * host_score / t.profile.score,
         t.profile.id,
-        t.max_latency_ms,
+        t.max_latency_ms.unwrap_or(f64::INFINITY),
         c.costs.model_bytes_f32,
         t.max_model_bytes,
         c.costs.peak_memory_bytes(),
@@ -320,8 +328,8 @@ pub fn evolve(
         });
     }
     let by_fitness = |a: &(Genome, Candidate), b: &(Genome, Candidate)| {
-        b.1.predicted_accuracy
-            .total_cmp(&a.1.predicted_accuracy)
+        b.1.fitness()
+            .total_cmp(&a.1.fitness())
             .then(a.1.host_latency_ms.total_cmp(&b.1.host_latency_ms))
     };
     let n_parents = ((pop_n as f64 * opts.parent_fraction).round() as usize).clamp(1, pop_n);
@@ -352,8 +360,8 @@ pub fn evolve(
     Ok(pop[0].1.clone())
 }
 
-/// The cheapest-first Pareto front of `cands` in (cost, predicted accuracy): each point is more
-/// accurate than every cheaper one.
+/// The cheapest-first Pareto front of `cands` in (cost, fitness): each point is fitter than
+/// every cheaper one.
 pub fn pareto_front<'c>(
     cands: impl IntoIterator<Item = &'c Candidate>,
     cost: impl Fn(&Candidate) -> f64,
@@ -362,15 +370,12 @@ pub fn pareto_front<'c>(
     v.sort_by(|a, b| {
         cost(a)
             .total_cmp(&cost(b))
-            .then(b.predicted_accuracy.total_cmp(&a.predicted_accuracy))
+            .then(b.fitness().total_cmp(&a.fitness()))
             .then(a.id.cmp(&b.id))
     });
     let mut out: Vec<Candidate> = Vec::new();
     for c in v {
-        if out
-            .last()
-            .is_none_or(|l| c.predicted_accuracy > l.predicted_accuracy)
-        {
+        if out.last().is_none_or(|l| c.fitness() > l.fitness()) {
             out.push(c.clone());
         }
     }
@@ -535,22 +540,49 @@ pub fn search_with_measured(
     let t0 = Instant::now();
     let mut ev =
         Evaluator::new(space, predictor, lut, spec.reference.score).with_measured(measured)?;
+    let host_score = lut.host().score;
+    let lo = ev.eval(&ArchConfig::min(space))?.host_latency_ms;
+    let hi = ev.eval(&ArchConfig::max(space))?.host_latency_ms;
+    let sized = spec.with_sized_latency(lo, hi, host_score);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    for tier in &spec.tiers {
+    for tier in &sized.tiers {
         evolve(&mut ev, tier, opts, &mut rng)?;
     }
+    let mut archive: Vec<Candidate> = ev.archive().cloned().collect();
+    archive.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut result = SearchResult {
+        format_version: SEARCH_FORMAT_VERSION,
+        space: space.clone(),
+        spec: spec.to_file(),
+        reference: spec.reference.clone(),
+        host: lut.host().clone(),
+        options: opts.clone(),
+        tiers: Vec::new(),
+        pareto_macs: Vec::new(),
+        pareto_latency: Vec::new(),
+        predictor: predictor.report.clone(),
+        latency_validation: None,
+        evaluated: ev.seen.len(),
+        seconds: 0.0,
+    };
+    choose(&mut result, &sized, &archive, lut)?;
+    result.seconds = t0.elapsed().as_secs_f64();
+    Ok((result, archive))
+}
+
+/// Each tier's fittest feasible sub-net of `archive` into `result.tiers`, and the Pareto fronts.
+fn choose(
+    result: &mut SearchResult,
+    spec: &TierSpec,
+    archive: &[Candidate],
+    lut: &LatencyLut,
+) -> Result<()> {
     let host_score = lut.host().score;
     let mut tiers = Vec::with_capacity(spec.tiers.len());
     for tier in &spec.tiers {
-        let best = ev
-            .archive()
-            .filter(|c| c.fits(tier, host_score))
-            .max_by(|a, b| {
-                a.predicted_accuracy
-                    .total_cmp(&b.predicted_accuracy)
-                    .then(b.host_latency_ms.total_cmp(&a.host_latency_ms))
-                    .then(b.id.cmp(&a.id))
-            })
+        let best = finalists(archive, tier, host_score, 1)
+            .into_iter()
+            .next()
             .cloned()
             .ok_or_else(|| Error::NoFeasibleArch {
                 tier: tier.name.clone(),
@@ -562,33 +594,99 @@ pub fn search_with_measured(
             candidate: best,
         });
     }
-    let pareto_macs = pareto_front(ev.archive(), |c| c.costs.macs as f64);
-    let pareto_latency = pareto_front(ev.archive(), |c| c.reference_latency_ms);
-    let mut archive: Vec<Candidate> = ev.archive().cloned().collect();
-    archive.sort_by(|a, b| a.id.cmp(&b.id));
-    let result = SearchResult {
-        format_version: SEARCH_FORMAT_VERSION,
-        space: space.clone(),
-        spec: spec.to_file(),
-        reference: spec.reference.clone(),
-        host: lut.host().clone(),
-        options: opts.clone(),
-        tiers,
-        pareto_macs,
-        pareto_latency,
-        predictor: predictor.report.clone(),
-        latency_validation: None,
-        evaluated: ev.seen.len(),
-        seconds: t0.elapsed().as_secs_f64(),
+    result.tiers = tiers;
+    result.pareto_macs = pareto_front(archive, |c| c.costs.macs as f64);
+    result.pareto_latency = pareto_front(archive, |c| c.reference_latency_ms);
+    Ok(())
+}
+
+/// The `k` fittest candidates of `archive` that fit `tier`, fittest first (ties: the faster,
+/// then by id).
+pub fn finalists<'c>(
+    archive: &'c [Candidate],
+    tier: &TierConstraint,
+    host_score: f64,
+    k: usize,
+) -> Vec<&'c Candidate> {
+    let mut v: Vec<&Candidate> = archive
+        .iter()
+        .filter(|c| c.fits(tier, host_score))
+        .collect();
+    v.sort_by(|a, b| {
+        b.fitness()
+            .total_cmp(&a.fitness())
+            .then(a.host_latency_ms.total_cmp(&b.host_latency_ms))
+            .then(a.id.cmp(&b.id))
+    });
+    v.truncate(k);
+    v
+}
+
+/// Chooses every tier of `result` again among the measured candidates of `archive` only (a tier
+/// none of them fits keeps the choice over all), so no tier rests on a prediction alone.
+///
+/// # Errors
+/// As [`apply_measured`].
+pub fn choose_measured(
+    result: &mut SearchResult,
+    archive: &[Candidate],
+    lut: &LatencyLut,
+) -> Result<()> {
+    let measured: Vec<Candidate> = archive
+        .iter()
+        .filter(|c| c.measured_accuracy.is_some())
+        .cloned()
+        .collect();
+    let host_score = lut.host().score;
+    let previous = result.tiers.clone();
+    let spec = TierSpec {
+        reference: result.reference.clone(),
+        tiers: previous.iter().map(|t| t.tier.clone()).collect(),
     };
-    Ok((result, archive))
+    choose(result, &spec, archive, lut)?;
+    for (t, old) in result.tiers.iter_mut().zip(previous) {
+        if let Some(best) = finalists(&measured, &t.tier, host_score, 1)
+            .into_iter()
+            .next()
+        {
+            t.target_latency_ms = best.host_latency_ms * lut.scale_to(t.tier.profile.score);
+            t.candidate = best.clone();
+        } else {
+            *t = old;
+        }
+    }
+    Ok(())
+}
+
+/// Records measured accuracies in `archive` and chooses every tier of `result` again (from its
+/// sized tiers), so a measured finalist competes with its true value.
+///
+/// # Errors
+/// [`Error::NoFeasibleArch`] if a tier lost every candidate (cannot happen for an archive the
+/// search returned).
+pub fn apply_measured(
+    result: &mut SearchResult,
+    archive: &mut [Candidate],
+    measured: &[(ArchConfig, f64)],
+    lut: &LatencyLut,
+) -> Result<()> {
+    for c in archive.iter_mut() {
+        if let Some((_, acc)) = measured.iter().find(|(a, _)| a == &c.arch) {
+            c.measured_accuracy = Some(*acc);
+        }
+    }
+    let spec = TierSpec {
+        reference: result.reference.clone(),
+        tiers: result.tiers.iter().map(|t| t.tier.clone()).collect(),
+    };
+    choose(result, &spec, archive, lut)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::latency::{OpKind, all_ops};
-    use crate::predictor::{Sample, encode, sample_archs};
+    use crate::predictor::{PredictorModel, Sample, encode, sample_archs};
     use crate::spec::{TierFile, default_file};
     use proptest::prelude::*;
 
@@ -614,7 +712,7 @@ pub(crate) mod tests {
             .into_iter()
             .map(|arch| {
                 let m = costs(space, &arch).macs as f64;
-                let f = encode(space, &arch);
+                let f = encode(space, PredictorModel::OneHotRidge, &arch);
                 let acc = 0.5 + 0.03 * m.ln() + 0.001 * f.iter().take(7).sum::<f64>();
                 Sample {
                     arch,
@@ -624,7 +722,7 @@ pub(crate) mod tests {
                 }
             })
             .collect();
-        AccuracyPredictor::fit(space, &samples, 0.2, 1).unwrap()
+        AccuracyPredictor::fit(space, &samples, 1).unwrap()
     }
 
     fn spec_with(tiers: Vec<(f64, u64, u64)>) -> TierSpec {
@@ -635,7 +733,7 @@ pub(crate) mod tests {
             .map(|(i, (ms, model, peak))| TierFile {
                 name: format!("t{i}"),
                 profile: "samsung-galaxy-a01-core".into(),
-                max_latency_ms: ms,
+                max_latency_ms: Some(ms),
                 max_model_bytes: model,
                 max_peak_memory_bytes: peak,
             })
@@ -685,20 +783,79 @@ pub(crate) mod tests {
         assert_eq!(r.tiers, r2.tiers);
         for c in &r.tiers {
             assert!(c.candidate.fits(&c.tier, lut.host().score));
-            assert!(c.target_latency_ms <= c.tier.max_latency_ms + 1e-9);
+            let budget = c.tier.max_latency_ms.unwrap();
+            assert!(c.target_latency_ms <= budget + 1e-9);
         }
         // fronts are monotone
         for f in [&r.pareto_macs, &r.pareto_latency] {
-            assert!(
-                f.windows(2)
-                    .all(|w| w[1].predicted_accuracy > w[0].predicted_accuracy)
-            );
+            assert!(f.windows(2).all(|w| w[1].fitness() > w[0].fitness()));
         }
         let tight = spec_with(vec![(0.001, 10, 10)]);
         let e = search(&sp, &tight, &pred, &lut, &opts)
             .unwrap_err()
             .to_string();
         assert!(e.contains("t0") && e.contains("loosen"), "{e}");
+    }
+
+    /// The tiers of the built-in spec (no latency budgets: sized to the family) on a family
+    /// whose accuracy grows with size: four steps, each a different sub-net, fitness rising.
+    #[test]
+    fn sized_tiers_spread_over_the_family() {
+        let sp = SearchSpace::small_for(1, 10, 28);
+        let lut = fake_lut(&sp);
+        let pred = fake_predictor(&sp);
+        let spec = TierSpec::default_spec().unwrap();
+        assert!(spec.tiers.iter().all(|t| t.max_latency_ms.is_none()));
+        let opts = SearchOptions {
+            population: 40,
+            generations: 10,
+            ..SearchOptions::default()
+        };
+        let (r, mut archive) = search(&sp, &spec, &pred, &lut, &opts).unwrap();
+        let distinct = |r: &SearchResult| {
+            let mut ids: Vec<&str> = r.tiers.iter().map(|t| t.candidate.id.as_str()).collect();
+            ids.dedup();
+            ids.len()
+        };
+        assert_eq!(distinct(&r), 4, "{r}");
+        assert!(
+            r.tiers
+                .windows(2)
+                .all(|w| w[1].candidate.fitness() > w[0].candidate.fitness()),
+            "{r}"
+        );
+        // the last tier's budget is the largest sub-net's latency on its phone: it gets it
+        assert_eq!(r.tiers[3].candidate.arch, ArchConfig::max(&sp));
+        let host = lut.host().score;
+        for t in &r.tiers {
+            let budget = t.tier.max_latency_ms.unwrap();
+            assert!(t.target_latency_ms <= budget * (1.0 + 1e-9), "{r}");
+        }
+        // a measurement that sinks the mid tier's choice moves that tier to another sub-net,
+        // and the result still never gets worse with a looser tier
+        let mut r2 = r.clone();
+        let sunk = r.tiers[2].candidate.arch.clone();
+        apply_measured(&mut r2, &mut archive, &[(sunk.clone(), 0.01)], &lut).unwrap();
+        assert_ne!(r2.tiers[2].candidate.arch, sunk);
+        // restricted to measured sub-nets: the tiers the one measured sub-net fits take it,
+        // the two below it keep their choice
+        let mut r3 = r2.clone();
+        choose_measured(&mut r3, &archive, &lut).unwrap();
+        assert_eq!(r3.tiers[2].candidate.arch, sunk, "{r3}");
+        assert_eq!(r3.tiers[3].candidate.arch, sunk, "{r3}");
+        assert_eq!(r3.tiers[..2], r2.tiers[..2]);
+        assert!(
+            archive
+                .iter()
+                .any(|c| c.arch == sunk && c.measured_accuracy == Some(0.01))
+        );
+        for w in r2.tiers.windows(2) {
+            assert!(w[1].candidate.fitness() >= w[0].candidate.fitness());
+        }
+        let top = finalists(&archive, &r2.tiers[2].tier, host, 3);
+        assert_eq!(top.len(), 3);
+        assert_eq!(top[0].arch, r2.tiers[2].candidate.arch);
+        assert!(top.windows(2).all(|w| w[0].fitness() >= w[1].fitness()));
     }
 
     proptest! {
@@ -720,7 +877,7 @@ pub(crate) mod tests {
                         prop_assert!(a.candidate.fits(&a.tier, host));
                         for b in &r.tiers {
                             if a.tier.is_looser_or_equal(&b.tier, host) {
-                                prop_assert!(a.candidate.predicted_accuracy >= b.candidate.predicted_accuracy);
+                                prop_assert!(a.candidate.fitness() >= b.candidate.fitness());
                             }
                         }
                     }

@@ -12,6 +12,10 @@
 //!   ]
 //! }
 //! ```
+//!
+//! A tier without `max_latency_ms` gets a budget sized to the family: the search spreads the
+//! unset budgets between the smallest and the largest sub-net's predicted latency on each
+//! tier's phone ([`TierSpec::with_sized_latency`]).
 
 use std::path::Path;
 
@@ -43,8 +47,10 @@ pub struct TierFile {
     pub name: String,
     /// Catalog id of the tier's target device, on which `max_latency_ms` holds.
     pub profile: String,
-    /// Latency limit of one image (batch 1) on the target device.
-    pub max_latency_ms: f64,
+    /// Latency limit of one image (batch 1) on the target device; absent: sized to the family
+    /// ([`TierSpec::with_sized_latency`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ms: Option<f64>,
     /// Limit on the f32 weights file.
     pub max_model_bytes: u64,
     /// Limit on weights + peak activations of one f32 inference.
@@ -79,8 +85,10 @@ pub struct TierConstraint {
     pub name: String,
     /// Target device.
     pub profile: ProfileRef,
-    /// Latency limit on the target device, ms.
-    pub max_latency_ms: f64,
+    /// Latency limit on the target device, ms; `None` until sized to the family
+    /// ([`TierSpec::with_sized_latency`], which the search applies first). An unsized tier
+    /// has no latency limit.
+    pub max_latency_ms: Option<f64>,
     /// f32 weights-file limit, bytes.
     pub max_model_bytes: u64,
     /// Weights + peak activations limit, bytes.
@@ -89,9 +97,12 @@ pub struct TierConstraint {
 
 impl TierConstraint {
     /// The latency budget translated to the host of a latency table whose score is
-    /// `host_score` (a device k× slower than the host gets 1/k of the budget there).
+    /// `host_score` (a device k× slower than the host gets 1/k of the budget there); infinite
+    /// for a tier not sized yet.
     pub fn host_latency_budget_ms(&self, host_score: f64) -> f64 {
-        self.max_latency_ms * self.profile.score / host_score.max(1e-9)
+        self.max_latency_ms.map_or(f64::INFINITY, |ms| {
+            ms * self.profile.score / host_score.max(1e-9)
+        })
     }
 
     /// Whether `self` is at least as loose as `other` in every budget (given the host score).
@@ -189,7 +200,9 @@ impl TierSpec {
             if tiers.iter().any(|o| o.name == t.name) {
                 return Err(bad(format!("tiers[{i}].name"), "must be unique"));
             }
-            if !(t.max_latency_ms.is_finite() && t.max_latency_ms > 0.0) {
+            if t.max_latency_ms
+                .is_some_and(|ms| !(ms.is_finite() && ms > 0.0))
+            {
                 return Err(bad(
                     format!("tiers[{i}].max_latency_ms"),
                     "must be a positive number of milliseconds",
@@ -215,6 +228,27 @@ impl TierSpec {
         Ok(TierSpec { reference, tiers })
     }
 
+    /// The spec with every tier that has no latency budget given one sized to the family:
+    /// with `lo_ms` and `hi_ms` the smallest and the largest sub-net's predicted latency on the
+    /// latency table's host (of score `host_score`), the i-th of n tiers (0-based, file order:
+    /// weakest first) gets `lo · (hi/lo)^((i+1)/n)` there — geometric steps from just above the
+    /// smallest sub-net to the largest, which fits the last tier — translated to its own phone.
+    /// Tiers with a budget keep it.
+    pub fn with_sized_latency(&self, lo_ms: f64, hi_ms: f64, host_score: f64) -> TierSpec {
+        let n = self.tiers.len().max(1) as f64;
+        let (lo, hi) = (lo_ms.max(1e-9), hi_ms.max(lo_ms).max(1e-9));
+        let mut out = self.clone();
+        for (i, t) in out.tiers.iter_mut().enumerate() {
+            if t.max_latency_ms.is_none() {
+                let host_ms = lo * (hi / lo).powf((i as f64 + 1.0) / n);
+                // a hair over, so the largest sub-net fits the last tier after the round trip
+                let ms = host_ms * host_score / t.profile.score.max(1e-9) * (1.0 + 1e-9);
+                t.max_latency_ms = Some(ms);
+            }
+        }
+        out
+    }
+
     /// The spec as a file.
     pub fn to_file(&self) -> TierSpecFile {
         TierSpecFile {
@@ -237,17 +271,17 @@ impl TierSpec {
 
 /// The built-in spec as a file (see [`TierSpec::default_spec`]).
 ///
-/// Every tier must classify one image in 0.15 ms (batch 1, one thread) on its typical phone: a
-/// 2 GB Cortex-A53 phone (Galaxy A01 Core, score 82), a Helio G25 phone (Redmi 9A, 192), a 2023
-/// mid-range phone (Galaxy A15, 282) and a flagship (Xiaomi 14, 701). The budgets are sized for
-/// the demo's small search space, whose f32 files range from 43 KB to about 0.4 MB and whose
-/// sub-nets take 0.05–0.6 ms on the development host (score ~140 under load): the weight and
-/// memory budgets bind on the two low tiers, latency on the upper two.
+/// Four tiers, each on its typical phone: a 2 GB Cortex-A53 phone (Galaxy A01 Core), a Helio
+/// G25 phone (Redmi 9A), a 2023 mid-range phone (Galaxy A15) and a flagship (Xiaomi 14). No
+/// tier fixes a latency budget: the search sizes them to the family's own latency range
+/// ([`TierSpec::with_sized_latency`]), so any family gets four steps from small to large. The
+/// byte and peak-memory caps (the demo's small space has f32 files of 43–270 KB) keep the two
+/// low tiers' variants small enough for a 2 GB phone's app.
 pub fn default_file() -> TierSpecFile {
-    let t = |name: &str, profile: &str, ms: f64, model: u64, peak: u64| TierFile {
+    let t = |name: &str, profile: &str, model: u64, peak: u64| TierFile {
         name: name.into(),
         profile: profile.into(),
-        max_latency_ms: ms,
+        max_latency_ms: None,
         max_model_bytes: model,
         max_peak_memory_bytes: peak,
     };
@@ -255,12 +289,10 @@ pub fn default_file() -> TierSpecFile {
         format_version: TIER_SPEC_FORMAT_VERSION,
         reference_profile: "samsung-galaxy-a01-core".into(),
         tiers: vec![
-            // Budgets for a family this small (≤ 4 M MACs): 1 ms per image on each tier's own
-            // phone, and byte / peak-memory caps that keep the low tiers' variants small.
-            t("very-low", "samsung-galaxy-a01-core", 1.0, 100_000, 150_000),
-            t("low", "xiaomi-redmi-9a", 1.0, 160_000, 240_000),
-            t("mid", "samsung-galaxy-a15", 1.0, 260_000, 400_000),
-            t("flagship", "xiaomi-14", 1.0, 4_000_000, 8_000_000),
+            t("very-low", "samsung-galaxy-a01-core", 150_000, 250_000),
+            t("low", "xiaomi-redmi-9a", 250_000, 400_000),
+            t("mid", "samsung-galaxy-a15", 1_000_000, 2_000_000),
+            t("flagship", "xiaomi-14", 4_000_000, 8_000_000),
         ],
     }
 }
@@ -278,11 +310,47 @@ mod tests {
     }
 
     #[test]
+    fn unset_latency_budgets_are_spread_over_the_family_range() {
+        let mut f = default_file();
+        f.tiers[1].max_latency_ms = Some(7.0);
+        let s = TierSpec::try_from_file(f, "x").unwrap();
+        assert!(
+            s.tiers
+                .iter()
+                .all(|t| t.host_latency_budget_ms(200.0).is_infinite() || t.name == "low")
+        );
+        let host = 200.0;
+        let sized = s.with_sized_latency(0.1, 1.6, host);
+        assert_eq!(sized.tiers[1].max_latency_ms, Some(7.0));
+        // on the host: 0.1 · 16^(1/4) = 0.2, then 16^(3/4) → 0.8, 16^1 → 1.6 (just over)
+        let on_host: Vec<f64> = sized
+            .tiers
+            .iter()
+            .map(|t| t.host_latency_budget_ms(host))
+            .collect();
+        assert!((on_host[0] - 0.2).abs() < 1e-9, "{on_host:?}");
+        assert!((on_host[2] - 0.8).abs() < 1e-9, "{on_host:?}");
+        assert!(on_host[3] >= 1.6 && on_host[3] < 1.6 + 1e-6, "{on_host:?}");
+        // in ms on each tier's own phone: a phone k× slower than the host gets k× the host ms
+        let t0 = &sized.tiers[0];
+        let phone_ms = t0.max_latency_ms.unwrap();
+        assert!((phone_ms - 0.2 * host / t0.profile.score).abs() < 1e-6);
+        // sizing is idempotent and the sized file round-trips
+        assert_eq!(sized.with_sized_latency(5.0, 50.0, host), sized);
+        assert_eq!(
+            TierSpec::try_from_file(sized.to_file(), "y").unwrap(),
+            sized
+        );
+    }
+
+    #[test]
     fn bad_specs_are_rejected_with_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
         let mut v = serde_json::to_value(default_file()).unwrap();
         v["tiers"][0]["max_latency_msec"] = 1.0.into();
+        // the default leaves latency budgets to the search
+        assert!(v["tiers"][0].get("max_latency_ms").is_none());
         std::fs::write(&p, v.to_string()).unwrap();
         let e = TierSpec::load(&p).unwrap_err().to_string();
         assert!(
@@ -305,7 +373,7 @@ mod tests {
             ),
             (
                 "tiers[0].max_latency_ms",
-                Box::new(|f| f.tiers[0].max_latency_ms = -1.0),
+                Box::new(|f| f.tiers[0].max_latency_ms = Some(-1.0)),
             ),
             (
                 "tiers[2].max_model_bytes",
