@@ -27,9 +27,11 @@ fn main() {
         println!("| {core} | {k:.4} | {n} | {basis:?} |");
     }
     println!(
-        "\nfp16 gain of ncnn on ARMv8.2 cores: {:.3}; thread efficiency: little {:.3}, big {:.3}\n",
-        all.fp16_gain, all.efficiency_little, all.efficiency_big
+        "\nfp16 gain of ncnn on ARMv8.2 cores: {:.3}; parallel bridge (ARM parallel fraction / host's): {:.3} \
+         (by class: {:?})\n",
+        all.fp16_gain, all.parallel_bridge, all.parallel_bridge_by_class
     );
+    println!("host parallel fraction (ncnn, fastest 1- and 2-thread runs): {:?}\n", all.host_parallel);
     println!("host (ncnn, 1 thread, ms): {host:?}\n");
 
     let loo = leave_one_device_out(&rows, &paddle, &host);

@@ -16,7 +16,8 @@ pub const MEM_BW_EFFICIENCY: f64 = 0.40;
 
 /// Estimated figures of a CPU and DRAM, as the probe would report them if the device ran the probe's kernels as it
 /// runs networks: single-thread GEMM and depthwise = the calibration host's × the [latency model](crate::latency)'s
-/// speed of the fastest core; multi-thread GEMM = that × [`crate::latency::thread_speedup`] on all cores;
+/// speed of the fastest core; multi-thread GEMM = that × [`crate::latency::thread_speedup`] of a fully parallel
+/// op on [`crate::latency::effective_cores`] of all cores;
 /// bandwidth = theoretical × [`MEM_BW_EFFICIENCY`]; threads = all cores. `None` when a core type or clock is unknown.
 pub fn estimate_figures(cpu: &Cpu, dram: &Dram) -> Option<Figures> {
     let speed = crate::latency::spec_speed(cpu)?;
@@ -24,13 +25,19 @@ pub fn estimate_figures(cpu: &Cpu, dram: &Dram) -> Option<Figures> {
     let gemm_1t = cal.gemm_gflops_1t * speed;
     Some(Figures {
         gemm_gflops_1t: gemm_1t,
-        gemm_gflops_mt: gemm_1t * crate::latency::thread_speedup(cpu, cpu.core_count() as usize),
+        gemm_gflops_mt: gemm_1t * all_core_gemm_speedup(cpu),
         dwconv_gflops: cal.dwconv_gflops_1t * speed,
         mem_bw_gbps: dram.theoretical_gbps() * MEM_BW_EFFICIENCY,
         bench_ms: 0.0,
         threads: cpu.core_count(),
         source: FigureSource::Estimated,
     })
+}
+
+/// Speed-up of a GEMM (all of it split over threads) on every core of `cpu`, by the latency model.
+pub fn all_core_gemm_speedup(cpu: &Cpu) -> f64 {
+    let cores = crate::latency::effective_cores(cpu, cpu.core_count() as usize);
+    crate::latency::thread_speedup(1.0, cores)
 }
 
 /// The catalog files compiled into the library: (file name, contents).

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::catalog::{MEM_BW_EFFICIENCY, estimate_figures};
 use crate::cores::{core_by_name, known_core_names};
 use crate::error::{Error, Result};
-use crate::latency::{CALIBRATION, core_model, thread_speedup};
+use crate::latency::{CALIBRATION, core_model};
 use crate::profile::{Cpu, DeviceProfile, Dram, FORMAT_VERSION, read_small_file};
 use crate::score::{device_score, tier_class};
 
@@ -248,8 +248,9 @@ fn model_assumptions(cpu: &Cpu, dram: &Dram) -> Vec<String> {
         CALIBRATION.gemm_gflops_1t, CALIBRATION.dwconv_gflops_1t
     ));
     out.push(format!(
-        "Multi-thread GEMM = single-thread x {:.2} ({} cores; informational: one image runs on one thread).",
-        thread_speedup(cpu, cpu.core_count() as usize),
+        "Multi-thread GEMM = single-thread x {:.2} (Amdahl over {} cores, each at its speed over the fastest; informational: \
+         the runtime chooses the threads of one image per variant).",
+        crate::catalog::all_core_gemm_speedup(cpu),
         cpu.core_count()
     ));
     out.push(format!(

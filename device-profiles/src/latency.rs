@@ -19,18 +19,19 @@
 //! The capability **score** is the speed on the scale where one Cortex-A53 core at 2.0 GHz
 //! (the Helio A22 class of entry phones) scores 100 ([`score_of_speed`]).
 //!
-//! A latency measured (or predicted) on one device moves to another in proportion to their
-//! speeds ([`predict_ms`]): the engine runs one image on one thread, so one core's speed is the
-//! yardstick. [`thread_speedup`] models what more threads give a framework that splits one
-//! image's convolutions over cores (fitted on the same public data); tierforge's engine does not
-//! yet, so the runtime runs one image on one thread and predicts at one thread.
+//! A one-thread latency measured (or predicted) on one device moves to another in proportion to
+//! their speeds ([`predict_ms`]). On `T` threads it is divided by [`thread_speedup`]: Amdahl's
+//! law with the net's **parallel fraction** measured on the calibration host at 1 and 2 threads
+//! ([`parallel_fraction`]; for tierforge's variants the bundle writer's `latency_by_threads`)
+//! times [`PARALLEL_BRIDGE`], the x86→ARM factor fitted on public multi-thread measurements, over
+//! the [`effective_cores`] the threads land on. [`predict_ms_at`] is the two together: the one
+//! prediction the selector, `tierforge latency` and QA call.
 //!
 //! How far off it may be: BENCHMARKS.md reports the share of held-out public measurements within
 //! ±25% and the median error. The model knows nothing of thermal throttling, of a phone's governor
 //! keeping clocks low, or of caches: a net whose weights do not fit a little core's L2 runs
 //! slower than the model says.
 
-use crate::cores::{CoreClass, core_by_name};
 use crate::profile::{Cpu, Figures};
 
 /// The host the model is calibrated on: its probe figures define speed 1.0 in measured mode.
@@ -145,11 +146,13 @@ pub const CORE_MODELS: &[CoreModel] = &[
     m("cortex-x4", 0.3329, "fit: ncnn fp16 / 1.93, 1 device"),
 ];
 
-/// Fraction of a core that each added thread contributes when one image's convolutions are split
-/// over the cores of a cluster (fitted on public multi-thread measurements), by core class.
-pub const THREAD_EFFICIENCY_LITTLE: f64 = 0.436;
-/// See [`THREAD_EFFICIENCY_LITTLE`]; out-of-order cores.
-pub const THREAD_EFFICIENCY_BIG: f64 = 0.368;
+/// A net's parallel fraction on an ARM device over its parallel fraction on the calibration host
+/// (both from the latencies at 1 and `T` threads, [`parallel_fraction`]): the median over public
+/// ncnn measurements on 2–4 cores of one cluster, with ncnn's own 1- and 2-thread latencies on the
+/// host (`cargo run --release -p device-profiles --example fit_latency_model`). Per core class
+/// (in-order or not) it fitted 0.93–0.98 and predicted held-out devices no better, so it is one
+/// figure.
+pub const PARALLEL_BRIDGE: f64 = 0.956;
 
 /// The fitted model of a core type; `None` for names not in [`CORE_MODELS`].
 pub fn core_model(core: &str) -> Option<&'static CoreModel> {
@@ -238,45 +241,59 @@ pub fn speed_of_score(score: f64) -> f64 {
     score * reference_speed() / 100.0
 }
 
-/// Speed-up of one image's inference on `threads` threads over one thread, for a framework that
-/// splits each convolution over the cores: threads fill the fastest cluster first, then the next;
-/// each added core counts [`THREAD_EFFICIENCY_BIG`] (or `_LITTLE`) × its speed over the fastest
-/// core's. Unknown cores count as the fastest cluster's kind. At least 1.
-pub fn thread_speedup(cpu: &Cpu, threads: usize) -> f64 {
-    let mut clusters: Vec<(f64, u32, CoreClass)> = cpu
+/// The share of a net's one-thread time that `n` threads split (Amdahl's law, inverted): from its
+/// latency `ms_1` at one thread and `ms_n` at `n` threads, `(1 − ms_n / ms_1) / (1 − 1 / n)`,
+/// clamped to [0, 1] (a net that ran slower on more threads has none). 0 when `n` < 2 or a latency
+/// is not positive.
+pub fn parallel_fraction(ms_1: f64, ms_n: f64, n: usize) -> f64 {
+    if n < 2 || !(ms_1 > 0.0 && ms_n > 0.0) {
+        return 0.0;
+    }
+    ((1.0 - ms_n / ms_1) / (1.0 - 1.0 / n as f64)).clamp(0.0, 1.0)
+}
+
+/// How many cores' worth of speed `threads` threads get on `cpu`: threads fill the fastest cluster
+/// first, then the next, each core counted at its speed over the fastest core's (unknown cores as
+/// the fastest). At least 1. A device known only by its count of big cores gets `threads` itself
+/// (each big core taken at the fastest core's speed).
+pub fn effective_cores(cpu: &Cpu, threads: usize) -> f64 {
+    let mut speeds: Vec<(f64, u32)> = cpu
         .clusters
         .iter()
         .map(|c| {
-            let speed = c
-                .max_mhz
-                .and_then(|mhz| core_speed(&c.core, mhz))
-                .unwrap_or(1.0);
-            let class = core_by_name(&c.core).map_or(CoreClass::Big, |t| t.class);
-            (speed, c.count, class)
+            let speed = c.max_mhz.and_then(|mhz| core_speed(&c.core, mhz));
+            (speed.unwrap_or(f64::INFINITY), c.count)
         })
         .collect();
-    clusters.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let Some(&(top, _, _)) = clusters.first() else {
-        return 1.0;
-    };
+    speeds.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = speeds
+        .iter()
+        .map(|s| s.0)
+        .find(|s| s.is_finite())
+        .unwrap_or(1.0);
     let mut left = threads.max(1);
-    let mut gain = 0.0;
-    let mut first = true;
-    for (speed, count, class) in clusters {
-        for _ in 0..count {
-            if left == 0 {
-                break;
-            }
-            left -= 1;
-            let efficiency = match class {
-                CoreClass::Little => THREAD_EFFICIENCY_LITTLE,
-                CoreClass::Big => THREAD_EFFICIENCY_BIG,
-            };
-            gain += if first { 1.0 } else { efficiency * speed / top };
-            first = false;
-        }
+    let mut cores = 0.0;
+    for (speed, count) in speeds {
+        let take = left.min(count as usize);
+        cores += take as f64 * (speed.min(top) / top);
+        left -= take;
     }
-    gain.max(1.0)
+    cores.max(1.0)
+}
+
+/// Speed-up of one image on `cores` effective cores ([`effective_cores`]) over one thread, for a
+/// net with `parallel_fraction` measured on the calibration host: Amdahl's law
+/// `1 / ((1 − q) + q / cores)` with `q = PARALLEL_BRIDGE × parallel_fraction`. 1 for one core or
+/// a net with nothing parallel.
+pub fn thread_speedup(parallel_fraction: f64, cores: f64) -> f64 {
+    amdahl_speedup(PARALLEL_BRIDGE * parallel_fraction, cores)
+}
+
+/// Amdahl's law: the speed-up on `cores` cores of work whose share `q` (clamped to [0, 1]) is
+/// split evenly, at least 1 core.
+pub fn amdahl_speedup(q: f64, cores: f64) -> f64 {
+    let q = q.clamp(0.0, 1.0);
+    1.0 / ((1.0 - q) + q / cores.max(1.0))
 }
 
 /// The one latency prediction: a latency of `reference_ms` on a device of score
@@ -285,6 +302,19 @@ pub fn thread_speedup(cpu: &Cpu, threads: usize) -> f64 {
 /// so the result is finite for finite inputs.
 pub fn predict_ms(reference_ms: f64, reference_score: f64, device_score: f64) -> f64 {
     reference_ms * reference_score.max(1e-9) / device_score.max(1e-9)
+}
+
+/// [`predict_ms`] on `cores` effective cores: divided by [`thread_speedup`] of the net's
+/// `parallel_fraction` (as the calibration host measured it).
+pub fn predict_ms_at(
+    reference_ms: f64,
+    reference_score: f64,
+    device_score: f64,
+    parallel_fraction: f64,
+    cores: f64,
+) -> f64 {
+    predict_ms(reference_ms, reference_score, device_score)
+        / thread_speedup(parallel_fraction, cores)
 }
 
 #[cfg(test)]
@@ -352,17 +382,31 @@ mod tests {
     #[test]
     fn threads_fill_the_fastest_cluster_first() {
         let c = cpu(&[("cortex-a76", 2, 2000), ("cortex-a55", 6, 2000)]);
-        assert_eq!(thread_speedup(&c, 1), 1.0);
-        let two = thread_speedup(&c, 2);
-        assert!((two - (1.0 + THREAD_EFFICIENCY_BIG)).abs() < 1e-12, "{two}");
-        let three = thread_speedup(&c, 3);
+        assert_eq!(effective_cores(&c, 1), 1.0);
+        assert_eq!(effective_cores(&c, 2), 2.0);
         let little =
             core_speed("cortex-a55", 2000).unwrap() / core_speed("cortex-a76", 2000).unwrap();
-        assert!(
-            (three - two - THREAD_EFFICIENCY_LITTLE * little).abs() < 1e-12,
-            "{three}"
-        );
-        assert_eq!(thread_speedup(&c, 100), thread_speedup(&c, 8));
+        assert!((effective_cores(&c, 3) - (2.0 + little)).abs() < 1e-12);
+        assert_eq!(effective_cores(&c, 100), effective_cores(&c, 8));
+        assert_eq!(effective_cores(&cpu(&[("AMD EPYC", 2, 2000)]), 2), 2.0);
+    }
+
+    #[test]
+    fn amdahl_round_trips_and_bounds() {
+        // a net that took 10 ms on one thread and 6 ms on two: 80% of it split
+        let p = parallel_fraction(10.0, 6.0, 2);
+        assert!((p - 0.8).abs() < 1e-12, "{p}");
+        assert_eq!(parallel_fraction(10.0, 12.0, 2), 0.0, "slower on two");
+        assert_eq!(parallel_fraction(10.0, 4.0, 2), 1.0, "clamped");
+        assert_eq!(parallel_fraction(10.0, 5.0, 1), 0.0);
+        assert_eq!(thread_speedup(0.0, 4.0), 1.0);
+        assert_eq!(thread_speedup(0.8, 1.0), 1.0);
+        let q = PARALLEL_BRIDGE * 0.8;
+        let four = thread_speedup(0.8, 4.0);
+        assert!((four - 1.0 / (1.0 - q + q / 4.0)).abs() < 1e-12, "{four}");
+        assert!(four > thread_speedup(0.8, 2.0) && four < 4.0);
+        let at = predict_ms_at(2.0, 100.0, 400.0, 0.8, 4.0);
+        assert!((at - 0.5 / four).abs() < 1e-12);
     }
 
     #[test]

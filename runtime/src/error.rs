@@ -245,6 +245,18 @@ pub enum Error {
         /// rayon's message.
         reason: String,
     },
+    /// The engine's own thread pool for one image could not be started (the OS refused a
+    /// thread).
+    #[error(
+        "cannot start {requested} threads for one image's inference: {source}; ask for fewer threads (1 runs on the calling thread)"
+    )]
+    EngineThreads {
+        /// The count asked for.
+        requested: usize,
+        /// rayon's error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
     /// Every variant of a bundle failed to verify or load.
     #[error("{}: no variant could be loaded:{}; re-copy the bundle (and check the runtime matches the bundle)", dir.display(), FailureList(failures))]
     AllVariantsFailed {

@@ -72,7 +72,9 @@ pub struct TfLaunchOptions {
     pub abi_version: u32,
     /// Latency budget per image, ms; 0 = the bundle's default.
     pub latency_budget_ms: f64,
-    /// Inference and probe threads; 0 = all cores.
+    /// The most threads one image may run on (the runtime chooses per variant and device, up
+    /// to this), and the probe's and batches' threads; 0 = the runtime's choice, all cores for
+    /// the probe.
     pub threads: u32,
     /// Predictions watched after loading for a median over budget (then a step-down to a
     /// smaller variant, persisted); 0 turns the watch off. Default 5.
@@ -94,7 +96,7 @@ pub struct TfDecision {
     pub fallbacks: u32,
     /// Step-downs after loading because predictions ran over budget.
     pub latency_step_downs: u32,
-    /// Threads inference runs on.
+    /// Threads one image runs on (the runtime's choice for the loaded variant on this device).
     pub threads: u32,
     /// Classes the model predicts (the length of a probabilities buffer).
     pub num_classes: u32,

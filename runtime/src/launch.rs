@@ -11,13 +11,16 @@
 //! cache file is reported, ignored and rewritten.
 //!
 //! # Threads
-//! A single image runs on the calling thread; a batch is split over rayon's **global** pool, one
-//! per process, sized on first use and never resized. [`set_threads`] (or
-//! [`LaunchOptions::threads`]) sizes it, and only works before the first inference or probe of
-//! the process; later it returns [`Error::Threads`] (the launcher then records a note in the
-//! report and goes on with the pool in force). The probe's multi-thread figures (reported, not
-//! scored: the score is one core's speed) use the same count, so the cached device facts are
-//! keyed by it.
+//! A single image runs on the threads the runtime chose for the loaded variant on this device
+//! ([`crate::inference_threads`]: 1 for a net too small to gain, up to the big cores where
+//! splitting its stages pays), on the engine's own pool for that count
+//! ([`crate::engine::FastNet::with_threads`]), at most [`LaunchOptions::threads`] when given. A
+//! batch is split over rayon's **global** pool, one per process, sized on first use and never
+//! resized. [`set_threads`] (or [`LaunchOptions::threads`]) sizes it, and only works before the
+//! first batch or probe of the process; later it returns [`Error::Threads`] (the launcher then
+//! records a note in the report and goes on with the pool in force). The probe's multi-thread
+//! figures (reported, not scored: the score is one core's speed) use the same count, so the
+//! cached device facts are keyed by it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -73,7 +76,9 @@ pub struct LaunchOptions {
     /// left, less [`PICK_RESERVE_MS`] (at least 1 ms). Writing the caches comes after the load
     /// and is not part of it.
     pub pick_budget_ms: u32,
-    /// Inference and probe threads (`None`: the pool as it is, all CPUs by default).
+    /// Inference and probe threads: the most one image may run on (the runtime's choice is
+    /// capped by it) and the size of the batch pool (`None`: the runtime's choice for one image;
+    /// the batch pool as it is, all CPUs by default).
     pub threads: Option<usize>,
     /// Single-image predictions watched after loading: when their median is over the latency
     /// budget (+ margin), the launch steps down to the next smaller variant and persists that
@@ -198,7 +203,8 @@ pub struct LaunchReport {
     pub fallback_events: Vec<FallbackEvent>,
     /// Step-downs taken after loading because predictions ran over budget.
     pub latency_step_downs: Vec<StepDown>,
-    /// Threads of the inference pool.
+    /// Threads one image of the loaded variant runs on (the runtime's choice,
+    /// [`crate::inference_threads`], at most [`LaunchOptions::threads`]).
     pub threads: usize,
     /// Non-fatal problems: a thread count that could not be applied, a cache that could not be
     /// written.
@@ -435,7 +441,11 @@ impl Launcher {
             load_unpersisted(&bundle, &known.facts, &opts.policy, plan, |v, bytes| {
                 load_net(&family, v, bytes)
             })?;
-        let session = Session::new(loaded.model, family, loaded.variant);
+        let session = self.with_chosen_threads(
+            Session::new(loaded.model, family, loaded.variant),
+            &device,
+            &mut notes,
+        );
         let load_time = t.elapsed();
 
         // Persist what was learnt (a failure costs a probe or a selection next time, no more).
@@ -477,7 +487,7 @@ impl Launcher {
             variant: session.variant().id.clone(),
             fallback_events: loaded.events,
             latency_step_downs: Vec::new(),
-            threads: threads_in_force(),
+            threads: session.threads(),
             notes,
             timings,
         };
@@ -492,6 +502,7 @@ impl Launcher {
             decisions,
             watch,
             window: opts.latency_window,
+            threads_cap: opts.threads,
         })
     }
 
@@ -564,6 +575,38 @@ impl Launcher {
     }
 }
 
+impl Launcher {
+    /// `session` on the runtime's thread count for its variant on `device`
+    /// ([`crate::inference_threads`], at most [`LaunchOptions::threads`]); on one thread, with a
+    /// note, when those threads cannot be started.
+    fn with_chosen_threads(
+        &self,
+        session: Session,
+        device: &DeviceFacts,
+        notes: &mut Vec<String>,
+    ) -> Session {
+        chosen_threads(session, device, self.options.threads, notes)
+    }
+}
+
+/// See [`Launcher::with_chosen_threads`].
+fn chosen_threads(
+    mut session: Session,
+    device: &DeviceFacts,
+    cap: Option<usize>,
+    notes: &mut Vec<String>,
+) -> Session {
+    let chosen = crate::select::inference_threads(session.variant(), device);
+    let threads = cap.map_or(chosen, |c| chosen.min(c.max(1)));
+    if let Err(e) = session.set_threads(threads) {
+        notes.push(format!(
+            "one image runs on {} thread(s), not {threads}: {e}",
+            session.threads()
+        ));
+    }
+    session
+}
+
 /// A launched app: the loaded [`Session`], the [`LaunchReport`], and the latency watch.
 #[derive(Debug)]
 pub struct Launch {
@@ -575,6 +618,8 @@ pub struct Launch {
     decisions: DecisionCache,
     watch: Option<AdaptiveLatency>,
     window: usize,
+    /// [`LaunchOptions::threads`].
+    threads_cap: Option<usize>,
 }
 
 impl Launch {
@@ -697,7 +742,10 @@ impl Launch {
                 });
                 match Session::open(&self.bundle, &to) {
                     Ok(s) => {
-                        self.session = s;
+                        let mut notes = Vec::new();
+                        self.session = chosen_threads(s, &self.device, self.threads_cap, &mut notes);
+                        self.report.notes.append(&mut notes);
+                        self.report.threads = self.session.threads();
                         self.report.variant = to;
                         // Watch the smaller variant too: it may still be over budget.
                         self.watch = Some(AdaptiveLatency::for_decision(

@@ -151,6 +151,18 @@ impl Variant {
             .max_by_key(|t| t.threads)
             .map_or(self.latency_ms, |t| t.ms)
     }
+
+    /// The share of one image's work that more threads split, from the reference latencies at
+    /// 1 and 2 threads the bundle writer measured (Amdahl's law,
+    /// [`device_profiles::latency::parallel_fraction`]); 0 without a 2-thread figure. This is
+    /// what the latency model needs from `latency_by_threads`: a tiny net that did not speed up
+    /// on 2 threads gets 0, and runs on one.
+    pub fn parallel_fraction(&self) -> f64 {
+        let two = self.latency_by_threads.iter().find(|t| t.threads == 2);
+        two.map_or(0.0, |t| {
+            device_profiles::latency::parallel_fraction(self.latency_ms_at(1), t.ms, 2)
+        })
+    }
 }
 
 /// A tier: the constraints a variant was searched under, and the variant chosen for it.

@@ -144,23 +144,69 @@ impl AccuracySource {
     }
 }
 
-/// Threads one inference of `variant` runs on, on `device`: 1. The engine runs one image on the
-/// calling thread (a batch is split over the pool, one image per thread), so a single image gains
-/// nothing from more cores; the prediction is made at this count.
-pub fn inference_threads(_variant: &Variant, _device: &DeviceFacts) -> usize {
-    1
+/// Most threads the runtime runs one image on (tierforge's nets are small: past four cores the
+/// joins cost more than the parts save).
+pub const MAX_INFERENCE_THREADS: usize = 4;
+
+/// Each thread beyond the first must cut the predicted latency by at least this share, or the
+/// runtime does not take it (a thread that saves 3% costs a core's energy and competes with the
+/// app's own threads).
+pub const MIN_THREAD_GAIN: f64 = 0.10;
+
+/// Threads one image of `variant` runs on, on `device`: the most, up to the device's big cores and
+/// [`MAX_INFERENCE_THREADS`], where each added thread cuts the predicted latency
+/// ([`predicted_latency_ms_at`]) by at least [`MIN_THREAD_GAIN`]. A variant whose reference
+/// latency did not fall from 1 to 2 threads when the bundle was built (a tiny net, or a bundle
+/// without `latency_by_threads`) runs on 1; the engine splits a stage only where its work pays.
+pub fn inference_threads(variant: &Variant, device: &DeviceFacts) -> usize {
+    let p = variant.parallel_fraction();
+    let most = device.big_cores.clamp(1, MAX_INFERENCE_THREADS);
+    let speedup = |t: usize| device_profiles::latency::thread_speedup(p, t as f64);
+    let mut chosen = 1;
+    for t in 2..=most {
+        if speedup(t) * (1.0 - MIN_THREAD_GAIN) >= speedup(chosen) {
+            chosen = t;
+        } else {
+            break;
+        }
+    }
+    chosen
 }
 
-/// Latency of `variant` predicted on `device`: the reference latency at
-/// [`inference_threads`] ([`Variant::latency_ms_at`]) moved to the device by the latency model
-/// ([`device_profiles::latency::predict_ms`]: in proportion to the scores, which measure one
-/// core's speed).
+/// Latency of `variant` predicted on `device` at the runtime's own thread count
+/// ([`inference_threads`]); see [`predicted_latency_ms_at`].
 pub fn predicted_latency_ms(manifest: &Manifest, variant: &Variant, device: &DeviceFacts) -> f64 {
-    device_profiles::latency::predict_ms(
-        variant.latency_ms_at(inference_threads(variant, device)),
+    predicted_latency_ms_at(
+        manifest,
+        variant,
+        device,
+        inference_threads(variant, device),
+    )
+}
+
+/// Latency of `variant` predicted on `device` at `threads` threads, by the latency model
+/// ([`device_profiles::latency::predict_ms_at`]): the one-thread reference latency moved to the
+/// device in proportion to the scores (one core's speed), divided by the speed-up the variant's
+/// parallel fraction ([`Variant::parallel_fraction`]) gives on that many of the device's big cores
+/// (more threads than big cores count as the big cores).
+pub fn predicted_latency_ms_at(
+    manifest: &Manifest,
+    variant: &Variant,
+    device: &DeviceFacts,
+    threads: usize,
+) -> f64 {
+    let cores = threads.clamp(1, device.big_cores.max(1));
+    device_profiles::latency::predict_ms_at(
+        variant.latency_ms,
         manifest.reference().score,
         device.score,
+        variant.parallel_fraction(),
+        cores as f64,
     )
+}
+
+fn one_thread() -> usize {
+    1
 }
 
 /// Memory `variant` needs when loaded: weights + peak activations + [`RUNTIME_OVERHEAD_BYTES`].
@@ -283,8 +329,12 @@ pub struct Decision {
     pub chosen: String,
     /// Whether it fits both budgets (false: nothing fit, the smallest was taken).
     pub fits: bool,
-    /// Its predicted latency on the device (without the margin).
+    /// Its predicted latency on the device (without the margin), at [`Decision::threads`].
     pub predicted_latency_ms: f64,
+    /// Threads one image of it runs on ([`inference_threads`]); 1 in decisions cached before
+    /// the runtime chose.
+    #[serde(default = "one_thread")]
+    pub threads: usize,
     /// Its memory need.
     pub memory_bytes: u64,
     /// The latency budget used.
@@ -394,6 +444,7 @@ pub fn select_excluding(
         chosen: chosen.id.clone(),
         fits,
         predicted_latency_ms: predicted_latency_ms(manifest, chosen, device),
+        threads: inference_threads(chosen, device),
         memory_bytes: memory_need_bytes(chosen),
         latency_budget_ms: budget_ms,
         safety_margin: margin,
@@ -536,9 +587,9 @@ mod tests {
     }
 
     #[test]
-    fn prediction_uses_the_devices_thread_count() {
+    fn threads_are_chosen_per_variant_and_device() {
         let mut mf = sample();
-        // large: 8 ms at one thread on the reference, 5 ms at two
+        // large: 8 ms at one thread on the reference, 5 ms at two: 75% of it splits
         let large = mf.variants.iter_mut().find(|v| v.id == "large").unwrap();
         large.latency_by_threads = vec![
             crate::ThreadLatency {
@@ -550,22 +601,49 @@ mod tests {
                 ms: 5.0,
             },
         ];
+        // small: a tiny net, slower on two threads than on one
+        let small = mf.variants.iter_mut().find(|v| v.id == "small").unwrap();
+        small.latency_by_threads = vec![
+            crate::ThreadLatency {
+                threads: 1,
+                ms: small.latency_ms,
+            },
+            crate::ThreadLatency {
+                threads: 2,
+                ms: small.latency_ms * 1.05,
+            },
+        ];
         let m = Manifest::try_from(mf).unwrap();
         let large = m.variants().iter().find(|v| v.id == "large").unwrap();
+        let small = m.variants().iter().find(|v| v.id == "small").unwrap();
+        assert!((large.parallel_fraction() - 0.75).abs() < 1e-12);
+        assert_eq!(small.parallel_fraction(), 0.0);
         let mut one_core = device(5.0, 4 << 30);
         one_core.big_cores = 1;
-        let two_cores = device(5.0, 4 << 30);
-        // score 5 = half the reference: 16 ms on one thread; one image runs on one thread, so
-        // the two-thread figure (10 ms) is not used, however many cores the device has
-        assert_eq!(inference_threads(large, &two_cores), 1);
+        let four_cores = device(5.0, 4 << 30);
+        // the tiny net runs on one thread whatever the cores; the large one on all four big
+        // cores (each added thread saves ≥ 10%: Amdahl with 0.75 × the bridge)
+        assert_eq!(inference_threads(small, &four_cores), 1);
+        assert_eq!(inference_threads(large, &one_core), 1);
+        assert_eq!(inference_threads(large, &four_cores), 4);
+        let mut eight_cores = four_cores.clone();
+        eight_cores.big_cores = 8;
+        assert_eq!(inference_threads(large, &eight_cores), MAX_INFERENCE_THREADS);
+        // score 5 = half the reference: 16 ms on one thread, / the speed-up on four
+        let q = device_profiles::latency::PARALLEL_BRIDGE * 0.75;
+        let four = 16.0 * ((1.0 - q) + q / 4.0);
         assert!((predicted_latency_ms(&m, large, &one_core) - 16.0).abs() < 1e-9);
-        assert!((predicted_latency_ms(&m, large, &two_cores) - 16.0).abs() < 1e-9);
+        assert!((predicted_latency_ms(&m, large, &four_cores) - four).abs() < 1e-9);
+        // asked for more threads than big cores: predicted at the big cores
+        assert!((predicted_latency_ms_at(&m, large, &one_core, 4) - 16.0).abs() < 1e-9);
         let p = Policy {
             latency_budget_ms: Some(12.0),
             ..Policy::default()
         };
-        // 16 × 1.15 does not fit 12 on either device
-        assert_ne!(select(&m, &two_cores, &p).unwrap().chosen, "large");
+        // 16 × 1.15 does not fit 12 on one core; 7.4 × 1.15 does on four
+        let d = select(&m, &four_cores, &p).unwrap();
+        assert_eq!((d.chosen.as_str(), d.threads), ("large", 4));
+        assert!((d.predicted_latency_ms - four).abs() < 1e-9);
         assert_ne!(select(&m, &one_core, &p).unwrap().chosen, "large");
     }
 

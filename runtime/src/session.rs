@@ -79,6 +79,20 @@ impl Session {
         Ok(Session::new(fast, family, variant))
     }
 
+    /// Runs one image on `threads` threads from now on ([`FastNet::with_threads`]; the runtime's
+    /// choice is [`crate::inference_threads`]). On an error the session keeps its threads.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for 0; [`Error::EngineThreads`] when the threads cannot be started.
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        self.fast.set_threads(threads)
+    }
+
+    /// Threads one image runs on.
+    pub fn threads(&self) -> usize {
+        self.fast.threads()
+    }
+
     /// The compiled network.
     pub fn engine(&self) -> &FastNet {
         &self.fast

@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use device_profiles::cores::{CoreClass, core_by_name};
+use device_profiles::cores::core_by_name;
+use device_profiles::latency::{amdahl_speedup, parallel_fraction};
 
 /// MobileNet-class nets (depthwise-separable convolutions) kept from the public tables.
 pub const MODELS: &[&str] = &[
@@ -121,18 +122,47 @@ pub fn paddle_rows() -> Vec<Row> {
 struct HostRow {
     threads: String,
     model: String,
+    min_ms: String,
     avg_ms: String,
     notes: String,
 }
 
-/// ncnn on the calibration host: model → median one-thread mean latency, ms.
-pub fn host_ms() -> BTreeMap<String, f64> {
+fn host_rows() -> Vec<HostRow> {
     let path = data_dir().join("ncnn_host.csv");
     let mut reader =
         csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader
+        .deserialize::<HostRow>()
+        .map(|rec| rec.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// ncnn on the calibration host: model → its parallel fraction
+/// ([`device_profiles::latency::parallel_fraction`]) from the fastest run at 1 and at 2 threads
+/// (`min_ms` over every run: the host was shared, and the fastest run is the one another job
+/// disturbed least), as the bundle writer measures a variant at 1 and 2 threads.
+pub fn host_parallel() -> BTreeMap<String, f64> {
+    let mut fastest: BTreeMap<(String, u32), f64> = BTreeMap::new();
+    for r in host_rows() {
+        if let (Ok(t), Ok(ms)) = (r.threads.trim().parse::<u32>(), r.min_ms.parse::<f64>()) {
+            let e = fastest.entry((r.model, t)).or_insert(f64::INFINITY);
+            *e = e.min(ms);
+        }
+    }
+    fastest
+        .iter()
+        .filter(|((_, t), _)| *t == 1)
+        .filter_map(|((m, _), one)| {
+            let two = fastest.get(&(m.clone(), 2))?;
+            Some((m.clone(), parallel_fraction(*one, *two, 2)))
+        })
+        .collect()
+}
+
+/// ncnn on the calibration host: model → median one-thread mean latency, ms.
+pub fn host_ms() -> BTreeMap<String, f64> {
     let mut runs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for rec in reader.deserialize::<HostRow>() {
-        let r = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for r in host_rows() {
         if r.threads.trim() == "1"
             && !r.notes.contains("CONTENDED")
             && let Ok(ms) = r.avg_ms.parse::<f64>()
@@ -177,17 +207,21 @@ pub enum Basis {
     NcnnFp16,
 }
 
-/// A fitted model: fp32 speed per GHz per core type and thread efficiency per class.
+/// A fitted model: fp32 speed per GHz per core type and the x86→ARM bridge of the parallel
+/// fraction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
     /// core → (fp32 speed per GHz relative to one host core, devices, basis).
     pub speed_per_ghz: BTreeMap<&'static str, (f64, usize, Basis)>,
     /// ncnn's fp16 speed over fp32 on the same core (ARMv8.2 cores).
     pub fp16_gain: f64,
-    /// Thread efficiency of little (in-order) cores.
-    pub efficiency_little: f64,
-    /// Thread efficiency of big cores.
-    pub efficiency_big: f64,
+    /// A net's parallel fraction on ARM over the host's ([`host_parallel`]): the median over
+    /// multi-thread runs on one cluster (`PARALLEL_BRIDGE` in the library).
+    pub parallel_bridge: f64,
+    /// The same ratio's median per core class (in-order, out-of-order), for the record.
+    pub parallel_bridge_by_class: BTreeMap<&'static str, f64>,
+    /// Each net's parallel fraction on the host.
+    pub host_parallel: BTreeMap<String, f64>,
 }
 
 /// Per core: the median over devices of the per-device median of `speed(row)`.
@@ -272,46 +306,55 @@ pub fn fit(
             .entry(c)
             .or_insert((k / fp16_gain, *n, Basis::NcnnFp16));
     }
-    // Thread efficiency: (ms(1) / ms(n) − 1) / (n − 1) on one cluster of one device.
+    // The parallel bridge: a net's parallel fraction on one cluster of an ARM device (from
+    // its 1- and n-thread latencies there) over the host's.
+    let host_p = host_parallel();
     let mut one: BTreeMap<(&str, &'static str, &str), f64> = BTreeMap::new();
     for r in rows.iter().filter(keep).filter(|r| r.threads == 1) {
         one.insert((r.device.as_str(), r.core, r.model.as_str()), r.ms);
     }
-    let (mut little, mut big) = (Vec::new(), Vec::new());
+    let mut ratios: Vec<(&'static str, f64)> = Vec::new();
     for r in rows
         .iter()
         .filter(keep)
         .filter(|r| r.threads > 1 && r.threads <= r.cluster_cores)
     {
-        if let Some(ms1) = one.get(&(r.device.as_str(), r.core, r.model.as_str())) {
-            let e = (ms1 / r.ms - 1.0) / f64::from(r.threads - 1);
-            match class(r.core) {
-                CoreClass::Little => little.push(e),
-                CoreClass::Big => big.push(e),
-            }
+        let key = (r.device.as_str(), r.core, r.model.as_str());
+        if let (Some(ms1), Some(ph)) = (one.get(&key), host_p.get(&r.model))
+            && *ph > 0.0
+        {
+            let p = parallel_fraction(*ms1, r.ms, r.threads as usize);
+            ratios.push((class_name(r.core), p / ph));
         }
+    }
+    let mut by_class: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for (c, q) in &ratios {
+        by_class.entry(c).or_default().push(*q);
     }
     Fit {
         speed_per_ghz: speed,
         fp16_gain,
-        efficiency_little: median(little),
-        efficiency_big: median(big),
+        parallel_bridge: median(ratios.iter().map(|r| r.1).collect()),
+        parallel_bridge_by_class: by_class.into_iter().map(|(c, v)| (c, median(v))).collect(),
+        host_parallel: host_p,
     }
 }
 
-fn class(core: &str) -> CoreClass {
-    core_by_name(core).map_or(CoreClass::Big, |c| c.class)
+fn class_name(core: &str) -> &'static str {
+    match core_by_name(core).map(|c| c.class) {
+        Some(device_profiles::cores::CoreClass::Little) => "in-order",
+        _ => "out-of-order",
+    }
 }
 
 impl Fit {
-    /// The thread speed-up of a row's run.
+    /// The thread speed-up of a row's run: Amdahl's law with the net's host parallel fraction
+    /// × the bridge, on the threads that fit the cluster (as
+    /// `device_profiles::latency::thread_speedup`, with this fit's bridge).
     fn speedup(&self, r: &Row) -> f64 {
-        let e = match class(r.core) {
-            CoreClass::Little => self.efficiency_little,
-            CoreClass::Big => self.efficiency_big,
-        };
         let n = r.threads.min(r.cluster_cores.max(1)).max(1);
-        1.0 + e * f64::from(n - 1)
+        let p = self.host_parallel.get(&r.model).copied().unwrap_or(0.0);
+        amdahl_speedup(self.parallel_bridge * p, f64::from(n))
     }
 
     /// Predicted ms of an ncnn row from ncnn's host latency `host_ms` of its net (fp16 rows

@@ -2,9 +2,7 @@
 //! compiled-in figures are the fit of that data, and devices left out of the fit are predicted
 //! within the stated error.
 
-use device_profiles::latency::{
-    CORE_MODELS, THREAD_EFFICIENCY_BIG, THREAD_EFFICIENCY_LITTLE, core_model,
-};
+use device_profiles::latency::{CORE_MODELS, PARALLEL_BRIDGE, core_model};
 
 use crate::public_fit::{
     fit, host_ms, leave_one_device_out, ncnn_rows, ncnn_uses_fp16, paddle_check, paddle_rows,
@@ -36,12 +34,9 @@ fn compiled_core_models_are_the_fit_of_the_public_data() {
         );
     }
     assert!(
-        (f.efficiency_little - THREAD_EFFICIENCY_LITTLE).abs() < 0.01,
-        "{f:?}"
-    );
-    assert!(
-        (f.efficiency_big - THREAD_EFFICIENCY_BIG).abs() < 0.01,
-        "{f:?}"
+        (f.parallel_bridge - PARALLEL_BRIDGE).abs() < 0.005,
+        "compiled PARALLEL_BRIDGE {PARALLEL_BRIDGE} but the data fit {:.4}; update it",
+        f.parallel_bridge
     );
 }
 
@@ -72,16 +67,19 @@ fn held_out_devices_are_predicted_within_the_stated_error() {
         n >= 40 && share >= 0.8 && median <= 0.13,
         "A53: {n} rows, {share:.3}, {median:.3}"
     );
-    // Multi-thread (not used by the engine for one image): worse, and stated as such.
+    // Multi-thread (Amdahl with the host's parallel fraction × the bridge): 74% within ±25%,
+    // median 13.9% (BENCHMARKS.md). The model it replaced (a fixed efficiency per added thread
+    // and core class) gave 56% and 22.1% on the same rows and fails both bounds; the goal (90%,
+    // 12%) is not met.
     let multi: Vec<_> = checks
         .iter()
         .filter(|c| (2..=4).contains(&c.row.threads) && !ncnn_uses_fp16(c.row.core))
         .collect();
     let (share, median, n) = summary(&multi);
-    assert!(n >= 100, "only {n} multi-thread measurements");
+    assert!(n >= 150, "only {n} multi-thread measurements");
     assert!(
-        share >= 0.5 && median <= 0.25,
-        "2-4 threads: {share:.3} within ±25%, median {median:.3}"
+        share >= 0.70 && median <= 0.16,
+        "2-4 threads: {share:.3} within ±25%, median {median:.3} (BENCHMARKS.md: 74%, 13.9%)"
     );
 }
 

@@ -17,6 +17,8 @@
 /// Channels are padded to a multiple of this; also the width of every register block.
 pub(crate) const LANES: usize = 8;
 
+use std::ops::Range;
+
 type V = [f32; LANES];
 
 /// `x` rounded up to a multiple of [`LANES`].
@@ -105,6 +107,9 @@ pub(crate) struct Out {
     offset: usize,
     pixel: usize,
     block: usize,
+    /// The channel block the buffer starts at (a part of a split layer that owns blocks
+    /// `block0..` gets the buffer from that block's plane on); 0 for a whole layer.
+    block0: usize,
 }
 
 impl Out {
@@ -116,6 +121,7 @@ impl Out {
             offset: 0,
             pixel: blocks,
             block: 1,
+            block0: 0,
         }
     }
 
@@ -129,7 +135,14 @@ impl Out {
             offset: pad * stride + pad,
             pixel: 1,
             block: stride * stride,
+            block0: 0,
         }
+    }
+
+    /// The same layout for a buffer that starts at channel block `block0` (blocked planes only:
+    /// there one block's plane is contiguous).
+    pub(crate) fn from_block(self, block0: usize) -> Self {
+        Out { block0, ..self }
     }
 
     /// Vector index of block 0 of output pixel `i`.
@@ -221,16 +234,36 @@ impl Pointwise {
         y: &mut [f32],
         out: Out,
     ) {
+        self.run_blocks::<M, R, R2>(x, m, res, y, out, 0..self.n_pad / LANES);
+    }
+
+    /// [`Pointwise::run`] for output channel blocks `blocks` only (a part of a layer split
+    /// over threads by output channels): `blocks.start` is even (a panel holds two blocks) and
+    /// `y` starts at block `out.block0`.
+    #[inline(always)]
+    pub(crate) fn run_blocks<M: Madd, const R: usize, const R2: usize>(
+        &self,
+        x: &[f32],
+        m: usize,
+        res: Option<&[f32]>,
+        y: &mut [f32],
+        out: Out,
+        blocks: Range<usize>,
+    ) {
         let k = self.k;
-        if k == 0 {
+        if k == 0 || blocks.is_empty() {
             return;
         }
         let pairs = self.n_pad / (2 * LANES);
-        let (wide, narrow) = self.panels.split_at(pairs * 2 * LANES * k);
-        if !wide.is_empty() {
-            self.pass::<M, R, 2>(x, m, res, y, out, wide, 0);
+        let panel = 2 * LANES * k;
+        let wide_end = blocks.end.min(2 * pairs);
+        debug_assert!(blocks.start % 2 == 0 && (wide_end % 2 == 0), "{blocks:?}");
+        if blocks.start < wide_end {
+            let wide = &self.panels[blocks.start / 2 * panel..wide_end / 2 * panel];
+            self.pass::<M, R, 2>(x, m, res, y, out, wide, blocks.start);
         }
-        if !narrow.is_empty() {
+        if blocks.end > 2 * pairs {
+            let narrow = &self.panels[pairs * panel..];
             self.pass::<M, R2, 1>(x, m, res, y, out, narrow, 2 * pairs);
         }
     }
@@ -355,7 +388,7 @@ impl Pointwise {
                         *a += s;
                     }
                 }
-                y[dst[r] + (b0 + c) * out.block] = v;
+                y[dst[r] + (b0 + c - out.block0) * out.block] = v;
             }
         }
     }
@@ -410,19 +443,33 @@ impl Depthwise {
     /// `x` is a `side × side` map in blocked planes with a zero border of `k/2`
     /// ([`Out::planes`]), `y` is dense NHWC `[out, out, c_pad]` with `out` from [`out_size`].
     /// `P`: output pixels per tile.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn run<M: Madd, const P: usize>(&self, x: &[f32], side: usize, y: &mut [f32]) {
+        let rows = 0..out_size(side, self.k, self.stride);
+        self.run_rows::<M, P>(x, side, y, rows);
+    }
+
+    /// [`Depthwise::run`] for output rows `rows` only (a part of a layer split over threads by
+    /// rows): `y` starts at row `rows.start`.
+    #[inline(always)]
+    pub(crate) fn run_rows<M: Madd, const P: usize>(
+        &self,
+        x: &[f32],
+        side: usize,
+        y: &mut [f32],
+        rows: Range<usize>,
+    ) {
         // The common kernel sizes and strides get their own copy with `k` and `s` constant:
         // the tap loops unroll, and the input vectors that neighbouring taps share are loaded
         // once.
         match (self.k, self.stride) {
-            (3, 1) => self.run_ks::<M, P>(x, side, y, 3, 1),
-            (3, 2) => self.run_ks::<M, P>(x, side, y, 3, 2),
-            (5, 1) => self.run_ks::<M, P>(x, side, y, 5, 1),
-            (5, 2) => self.run_ks::<M, P>(x, side, y, 5, 2),
-            (7, 1) => self.run_ks::<M, P>(x, side, y, 7, 1),
-            (7, 2) => self.run_ks::<M, P>(x, side, y, 7, 2),
-            (k, s) => self.run_ks::<M, P>(x, side, y, k, s),
+            (3, 1) => self.run_ks::<M, P>(x, side, y, rows, 3, 1),
+            (3, 2) => self.run_ks::<M, P>(x, side, y, rows, 3, 2),
+            (5, 1) => self.run_ks::<M, P>(x, side, y, rows, 5, 1),
+            (5, 2) => self.run_ks::<M, P>(x, side, y, rows, 5, 2),
+            (7, 1) => self.run_ks::<M, P>(x, side, y, rows, 7, 1),
+            (7, 2) => self.run_ks::<M, P>(x, side, y, rows, 7, 2),
+            (k, s) => self.run_ks::<M, P>(x, side, y, rows, k, s),
         }
     }
 
@@ -432,35 +479,39 @@ impl Depthwise {
         x: &[f32],
         side: usize,
         y: &mut [f32],
+        rows: Range<usize>,
         k: usize,
         s: usize,
     ) {
         let wo = out_size(side, k, s);
         let wp = side + 2 * (k / 2);
+        let blocks = self.c_pad / LANES;
         let (x, _) = x.as_chunks::<LANES>();
         let (y, _) = y.as_chunks_mut::<LANES>();
-        for oy in 0..wo {
+        for oy in rows.clone() {
+            // vector index of pixel (oy, 0), block 0, in `y` (which starts at row `rows.start`)
+            let row_at = (oy - rows.start) * wo * blocks;
             let mut ox = 0;
             while ox + P <= wo {
-                self.tile::<M, P>(x, wp, oy, ox, wo, y, k, s);
+                self.tile::<M, P>(x, wp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += P;
             }
             if P > 4 && wo - ox >= 4 {
-                self.tile::<M, 4>(x, wp, oy, ox, wo, y, k, s);
+                self.tile::<M, 4>(x, wp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += 4;
             }
             if P > 2 && wo - ox >= 2 {
-                self.tile::<M, 2>(x, wp, oy, ox, wo, y, k, s);
+                self.tile::<M, 2>(x, wp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += 2;
             }
             while ox < wo {
-                self.tile::<M, 1>(x, wp, oy, ox, wo, y, k, s);
+                self.tile::<M, 1>(x, wp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += 1;
             }
         }
     }
 
-    /// Output pixels `(oy, ox..ox + P)`, every channel block.
+    /// Output pixels `(oy, ox..ox + P)`, every channel block, stored from vector `at` of `y`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn tile<M: Madd, const P: usize>(
@@ -469,7 +520,7 @@ impl Depthwise {
         wp: usize,
         oy: usize,
         ox: usize,
-        wo: usize,
+        at: usize,
         y: &mut [V],
         k: usize,
         s: usize,
@@ -496,7 +547,7 @@ impl Depthwise {
                     }
                 }
             }
-            store_pixels(self.act, acc, y, (oy * wo + ox) * blocks + cb, blocks);
+            store_pixels(self.act, acc, y, at + cb, blocks);
         }
     }
 }
@@ -587,12 +638,26 @@ impl Stem {
 
     /// `xp` from [`Stem::pad_input`], `y` is dense NHWC `[ro, ro, c_pad]`. `P`: output pixels
     /// per tile.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn run<M: Madd, const P: usize>(&self, xp: &[f32], r: usize, y: &mut [f32]) {
+        let rows = 0..out_size(r, self.k, self.stride);
+        self.run_rows::<M, P>(xp, r, y, rows);
+    }
+
+    /// [`Stem::run`] for output rows `rows` only (a part of the layer split over threads by
+    /// rows): `y` starts at row `rows.start`.
+    #[inline(always)]
+    pub(crate) fn run_rows<M: Madd, const P: usize>(
+        &self,
+        xp: &[f32],
+        r: usize,
+        y: &mut [f32],
+        rows: Range<usize>,
+    ) {
         match (self.k, self.stride) {
-            (3, 2) => self.run_ks::<M, P>(xp, r, y, 3, 2),
-            (3, 1) => self.run_ks::<M, P>(xp, r, y, 3, 1),
-            (k, s) => self.run_ks::<M, P>(xp, r, y, k, s),
+            (3, 2) => self.run_ks::<M, P>(xp, r, y, rows, 3, 2),
+            (3, 1) => self.run_ks::<M, P>(xp, r, y, rows, 3, 1),
+            (k, s) => self.run_ks::<M, P>(xp, r, y, rows, k, s),
         }
     }
 
@@ -602,26 +667,29 @@ impl Stem {
         xp: &[f32],
         r: usize,
         y: &mut [f32],
+        rows: Range<usize>,
         k: usize,
         s: usize,
     ) {
         let ro = out_size(r, k, s);
         let rp = r + 2 * (k / 2);
+        let blocks = self.c_pad / LANES;
         let (y, _) = y.as_chunks_mut::<LANES>();
-        for oy in 0..ro {
+        for oy in rows.clone() {
+            let row_at = (oy - rows.start) * ro * blocks;
             let mut ox = 0;
             while ox + P <= ro {
-                self.tile::<M, P>(xp, rp, oy, ox, ro, y, k, s);
+                self.tile::<M, P>(xp, rp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += P;
             }
             while ox < ro {
-                self.tile::<M, 1>(xp, rp, oy, ox, ro, y, k, s);
+                self.tile::<M, 1>(xp, rp, oy, ox, row_at + ox * blocks, y, k, s);
                 ox += 1;
             }
         }
     }
 
-    /// Output pixels `(oy, ox..ox + P)`, every channel block.
+    /// Output pixels `(oy, ox..ox + P)`, every channel block, stored from vector `at` of `y`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn tile<M: Madd, const P: usize>(
@@ -630,7 +698,7 @@ impl Stem {
         rp: usize,
         oy: usize,
         ox: usize,
-        ro: usize,
+        at: usize,
         y: &mut [V],
         k: usize,
         s: usize,
@@ -654,7 +722,7 @@ impl Stem {
                     }
                 }
             }
-            store_pixels(self.act, acc, y, (oy * ro + ox) * blocks + cb, blocks);
+            store_pixels(self.act, acc, y, at + cb, blocks);
         }
     }
 }

@@ -32,9 +32,21 @@
 //!   the head is followed by global average pooling and the classifier.
 //! - Per-thread scratch (the padded input, three NHWC buffers, the depthwise planes) lives in a
 //!   thread-local that grows to the largest network run on that thread and is kept, so a call
-//!   allocates nothing but its output (and [`FastNet::forward_into`] not even that). Batch 1
-//!   runs on the calling thread; a larger batch is split over rayon's current pool, one image
-//!   per task, each worker on its own scratch.
+//!   allocates nothing but its output (and [`FastNet::forward_into`] not even that). A larger
+//!   batch is split over rayon's current pool (or the network's own, below), one image per task,
+//!   each worker on its own scratch.
+//!
+//! # Threads for one image
+//! [`FastNet::with_threads`] gives one image `T` threads: a rayon pool of `T` threads per count,
+//! shared by the process's networks and warmed when it is made (never inside a timed call). The
+//! image runs inside that pool and each stage (stem, expand, depthwise, project, head) big enough
+//! to pay — at least [`MIN_PART_MACS`] multiply-adds per part — is split into up to `T` parts
+//! with `rayon::join`: the stem and the depthwise conv by output rows, the project and head 1×1
+//! convs by GEMM rows (pixels; whole tiles), the expand conv by output channels (its output is the
+//! depthwise conv's blocked planes, one contiguous plane per 8 channels). Each part writes its
+//! own slice of the output, so the split is safe Rust; every output value is summed in the same
+//! order as on one thread, so all thread counts give the same bits. How many threads pay is the
+//! runtime's decision per variant and device (`runtime::inference_threads`).
 //!
 //! # Instruction sets
 //! The kernels are plain safe Rust, generic over the tile sizes and over how a multiply-add is
@@ -43,7 +55,8 @@
 //! and on x86_64 CPUs without AVX2 (SSE2, separate multiply and add, smaller tiles for its 16
 //! registers). On x86_64 a second copy is compiled with AVX2 + FMA enabled and chosen at run
 //! time when the CPU has both: about 1.8× the baseline on the dev host. Calling it is the
-//! crate's only `unsafe`, one line that relies on that run-time check.
+//! engine's only `unsafe`, one line (the dispatch of one stage part) that relies on that run-time
+//! check.
 //!
 //! Results match burn's to float rounding (the sums run in a different order, and with fused
 //! multiply-adds): ~1e-6 relative.
@@ -92,6 +105,8 @@
 mod kernels;
 
 use std::cell::Cell;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use netspec::{FoldedConv, FoldedNet};
 use rayon::prelude::*;
@@ -139,7 +154,8 @@ struct Block {
 /// A BN-folded network ([`FoldedNet`]) compiled for fast CPU inference: NHWC kernels with bias,
 /// activation and residual fused, no allocation per call. See the [module docs](self).
 ///
-/// `Send + Sync`: share one across threads; each thread uses its own scratch.
+/// `Send + Sync`: share one across threads; each thread uses its own scratch. One image runs on
+/// [`FastNet::threads`] threads (1 unless [`FastNet::with_threads`] says otherwise).
 #[derive(Debug, Clone)]
 pub struct FastNet {
     in_channels: usize,
@@ -162,6 +178,10 @@ pub struct FastNet {
     planes_len: usize,
     /// Which copy of the kernels runs.
     isa: Isa,
+    /// The pool one image's stages are split over; `None`: one thread (the caller's).
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// The least work of a part of a split stage ([`MIN_PART_MACS`]).
+    min_part_macs: usize,
 }
 
 /// Reusable per-thread buffers.
@@ -391,6 +411,8 @@ impl FastNet {
             buf_len,
             planes_len,
             isa: Isa::detect(),
+            pool: None,
+            min_part_macs: MIN_PART_MACS,
         })
     }
 
@@ -406,6 +428,66 @@ impl FastNet {
     pub fn with_baseline_kernels(mut self) -> Self {
         self.isa = Isa::Portable;
         self
+    }
+
+    /// The same network running one image on `threads` threads: each stage big enough to pay
+    /// (at least [`MIN_PART_MACS`] multiply-adds per part) is split into up to `threads` parts
+    /// (output rows, GEMM rows or output channels) on a pool of that many threads, shared by
+    /// every network of the process that asks for the same count and started (warmed) here,
+    /// outside any timed call. 1 runs on the calling thread. Results are the same bits at
+    /// every count (each output value is summed in the same order).
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for 0 threads; [`Error::EngineThreads`] when the pool's threads
+    /// cannot be started.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.set_threads(threads)?;
+        Ok(self)
+    }
+
+    /// [`FastNet::with_threads`] in place; on an error the network keeps its threads.
+    ///
+    /// # Errors
+    /// See [`FastNet::with_threads`].
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        self.pool = match threads {
+            // rayon would read 0 as "one per CPU"
+            0 => {
+                return Err(Error::BadInput {
+                    reason: "0 inference threads: ask for 1 or more".into(),
+                });
+            }
+            1 => None,
+            n => Some(pool_of(n)?),
+        };
+        Ok(())
+    }
+
+    /// Into how many parts each stage of one image is split at [`FastNet::threads`] (stem; each
+    /// block's expand, depthwise and project; head), for tests and benchmarks.
+    #[doc(hidden)]
+    pub fn stage_parts(&self) -> Vec<usize> {
+        let t = self.threads();
+        std::iter::once(Stage::Stem)
+            .chain((0..self.blocks.len()).flat_map(|i| {
+                [Stage::Expand(i), Stage::Depthwise(i), Stage::Project(i)]
+            }))
+            .chain(std::iter::once(Stage::Head))
+            .map(|s| self.plan(s).parts(t, self.min_part_macs))
+            .collect()
+    }
+
+    /// The same network with another work threshold for splitting a stage (default
+    /// [`MIN_PART_MACS`]); for measuring where splitting pays.
+    #[doc(hidden)]
+    pub fn with_min_part_macs(mut self, macs: usize) -> Self {
+        self.min_part_macs = macs.max(1);
+        self
+    }
+
+    /// Threads one image runs on ([`FastNet::with_threads`]; 1 by default).
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
     }
 
     /// Input channels.
@@ -482,18 +564,29 @@ impl FastNet {
                 ),
             });
         }
-        if n == 1 || rayon::current_num_threads() <= 1 {
-            with_scratch(|s| {
+        match &self.pool {
+            // One image over this network's pool: the stages split inside.
+            Some(pool) if n == 1 => pool.install(|| {
+                let threads = rayon::current_num_threads();
+                with_scratch(|s| self.image(x, s, out, &mut || {}, threads));
+            }),
+            // A batch: one image per task, on this network's pool or else rayon's current one.
+            Some(pool) => pool.install(|| self.batch(x, out)),
+            None if n > 1 && rayon::current_num_threads() > 1 => self.batch(x, out),
+            None => with_scratch(|s| {
                 for (x, out) in x.chunks_exact(img).zip(out.chunks_exact_mut(self.classes)) {
-                    self.image(x, s, out, &mut || {});
+                    self.image(x, s, out, &mut || {}, 1);
                 }
-            });
-        } else {
-            x.par_chunks_exact(img)
-                .zip(out.par_chunks_exact_mut(self.classes))
-                .for_each(|(x, out)| with_scratch(|s| self.image(x, s, out, &mut || {})));
+            }),
         }
         Ok(())
+    }
+
+    /// A batch over rayon's current pool, one image per task (each on one thread).
+    fn batch(&self, x: &[f32], out: &mut [f32]) {
+        x.par_chunks_exact(self.image_len())
+            .zip(out.par_chunks_exact_mut(self.classes))
+            .for_each(|(x, out)| with_scratch(|s| self.image(x, s, out, &mut || {}, 1)));
     }
 
     /// Where one image's time goes, stage by stage, with the engine's own kernels: the median
@@ -511,9 +604,13 @@ impl FastNet {
             for rep in 0..=reps.max(1) {
                 let mut marks = Vec::with_capacity(stages + 1);
                 marks.push(std::time::Instant::now());
-                self.image(x, s, &mut out, &mut || {
-                    marks.push(std::time::Instant::now())
-                });
+                self.image(
+                    x,
+                    s,
+                    &mut out,
+                    &mut || marks.push(std::time::Instant::now()),
+                    1,
+                );
                 if rep == 0 {
                     continue; // warm-up
                 }
@@ -546,80 +643,42 @@ impl FastNet {
 
     /// One image: `x` is `[c, r, r]`, `out` is `[classes]`; shapes already checked. `mark` is
     /// called after each stage (stem; each block's expand, depthwise, project; head; pool + fc).
-    fn image(&self, x: &[f32], s: &mut Scratch, out: &mut [f32], mark: &mut dyn FnMut()) {
+    /// `threads` > 1 only inside this network's pool (see [`FastNet::forward_into`]): each
+    /// stage big enough to pay is split into that many parts with `rayon::join`.
+    fn image(
+        &self,
+        x: &[f32],
+        s: &mut Scratch,
+        out: &mut [f32],
+        mark: &mut dyn FnMut(),
+        threads: usize,
+    ) {
         s.fit(
             self.stem.padded_len(self.resolution),
             self.buf_len,
             self.planes_len,
             self.head.n_pad,
         );
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            #[allow(unsafe_code)]
-            // SAFETY: `Isa::detect` picks `Avx2Fma` only on a CPU with AVX2 and FMA.
-            Isa::Avx2Fma => unsafe { self.image_avx2_fma(x, s, out, mark) },
-            Isa::Portable => self
-                .image_with::<PortableMadd, PORTABLE_ROWS, { 2 * PORTABLE_ROWS }, PORTABLE_PIXELS>(
-                    x, s, out, mark,
-                ),
-        }
-    }
-
-    /// [`FastNet::image_with`] compiled for AVX2 + FMA: 8-wide vectors and fused multiply-adds.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn image_avx2_fma(&self, x: &[f32], s: &mut Scratch, out: &mut [f32], mark: &mut dyn FnMut()) {
-        self.image_with::<kernels::Fused, 4, 8, 8>(x, s, out, mark)
-    }
-
-    /// The network over one image, every kernel inlined (so a `target_feature` caller compiles
-    /// them all for its instruction set). `M`: multiply-add flavour; `R`, `R2`: rows per 1×1
-    /// tile of 16 and of 8 channels; `P`: pixels per depthwise / stem tile (of 8 channels).
-    #[inline(always)]
-    fn image_with<M: Madd, const R: usize, const R2: usize, const P: usize>(
-        &self,
-        x: &[f32],
-        s: &mut Scratch,
-        out: &mut [f32],
-        mark: &mut dyn FnMut(),
-    ) {
-        let r = self.resolution;
-        self.stem.pad_input(x, r, &mut s.input);
-        self.stem.run::<M, P>(&s.input, r, &mut s.a);
+        self.stem.pad_input(x, self.resolution, &mut s.input);
+        self.stage(Stage::Stem, s, threads);
         mark();
-        for b in &self.blocks {
-            let (side, pad) = (b.side_in, b.dw.k / 2);
-            let geometry = (side, pad, b.expand.n_pad / LANES);
+        for (i, b) in self.blocks.iter().enumerate() {
+            let geometry = (b.side_in, b.dw.k / 2, b.expand.n_pad / LANES);
             if s.zeroed != Some(geometry) {
-                zero_border(&mut s.planes, side, pad, geometry.2);
+                zero_border(&mut s.planes, geometry.0, geometry.1, geometry.2);
                 s.zeroed = Some(geometry);
             }
-            b.expand.run::<M, R, R2>(
-                &s.a,
-                side * side,
-                None,
-                &mut s.planes,
-                Out::planes(side, pad),
-            );
+            self.stage(Stage::Expand(i), s, threads);
             mark();
-            b.dw.run::<M, P>(&s.planes, side, &mut s.c);
+            self.stage(Stage::Depthwise(i), s, threads);
             mark();
-            let res = if b.residual { Some(&s.a[..]) } else { None };
-            let out = Out::nhwc(b.side_out, b.project.n_pad / LANES);
-            b.project
-                .run::<M, R, R2>(&s.c, b.side_out * b.side_out, res, &mut s.b, out);
+            self.stage(Stage::Project(i), s, threads);
             std::mem::swap(&mut s.a, &mut s.b);
             mark();
         }
-        let hw = self.head_side * self.head_side;
-        self.head.run::<M, R, R2>(
-            &s.a,
-            hw,
-            None,
-            &mut s.b,
-            Out::nhwc(hw, self.head.n_pad / LANES),
-        );
+        self.stage(Stage::Head, s, threads);
         mark();
+        let hw = self.head_side * self.head_side;
         let pooled = &mut s.pooled[..self.head.n_pad];
         mean_pool(&s.b, hw, pooled);
         kernels::linear(
@@ -630,6 +689,243 @@ impl FastNet {
         );
         mark();
     }
+
+    /// How `stage` splits: its output as `units` of `unit_len` floats each (rows of the map,
+    /// GEMM rows, or channel blocks), part boundaries on multiples of `align` units, and its
+    /// multiply-adds.
+    fn plan(&self, stage: Stage) -> Split {
+        let r = self.resolution;
+        match stage {
+            Stage::Stem => {
+                let ro = out_size(r, self.stem.k, self.stem.stride);
+                Split {
+                    units: ro,
+                    unit_len: ro * self.stem.c_pad,
+                    align: 1,
+                    macs: ro * ro * self.stem.c_pad * self.stem.k * self.stem.k * self.stem.c_in,
+                }
+            }
+            Stage::Expand(i) => {
+                let b = &self.blocks[i];
+                let sp = b.side_in + 2 * (b.dw.k / 2);
+                Split {
+                    units: b.expand.n_pad / LANES,
+                    unit_len: sp * sp * LANES,
+                    align: 2,
+                    macs: b.side_in * b.side_in * b.expand.k * b.expand.n_pad,
+                }
+            }
+            Stage::Depthwise(i) => {
+                let b = &self.blocks[i];
+                Split {
+                    units: b.side_out,
+                    unit_len: b.side_out * b.dw.c_pad,
+                    align: 1,
+                    macs: b.side_out * b.side_out * b.dw.c_pad * b.dw.k * b.dw.k,
+                }
+            }
+            Stage::Project(i) => {
+                let b = &self.blocks[i];
+                let m = b.side_out * b.side_out;
+                Split {
+                    units: m,
+                    unit_len: b.project.n_pad,
+                    align: GEMM_ROW_ALIGN,
+                    macs: m * b.project.k * b.project.n_pad,
+                }
+            }
+            Stage::Head => {
+                let m = self.head_side * self.head_side;
+                Split {
+                    units: m,
+                    unit_len: self.head.n_pad,
+                    align: GEMM_ROW_ALIGN,
+                    macs: m * self.head.k * self.head.n_pad,
+                }
+            }
+        }
+    }
+
+    /// Runs one stage over the scratch buffers, in as many parts as pay (at most `threads`).
+    fn stage(&self, stage: Stage, s: &mut Scratch, threads: usize) {
+        let plan = self.plan(stage);
+        let Scratch {
+            input,
+            a,
+            b,
+            c,
+            planes,
+            ..
+        } = s;
+        let (x, res, y): (&[f32], Option<&[f32]>, &mut [f32]) = match stage {
+            Stage::Stem => (input, None, a),
+            Stage::Expand(_) => (a, None, planes),
+            Stage::Depthwise(_) => (planes, None, c),
+            Stage::Project(i) => (c, self.blocks[i].residual.then_some(&a[..]), b),
+            Stage::Head => (a, None, b),
+        };
+        let y = &mut y[..plan.units * plan.unit_len];
+        let io = StageIo { stage, x, res };
+        let parts = plan.parts(threads, self.min_part_macs);
+        self.split(&io, y, 0..plan.units, parts, &plan);
+    }
+
+    /// Units `units` of a stage in `parts` parts: halves run through `rayon::join` (on the pool
+    /// the caller is in), each part over its own slice of the output.
+    fn split(&self, io: &StageIo<'_>, y: &mut [f32], units: Range<usize>, parts: usize, plan: &Split) {
+        if parts <= 1 {
+            return self.part(io, y, units);
+        }
+        let left = parts / 2;
+        let cut = units.len() * left / parts;
+        let mid = (units.start + cut.div_ceil(plan.align) * plan.align).min(units.end);
+        let (ly, ry) = y.split_at_mut((mid - units.start) * plan.unit_len);
+        rayon::join(
+            || self.split(io, ly, units.start..mid, left, plan),
+            || self.split(io, ry, mid..units.end, parts - left, plan),
+        );
+    }
+
+    /// One part of a stage with the kernels of this CPU.
+    fn part(&self, io: &StageIo<'_>, y: &mut [f32], units: Range<usize>) {
+        if units.is_empty() {
+            return;
+        }
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            // SAFETY: `Isa::detect` picks `Avx2Fma` only on a CPU with AVX2 and FMA.
+            Isa::Avx2Fma => unsafe { self.part_avx2_fma(io, y, units) },
+            Isa::Portable => self
+                .part_with::<PortableMadd, PORTABLE_ROWS, { 2 * PORTABLE_ROWS }, PORTABLE_PIXELS>(
+                    io, y, units,
+                ),
+        }
+    }
+
+    /// [`FastNet::part_with`] compiled for AVX2 + FMA: 8-wide vectors and fused multiply-adds.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn part_avx2_fma(&self, io: &StageIo<'_>, y: &mut [f32], units: Range<usize>) {
+        self.part_with::<kernels::Fused, 4, 8, 8>(io, y, units)
+    }
+
+    /// Units `units` of a stage into `y` (which starts at the first of them), every kernel
+    /// inlined (so a `target_feature` caller compiles them for its instruction set). `M`:
+    /// multiply-add flavour; `R`, `R2`: rows per 1×1 tile of 16 and of 8 channels; `P`: pixels
+    /// per depthwise / stem tile (of 8 channels). Each output value is summed in the same order
+    /// whatever the split, so every thread count gives the same bits.
+    #[inline(always)]
+    fn part_with<M: Madd, const R: usize, const R2: usize, const P: usize>(
+        &self,
+        io: &StageIo<'_>,
+        y: &mut [f32],
+        units: Range<usize>,
+    ) {
+        /// GEMM rows `units` of a 1×1 conv whose output is dense NHWC.
+        #[inline(always)]
+        fn rows<M: Madd, const R: usize, const R2: usize>(
+            pw: &Pointwise,
+            io: &StageIo<'_>,
+            y: &mut [f32],
+            units: Range<usize>,
+        ) {
+            let x = &io.x[units.start * pw.k_stride..units.end * pw.k_stride];
+            let res = io
+                .res
+                .map(|r| &r[units.start * pw.n_pad..units.end * pw.n_pad]);
+            let m = units.len();
+            pw.run::<M, R, R2>(x, m, res, y, Out::nhwc(m, pw.n_pad / LANES));
+        }
+        match io.stage {
+            Stage::Stem => self.stem.run_rows::<M, P>(io.x, self.resolution, y, units),
+            Stage::Expand(i) => {
+                let b = &self.blocks[i];
+                let out = Out::planes(b.side_in, b.dw.k / 2).from_block(units.start);
+                let m = b.side_in * b.side_in;
+                b.expand.run_blocks::<M, R, R2>(io.x, m, None, y, out, units);
+            }
+            Stage::Depthwise(i) => {
+                let b = &self.blocks[i];
+                b.dw.run_rows::<M, P>(io.x, b.side_in, y, units);
+            }
+            Stage::Project(i) => rows::<M, R, R2>(&self.blocks[i].project, io, y, units),
+            Stage::Head => rows::<M, R, R2>(&self.head, io, y, units),
+        }
+    }
+}
+
+/// One stage of the network: the unit of work a thread count splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Stem,
+    Expand(usize),
+    Depthwise(usize),
+    Project(usize),
+    Head,
+}
+
+/// A stage's inputs (its output goes to the caller's slice).
+struct StageIo<'a> {
+    stage: Stage,
+    x: &'a [f32],
+    /// The residual added after the activation (project convs of residual blocks).
+    res: Option<&'a [f32]>,
+}
+
+/// How a stage splits (see [`FastNet::plan`]).
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    units: usize,
+    unit_len: usize,
+    align: usize,
+    macs: usize,
+}
+
+impl Split {
+    /// Parts worth running for `threads` threads: at most one per `min_macs` multiply-adds
+    /// and per `align` units, at most `threads`.
+    fn parts(&self, threads: usize, min_macs: usize) -> usize {
+        if threads <= 1 {
+            return 1;
+        }
+        (self.macs / min_macs.max(1))
+            .min(self.units / self.align.max(1))
+            .clamp(1, threads)
+    }
+}
+
+/// The least work (multiply-adds) a part of a split stage gets: below it, waking a thread and
+/// joining it costs more than it saves (measured on the dev host, BENCHMARKS.md issue 12).
+pub const MIN_PART_MACS: usize = 32 * 1024;
+
+/// Part boundaries of a 1×1 conv split by GEMM rows fall on multiples of this (whole tiles).
+const GEMM_ROW_ALIGN: usize = 8;
+
+/// The process's engine pools, one per thread count asked for, kept for the process's life
+/// (a handful at most: counts are bounded by the device's big cores).
+static POOLS: Mutex<Vec<Arc<rayon::ThreadPool>>> = Mutex::new(Vec::new());
+
+/// The pool of `threads` threads, started and warmed (each thread has run a job, so none is
+/// created during an inference).
+fn pool_of(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    // A poisoned lock only means another thread panicked while pushing: the list is valid.
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pools.iter().find(|p| p.current_num_threads() == threads) {
+        return Ok(Arc::clone(p));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tierforge-engine-{i}"))
+        .build()
+        .map_err(|source| Error::EngineThreads {
+            requested: threads,
+            source,
+        })?;
+    pool.broadcast(|_| ());
+    let pool = Arc::new(pool);
+    pools.push(Arc::clone(&pool));
+    Ok(pool)
 }
 
 /// Which copy of the kernels a [`FastNet`] runs, chosen once when it is built
