@@ -46,6 +46,10 @@ pub struct BundleArgs {
     /// `tierforge train --arch TIER_ARCH.json --init-from FAMILY_RUN`.
     #[arg(long = "tier-checkpoint", value_name = "TIER=RUN_DIR", value_parser = parse_tier_checkpoint)]
     pub tier_checkpoint: Vec<(String, PathBuf)>,
+    /// Where sub-nets are evaluated and BN recalibrated: `gpu` needs a build with
+    /// `--features supernet/wgpu` (the latency table is always timed on this CPU).
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -118,6 +122,7 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         calib_images: args.calib,
         force: args.force,
         progress: super::progress::reporter(false),
+        device: args.device.into(),
         ..tiers::PipelineOptions::default()
     };
     let summary = tiers::run_bundle(&checkpoint, &search, &out, &opts)

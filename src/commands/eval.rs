@@ -26,6 +26,9 @@ pub struct EvalArgs {
     /// Evaluate on at most N test images (at least 1).
     #[arg(long, value_parser = super::bounded(1, u64::MAX))]
     pub limit: Option<usize>,
+    /// Where to compute: `gpu` needs a build with `--features supernet/wgpu`.
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -33,6 +36,7 @@ pub struct EvalArgs {
 
 /// Runs `tierforge eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = supernet::ComputeDevice::from(args.device).device()?;
     let ck = Checkpoint::open(&args.checkpoint)?;
     let space = &ck.state.space;
     let arch = match args.arch.as_str() {
@@ -54,7 +58,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             data_dir.display()
         )
     })?;
-    let device = supernet::default_device();
     let model = ck.load_model(&device)?;
     let mut b = Batcher::new(ck.state.mean.clone(), ck.state.std.clone());
     let t0 = std::time::Instant::now();

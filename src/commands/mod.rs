@@ -86,3 +86,22 @@ pub fn find_fashion_mnist(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
             )
         })
 }
+
+/// `--device`: where training, evaluation and the search's sub-net measurements run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// burn's flex CPU backend.
+    #[default]
+    Cpu,
+    /// The first GPU (wgpu: Vulkan, Metal or DX12); needs a build with `--features supernet/wgpu`.
+    Gpu,
+}
+
+impl From<DeviceArg> for supernet::ComputeDevice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => supernet::ComputeDevice::Cpu,
+            DeviceArg::Gpu => supernet::ComputeDevice::Gpu,
+        }
+    }
+}

@@ -27,6 +27,10 @@ pub struct SearchArgs {
     /// Data folder (default: the one the checkpoint was trained on).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where sub-nets are evaluated and BN recalibrated: `gpu` needs a build with
+    /// `--features supernet/wgpu` (the latency table is always timed on this CPU).
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
     /// Print search.json on stdout instead of the tier table.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +44,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data.clone(),
         tier_spec: args.tiers.clone(),
         progress: super::progress::reporter(false),
+        device: args.device.into(),
         ..tiers::PipelineOptions::default()
     };
     let result = tiers::run_search(&args.checkpoint, &args.out, &opts).with_context(|| {

@@ -54,6 +54,14 @@ pub struct TrainArgs {
     /// metrics are replaced).
     #[arg(long)]
     pub force: bool,
+    /// Where to train: `gpu` needs a build with `--features supernet/wgpu`; the checkpoint is
+    /// the same either way (a GPU run resumes and extracts on the CPU).
+    #[arg(long, value_enum, default_value_t = super::DeviceArg::Cpu)]
+    pub device: super::DeviceArg,
+    /// Data-parallel replicas: each batch split into this many equal shards, one per device
+    /// (`--device gpu`: the first N GPUs; CPU: N threads), gradients averaged before the update.
+    #[arg(long, default_value_t = 1, value_parser = super::bounded(1, 64))]
+    pub replicas: usize,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -193,6 +201,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let opts = TrainOptions {
         progress: super::progress::reporter(args.quiet),
         resume_previous: args.resume_previous,
+        device: args.device.into(),
+        replicas: args.replicas,
         ..Default::default()
     };
     let s = supernet::train::train(&cfg, &data, &args.out, args.resume, &opts)

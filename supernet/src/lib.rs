@@ -39,19 +39,7 @@ pub mod data;
 #[cfg(feature = "train")]
 pub mod train;
 
-/// The compute device, chosen in this one place: burn's `flex` CPU backend by default; build
-/// with `--features cuda` or `--features wgpu` to train on a GPU with no other change.
-pub fn default_device() -> burn::prelude::Device {
-    #[cfg(feature = "cuda")]
-    {
-        return burn::prelude::Device::cuda(0);
-    }
-    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-    {
-        return burn::prelude::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    }
-    #[allow(unreachable_code)]
-    burn::prelude::Device::flex()
-}
+pub mod device;
+pub use device::{ComputeDevice, default_device};
 pub mod plain;
 pub use plain::PlainNet;

@@ -99,6 +99,10 @@ pub struct PipelineOptions {
     pub tier_checkpoints: Vec<(String, PathBuf)>,
     /// Replace the bundle folder even when it holds something that is not a bundle.
     pub force: bool,
+    /// Where the supernet's sub-nets are measured, BN recalibrated and variants evaluated (the
+    /// latency table is always timed on this host's CPU with the shipped engine).
+    #[serde(default)]
+    pub device: supernet::ComputeDevice,
 }
 
 impl Default for PipelineOptions {
@@ -122,6 +126,7 @@ impl Default for PipelineOptions {
             progress: Reporter::silent(),
             tier_checkpoints: Vec::new(),
             force: false,
+            device: supernet::ComputeDevice::Cpu,
         }
     }
 }
@@ -213,7 +218,10 @@ pub fn run_search(
         None
     };
 
-    let device = supernet::default_device();
+    let device = opts
+        .device
+        .device()
+        .map_err(|e| Error::supernet("`--device`", e))?;
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;
@@ -374,7 +382,10 @@ pub fn run_bundle(
     let search_path = search_file(search);
     let result = SearchResult::load(&search_path)?;
     let (ck, data) = open(checkpoint, opts)?;
-    let device = supernet::default_device();
+    let device = opts
+        .device
+        .device()
+        .map_err(|e| Error::supernet("`--device`", e))?;
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;

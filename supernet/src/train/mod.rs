@@ -7,6 +7,7 @@ pub mod config;
 pub mod eval;
 pub mod loss;
 pub mod optim;
+pub mod parallel;
 pub mod sampling;
 pub mod schedule;
 pub mod step;

@@ -86,6 +86,33 @@ pub fn train_step(
 ) -> Result<(Supernet, StepOutcome)> {
     let t0 = Instant::now();
     let mut times = StepTimes::default();
+    let total = step_loss(&model, batcher, step, &mut times)?;
+    let t1 = Instant::now();
+    times.forward_s = (t1 - t0).as_secs_f64() - times.input_s;
+    let grads = GradientsParams::from_grads(total.backward(), &model);
+    let loss: f32 = total.detach().into_scalar();
+    let t2 = Instant::now();
+    times.backward_s = (t2 - t1).as_secs_f64();
+    if !loss.is_finite() {
+        return Err(Error::Diverged { loss });
+    }
+    let model = optim.step(step.lr, model, grads);
+    times.optimizer_s = t2.elapsed().as_secs_f64();
+    Ok((model, StepOutcome { loss, times }))
+}
+
+/// The forwards of a step and their summed loss (a graph to call `backward` on): what
+/// [`train_step`] and the data-parallel step ([`super::parallel`]) differentiate. Adds the input
+/// preparation's time to `times.input_s`.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `step.archs` is empty.
+pub(crate) fn step_loss(
+    model: &Supernet,
+    batcher: &mut Batcher,
+    step: &Step<'_>,
+    times: &mut StepTimes,
+) -> Result<Tensor<1>> {
     let [n, c, h, w] = batcher.dims();
     let y =
         Tensor::<1, Int>::from_data(TensorData::new(batcher.labels().to_vec(), [n]), step.device);
@@ -102,11 +129,11 @@ pub fn train_step(
                 .archs
                 .split_first()
                 .ok_or_else(|| Error::config("training step", "no sub-net to train"))?;
-            let logits = model.forward(input(first.resolution, &mut times), first, BnMode::Train);
+            let logits = model.forward(input(first.resolution, times), first, BnMode::Train);
             let soft = teacher_probs(logits.clone());
             let mut total = cross_entropy_smooth(logits, y, ls);
             for a in rest {
-                let x = input(a.resolution, &mut times);
+                let x = input(a.resolution, times);
                 total = total + distill(model.forward(x, a, BnMode::Train), soft.clone());
             }
             total
@@ -114,7 +141,7 @@ pub fn train_step(
         Distillation::Teacher(teacher) => {
             let mut total: Option<Tensor<1>> = None;
             for a in step.archs {
-                let x = input(a.resolution, &mut times);
+                let x = input(a.resolution, times);
                 let logits = model.forward(x.clone(), a, BnMode::Train);
                 let mut l = cross_entropy_smooth(logits.clone(), y.clone(), ls);
                 if let Some(t) = teacher {
@@ -134,18 +161,7 @@ pub fn train_step(
             total.ok_or_else(|| Error::config("training step", "no sub-net to train"))?
         }
     };
-    let t1 = Instant::now();
-    times.forward_s = (t1 - t0).as_secs_f64() - times.input_s;
-    let grads = GradientsParams::from_grads(total.backward(), &model);
-    let loss: f32 = total.detach().into_scalar();
-    let t2 = Instant::now();
-    times.backward_s = (t2 - t1).as_secs_f64();
-    if !loss.is_finite() {
-        return Err(Error::Diverged { loss });
-    }
-    let model = optim.step(step.lr, model, grads);
-    times.optimizer_s = t2.elapsed().as_secs_f64();
-    Ok((model, StepOutcome { loss, times }))
+    Ok(total)
 }
 
 /// `[n·c·r·r]` floats as an `[n, c, r, r]` tensor on `device`.

@@ -18,8 +18,10 @@ use super::eval::{evaluate, recalibrate_bn};
 use super::optim::Optimizer;
 use super::sampling::{PsPhase, Sampler, ps_phase};
 use super::schedule::cosine_lr;
+use super::parallel::{Shard, data_parallel_step};
 use super::step::{Distillation, Step, train_step};
 use crate::data::{Batcher, DataSplit, Dataset};
+use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::net::Supernet;
 use crate::progress::Reporter;
@@ -78,6 +80,13 @@ pub struct TrainOptions {
     /// With `resume`: when the latest checkpoint is damaged, continue from the newest intact
     /// earlier one instead of failing.
     pub resume_previous: bool,
+    /// Where the model trains (the CPU by default). The checkpoint does not depend on it.
+    pub device: ComputeDevice,
+    /// Data-parallel replicas (1: the plain step): each batch is split into this many shards,
+    /// one per device (on the CPU, one per thread), gradients averaged before the update
+    /// ([`super::parallel`]). Batch norm then sees each shard's statistics, so a run resumed
+    /// with another count is not bit-identical to one that kept its count.
+    pub replicas: usize,
 }
 
 impl Default for TrainOptions {
@@ -86,6 +95,8 @@ impl Default for TrainOptions {
             progress: Reporter::silent(),
             keep_checkpoints: 2,
             resume_previous: false,
+            device: ComputeDevice::Cpu,
+            replicas: 1,
         }
     }
 }
@@ -102,8 +113,9 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
+    check_replicas(opts.replicas, cfg.batch_size)?;
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    let devices = Devices::default();
+    let devices = Devices::new(opts.device, opts.replicas)?;
     let train_set = match cfg.train_limit {
         Some(n) if n < data.train.len() => data.train.take(n),
         _ => data.train.clone(),
@@ -162,19 +174,40 @@ pub fn train(
     Ok(summary)
 }
 
+/// Data-parallel replicas must split a batch into equal shards of at least 2 images (batch
+/// norm needs 2).
+fn check_replicas(replicas: usize, batch_size: usize) -> Result<()> {
+    if replicas == 0 || batch_size % replicas != 0 || batch_size / replicas < 2 {
+        return Err(Error::config(
+            "training options",
+            format!(
+                "--replicas {replicas} must divide batch_size {batch_size} into equal shards of at least 2 images"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The inference device and its autodiff twin (the model trains on the latter).
 struct Devices {
     inner: Device,
     autodiff: Device,
+    /// With more than one replica: each replica's autodiff device (the first is `autodiff`).
+    replicas: Vec<Device>,
 }
 
-impl Default for Devices {
-    fn default() -> Self {
-        let inner = crate::default_device();
-        Devices {
+impl Devices {
+    fn new(choice: ComputeDevice, replicas: usize) -> Result<Self> {
+        let all = choice.devices(replicas)?;
+        let inner = all[0].clone();
+        Ok(Devices {
             autodiff: inner.clone().autodiff(),
             inner,
-        }
+            replicas: match replicas {
+                1 => Vec::new(),
+                _ => all.into_iter().map(|d| d.autodiff()).collect(),
+            },
+        })
     }
 }
 
@@ -375,6 +408,8 @@ struct Session<'a> {
     extremes: (ArchConfig, ArchConfig),
     devices: Devices,
     batcher: Batcher,
+    /// One batcher per data-parallel replica (empty with one replica).
+    shard_batchers: Vec<Batcher>,
     eval_batcher: Batcher,
 }
 
@@ -413,6 +448,9 @@ impl<'a> Session<'a> {
             steps_per_epoch,
             extremes,
             batcher: Batcher::new(state.mean.clone(), state.std.clone()),
+            shard_batchers: (0..devices.replicas.len())
+                .map(|_| Batcher::new(state.mean.clone(), state.std.clone()))
+                .collect(),
             eval_batcher: Batcher::new(state.mean.clone(), state.std.clone()),
             cfg,
             space,
@@ -452,8 +490,16 @@ impl<'a> Session<'a> {
                 self.warmup_steps,
             );
             let idx = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
-            self.batcher
-                .fill(&self.train_set, idx, cfg.augment, Some(&mut rng));
+            if self.shard_batchers.is_empty() {
+                self.batcher
+                    .fill(&self.train_set, idx, cfg.augment, Some(&mut rng));
+            } else {
+                // shard by shard, in batch order: the same augmentation draws as one batch
+                let per = idx.len().div_ceil(self.shard_batchers.len());
+                for (b, part) in self.shard_batchers.iter_mut().zip(idx.chunks(per)) {
+                    b.fill(&self.train_set, part, cfg.augment, Some(&mut rng));
+                }
+            }
             if cfg.method == Method::Progressive {
                 run = enter_ps_phase(run, step);
             }
@@ -471,7 +517,21 @@ impl<'a> Session<'a> {
                 lr,
                 device: &self.devices.autodiff,
             };
-            let (model, out) = train_step(run.model, &mut run.optim, &mut self.batcher, &step_spec)
+            let stepped = if self.shard_batchers.is_empty() {
+                train_step(run.model, &mut run.optim, &mut self.batcher, &step_spec)
+            } else {
+                let mut shards: Vec<Shard<'_>> = self
+                    .shard_batchers
+                    .iter_mut()
+                    .zip(&self.devices.replicas)
+                    .map(|(batcher, device)| Shard {
+                        device: device.clone(),
+                        batcher,
+                    })
+                    .collect();
+                data_parallel_step(run.model, &mut run.optim, &mut shards, &step_spec)
+            };
+            let (model, out) = stepped
                 .map_err(|e| match e {
                     Error::Diverged { loss } => Error::config(
                         "training config",

@@ -1,0 +1,308 @@
+//! Data-parallel training: one step's batch split into shards, each shard's forwards and
+//! backward on its own device (or, on the CPU, its own thread), the gradients averaged on the
+//! first device by our own code, then one optimizer update.
+//!
+//! burn 0.22 has an all-reduce (`burn::tensor::distributed`), but only the cubecl backends (wgpu,
+//! cuda) implement it; the flex CPU backend's is `unimplemented!()`. Averaging here works on every
+//! backend: the gradients are moved to the first device and summed there, which on N GPUs costs
+//! one copy per replica (fine for nets of a few hundred thousand weights; an all-reduce would
+//! overlap it with the backward).
+//!
+//! Batch norm uses each shard's own batch statistics, as PyTorch's `DistributedDataParallel`
+//! does without `SyncBatchNorm`, so N shards of B/N images are not the same step as one batch of
+//! B: they are the same step as one device summing the N shards' losses in one graph, which
+//! the tests check.
+
+use std::time::Instant;
+
+use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+use super::optim::Optimizer;
+use super::step::{Distillation, Step, StepOutcome, StepTimes, step_loss};
+use crate::data::Batcher;
+use crate::error::{Error, Result};
+use crate::net::Supernet;
+
+/// One replica of a data-parallel step: where it runs and the shard of the batch it gets.
+pub struct Shard<'a> {
+    /// The replica's autodiff device (on the CPU, every shard can name the same device: each
+    /// shard then runs on its own thread).
+    pub device: Device,
+    /// The shard's images and labels (filled by [`Batcher::fill`]).
+    pub batcher: &'a mut Batcher,
+}
+
+/// A data-parallel [`super::step::train_step`]: every shard runs `step`'s sub-nets on its own
+/// copy of `model` on its own device and thread; the gradients are averaged on `step.device`
+/// (the device `model` lives on) and `optim` updates the model once. With one shard on
+/// `step.device` this is `train_step` exactly. The reported loss is the shards' mean.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `shards` or `step.archs` is empty, [`Error::Diverged`] when
+/// a shard's loss is not finite (the model is then not updated).
+pub fn data_parallel_step(
+    model: Supernet,
+    optim: &mut Optimizer,
+    shards: &mut [Shard<'_>],
+    step: &Step<'_>,
+) -> Result<(Supernet, StepOutcome)> {
+    if shards.is_empty() {
+        return Err(Error::config(
+            "data-parallel step",
+            "no shard: give at least one device",
+        ));
+    }
+    let replicas: Vec<Result<ShardResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .iter_mut()
+            .map(|shard| {
+                let replica = model.clone().fork(&shard.device);
+                scope.spawn(move || shard_gradients(replica, shard, step))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let t_sum = Instant::now();
+    let n = replicas.len();
+    let mut times = StepTimes::default();
+    let mut loss = 0.0f32;
+    let mut sum: Option<GradientsParams> = None;
+    for r in replicas {
+        let r = r?;
+        loss += r.loss / n as f32;
+        times.input_s += r.times.input_s / n as f64;
+        times.forward_s += r.times.forward_s / n as f64;
+        times.backward_s += r.times.backward_s / n as f64;
+        let grads = r.grads.to_device(step.device, &model);
+        sum = Some(match sum {
+            None => grads,
+            Some(mut acc) => {
+                model.visit(&mut Accumulate {
+                    acc: &mut acc,
+                    other: grads,
+                    scale: None,
+                });
+                acc
+            }
+        });
+    }
+    let mut grads = sum.unwrap_or_default();
+    if n > 1 {
+        let mut mean = GradientsParams::new();
+        model.visit(&mut Accumulate {
+            acc: &mut mean,
+            other: grads,
+            scale: Some(1.0 / n as f32),
+        });
+        grads = mean;
+    }
+    let model = optim.step(step.lr, model, grads);
+    // the shards' parts are their means (they ran at the same time); averaging the gradients
+    // counts as part of the update
+    times.optimizer_s = t_sum.elapsed().as_secs_f64();
+    Ok((model, StepOutcome { loss, times }))
+}
+
+struct ShardResult {
+    grads: GradientsParams,
+    loss: f32,
+    times: StepTimes,
+}
+
+fn shard_gradients(replica: Supernet, shard: &mut Shard<'_>, step: &Step<'_>) -> Result<ShardResult> {
+    let teacher = match step.distillation {
+        Distillation::Teacher(Some(t)) => Some(t.clone().fork(&shard.device.clone().inner())),
+        _ => None,
+    };
+    let distillation = match (&step.distillation, &teacher) {
+        (Distillation::Teacher(_), t) => Distillation::Teacher(t.as_ref()),
+        (Distillation::InPlace, _) => Distillation::InPlace,
+    };
+    let local = Step {
+        distillation,
+        device: &shard.device,
+        ..*step
+    };
+    let mut times = StepTimes::default();
+    let t0 = Instant::now();
+    let total = step_loss(&replica, shard.batcher, &local, &mut times)?;
+    let t1 = Instant::now();
+    times.forward_s = (t1 - t0).as_secs_f64() - times.input_s;
+    let grads = GradientsParams::from_grads(total.backward(), &replica);
+    let loss: f32 = total.detach().into_scalar();
+    times.backward_s = t1.elapsed().as_secs_f64();
+    if !loss.is_finite() {
+        return Err(Error::Diverged { loss });
+    }
+    Ok(ShardResult { grads, loss, times })
+}
+
+/// Moves every float parameter's gradient from `other` into `acc`, added to what `acc` holds
+/// (and multiplied by `scale` when given).
+struct Accumulate<'a> {
+    acc: &'a mut GradientsParams,
+    other: GradientsParams,
+    scale: Option<f32>,
+}
+
+impl ModuleVisitor for Accumulate<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        add_grad::<D>(self.acc, &mut self.other, param.id, self.scale);
+    }
+}
+
+fn add_grad<const D: usize>(
+    acc: &mut GradientsParams,
+    other: &mut GradientsParams,
+    id: ParamId,
+    scale: Option<f32>,
+) {
+    let Some(g) = other.remove::<D>(id) else {
+        return;
+    };
+    let g = match scale {
+        Some(s) => g.mul_scalar(s),
+        None => g,
+    };
+    let sum = match acc.remove::<D>(id) {
+        Some(a) => a + g,
+        None => g,
+    };
+    acc.register(id, sum);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Augment;
+    use crate::space::{ArchConfig, SearchSpace};
+    use crate::train::config::OptimizerConfig;
+    use crate::train::step::tests::toy_images;
+    use crate::train::step::train_step;
+
+    fn sgd() -> Optimizer {
+        Optimizer::new(OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+        })
+    }
+
+    fn batcher(idx: std::ops::Range<usize>) -> Batcher {
+        let data = toy_images(16, 12, 4, 0);
+        let mut b = Batcher::new(vec![0.3], vec![0.3]);
+        let idx: Vec<usize> = idx.collect();
+        b.fill::<rand_chacha::ChaCha8Rng>(&data, &idx, Augment::none(), None);
+        b
+    }
+
+    /// Every float weight of `net`, in visit order.
+    fn weights(net: &Supernet) -> Vec<f32> {
+        struct All(Vec<f32>);
+        impl ModuleVisitor for All {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.extend(p.val().into_data().iter::<f32>());
+            }
+        }
+        let mut all = All(Vec::new());
+        net.visit(&mut all);
+        all.0
+    }
+
+    fn setup() -> (SearchSpace, Device, Vec<ArchConfig>) {
+        let space = SearchSpace::tiny(1, 4, 12);
+        let archs = vec![ArchConfig::max(&space), ArchConfig::min(&space)];
+        (space, Device::flex().autodiff(), archs)
+    }
+
+    #[test]
+    fn one_shard_is_the_single_device_step_exactly() {
+        let (space, device, archs) = setup();
+        let step = Step {
+            archs: &archs,
+            distillation: Distillation::InPlace,
+            label_smoothing: 0.1,
+            lr: 0.1,
+            device: &device,
+        };
+        let net = Supernet::new(&space, 3, &device).unwrap();
+        let (single, s_out) = train_step(net.clone(), &mut sgd(), &mut batcher(0..16), &step).unwrap();
+        let mut b = batcher(0..16);
+        let mut shards = [Shard {
+            device: device.clone(),
+            batcher: &mut b,
+        }];
+        let (dp, d_out) = data_parallel_step(net.clone(), &mut sgd(), &mut shards, &step).unwrap();
+        assert_eq!(s_out.loss, d_out.loss);
+        assert_eq!(weights(&single), weights(&dp));
+        assert_ne!(weights(&single), weights(&net), "the step moved nothing");
+    }
+
+    #[test]
+    fn two_shards_on_two_threads_equal_one_device_summing_both_shards() {
+        let (space, device, archs) = setup();
+        let step = Step {
+            archs: &archs,
+            distillation: Distillation::InPlace,
+            label_smoothing: 0.1,
+            lr: 0.1,
+            device: &device,
+        };
+        let net = Supernet::new(&space, 5, &device).unwrap();
+
+        // one device, one graph: the mean of the two shards' losses, one backward
+        let mut t = StepTimes::default();
+        let (mut b0, mut b1) = (batcher(0..8), batcher(8..16));
+        let l0 = step_loss(&net, &mut b0, &step, &mut t).unwrap();
+        let l1 = step_loss(&net, &mut b1, &step, &mut t).unwrap();
+        let total = (l0 + l1).mul_scalar(0.5);
+        let grads = GradientsParams::from_grads(total.backward(), &net);
+        let want_loss: f32 = total.into_scalar();
+        let want = sgd().step(0.1, net.clone(), grads);
+
+        let (mut b0, mut b1) = (batcher(0..8), batcher(8..16));
+        let mut shards = [
+            Shard {
+                device: device.clone(),
+                batcher: &mut b0,
+            },
+            Shard {
+                device: device.clone(),
+                batcher: &mut b1,
+            },
+        ];
+        let (got, out) = data_parallel_step(net.clone(), &mut sgd(), &mut shards, &step).unwrap();
+        assert!((out.loss - want_loss).abs() < 1e-5, "{} vs {want_loss}", out.loss);
+        let (w, g, w0) = (weights(&want), weights(&got), weights(&net));
+        let moved = w.iter().zip(&w0).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let diff = w.iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(moved > 1e-3, "the step moved the weights by only {moved}");
+        assert!(diff < 1e-5, "data-parallel and single-device steps differ by {diff}");
+
+        // and it is not simply the full batch of 16 in one shard (BN statistics are per shard)
+        let (full, _) = train_step(net, &mut sgd(), &mut batcher(0..16), &step).unwrap();
+        let d_full = weights(&full).iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d_full > 1e-5, "{d_full}");
+    }
+
+    #[test]
+    fn no_shard_is_an_error() {
+        let (space, device, archs) = setup();
+        let step = Step {
+            archs: &archs,
+            distillation: Distillation::InPlace,
+            label_smoothing: 0.1,
+            lr: 0.1,
+            device: &device,
+        };
+        let net = Supernet::new(&space, 1, &device).unwrap();
+        let e = data_parallel_step(net, &mut sgd(), &mut [], &step).unwrap_err();
+        assert!(e.to_string().contains("no shard"), "{e}");
+    }
+}
