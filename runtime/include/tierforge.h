@@ -93,7 +93,9 @@ typedef struct {
    */
   double latency_budget_ms;
   /*
-   Inference and probe threads; 0 = all cores.
+   The most threads one image may run on (the runtime chooses per variant and device, up
+   to this), and the probe's and batches' threads; 0 = the runtime's choice, all cores for
+   the probe.
    */
   uint32_t threads;
   /*
@@ -129,7 +131,7 @@ typedef struct {
    */
   uint32_t latency_step_downs;
   /*
-   Threads inference runs on.
+   Threads one image runs on (the runtime's choice for the loaded variant on this device).
    */
   uint32_t threads;
   /*

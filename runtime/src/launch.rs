@@ -443,7 +443,7 @@ impl Launcher {
             })?;
         let session = self.with_chosen_threads(
             Session::new(loaded.model, family, loaded.variant),
-            &device,
+            &known.facts,
             &mut notes,
         );
         let load_time = t.elapsed();

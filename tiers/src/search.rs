@@ -749,6 +749,7 @@ pub(crate) mod tests {
             arch: arch.clone(),
             id: id.into(),
             predicted_accuracy: acc,
+            measured_accuracy: None,
             costs: costs(&sp, &arch),
             host_latency_ms: cost,
             reference_latency_ms: cost,

@@ -764,6 +764,7 @@ mod tests {
             bundle_version: "1".into(),
             device_id: "phone".into(),
             chosen: "small".into(),
+            threads: 1,
             fits,
             predicted_latency_ms: 4.0,
             memory_bytes: 30 << 20,
