@@ -441,3 +441,35 @@ fn standalone_baseline_trains_one_arch() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_gpu_or_a_bad_replica_count_is_refused_before_anything_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let idx = t.path().join("idx");
+    write_idx(&idx, 64, 12, 4);
+    let cfg = tiny_config(t.path(), 1, 4, 12);
+    let out = t.path().join("run");
+    let o = run(&[
+        "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--config", cfg.to_str().unwrap(), "--quiet", "--replicas", "3",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--replicas 3"), "{}", stderr(&o));
+    if !supernet::ComputeDevice::GPU_BUILT {
+        let o = run(&[
+            "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
+            "--config", cfg.to_str().unwrap(), "--quiet", "--device", "gpu",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--features supernet/wgpu"), "{}", stderr(&o));
+    }
+    assert!(!out.exists(), "a refused run created {}", out.display());
+    // two replicas on the CPU train (two threads, gradients averaged)
+    let o = run(&[
+        "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--config", cfg.to_str().unwrap(), "--quiet", "--json", "--replicas", "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(s["epochs"], 1, "{s}");
+}

@@ -114,8 +114,8 @@ pub fn train(
 ) -> Result<TrainSummary> {
     cfg.validate()?;
     check_replicas(opts.replicas, cfg.batch_size)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let devices = Devices::new(opts.device, opts.replicas)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let train_set = match cfg.train_limit {
         Some(n) if n < data.train.len() => data.train.take(n),
         _ => data.train.clone(),
