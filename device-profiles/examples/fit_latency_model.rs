@@ -31,7 +31,10 @@ fn main() {
          (by class: {:?})\n",
         all.fp16_gain, all.parallel_bridge, all.parallel_bridge_by_class
     );
-    println!("host parallel fraction (ncnn, fastest 1- and 2-thread runs): {:?}\n", all.host_parallel);
+    println!(
+        "host parallel fraction (ncnn, fastest 1- and 2-thread runs): {:?}\n",
+        all.host_parallel
+    );
     println!("host (ncnn, 1 thread, ms): {host:?}\n");
 
     let loo = leave_one_device_out(&rows, &paddle, &host);

@@ -127,9 +127,9 @@ pub use manifest::{
 };
 pub use netspec::{ArchConfig, FoldedNet, SearchSpace};
 pub use select::{
-    AccuracySource, Decision, Policy, RUNTIME_OVERHEAD_BYTES, RejectReason, Rejection,
-    MAX_INFERENCE_THREADS, MIN_THREAD_GAIN, inference_threads, memory_need_bytes, next_smaller,
-    predicted_latency_ms, predicted_latency_ms_at, select,
-    select_excluding, shortfall, size_order, smaller_than,
+    AccuracySource, Decision, MAX_INFERENCE_THREADS, MIN_THREAD_GAIN, Policy,
+    RUNTIME_OVERHEAD_BYTES, RejectReason, Rejection, inference_threads, memory_need_bytes,
+    next_smaller, predicted_latency_ms, predicted_latency_ms_at, select, select_excluding,
+    shortfall, size_order, smaller_than,
 };
 pub use session::{ImageRef, Prediction, Session, load_net};

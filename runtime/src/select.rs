@@ -628,7 +628,10 @@ mod tests {
         assert_eq!(inference_threads(large, &four_cores), 4);
         let mut eight_cores = four_cores.clone();
         eight_cores.big_cores = 8;
-        assert_eq!(inference_threads(large, &eight_cores), MAX_INFERENCE_THREADS);
+        assert_eq!(
+            inference_threads(large, &eight_cores),
+            MAX_INFERENCE_THREADS
+        );
         // score 5 = half the reference: 16 ms on one thread, / the speed-up on four
         let q = device_profiles::latency::PARALLEL_BRIDGE * 0.75;
         let four = 16.0 * ((1.0 - q) + q / 4.0);

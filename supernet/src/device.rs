@@ -127,7 +127,10 @@ mod tests {
             assert_eq!(d.to_string().parse::<ComputeDevice>().unwrap(), d);
         }
         let e = "tpu".parse::<ComputeDevice>().unwrap_err().to_string();
-        assert!(e.contains("tpu") && e.contains("cpu") && e.contains("gpu"), "{e}");
+        assert!(
+            e.contains("tpu") && e.contains("cpu") && e.contains("gpu"),
+            "{e}"
+        );
         assert_eq!(ComputeDevice::default(), ComputeDevice::Cpu);
     }
 

@@ -450,24 +450,53 @@ fn a_gpu_or_a_bad_replica_count_is_refused_before_anything_is_written() {
     let cfg = tiny_config(t.path(), 1, 4, 12);
     let out = t.path().join("run");
     let o = run(&[
-        "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--config", cfg.to_str().unwrap(), "--quiet", "--replicas", "3",
+        "train",
+        "--data",
+        idx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--replicas",
+        "3",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--replicas 3"), "{}", stderr(&o));
     if !supernet::ComputeDevice::GPU_BUILT {
         let o = run(&[
-            "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
-            "--config", cfg.to_str().unwrap(), "--quiet", "--device", "gpu",
+            "train",
+            "--data",
+            idx.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--device",
+            "gpu",
         ]);
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        assert!(stderr(&o).contains("--features supernet/wgpu"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--features supernet/wgpu"),
+            "{}",
+            stderr(&o)
+        );
     }
     assert!(!out.exists(), "a refused run created {}", out.display());
     // two replicas on the CPU train (two threads, gradients averaged)
     let o = run(&[
-        "train", "--data", idx.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--config", cfg.to_str().unwrap(), "--quiet", "--json", "--replicas", "2",
+        "train",
+        "--data",
+        idx.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--json",
+        "--replicas",
+        "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

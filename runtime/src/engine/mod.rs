@@ -469,9 +469,10 @@ impl FastNet {
     pub fn stage_parts(&self) -> Vec<usize> {
         let t = self.threads();
         std::iter::once(Stage::Stem)
-            .chain((0..self.blocks.len()).flat_map(|i| {
-                [Stage::Expand(i), Stage::Depthwise(i), Stage::Project(i)]
-            }))
+            .chain(
+                (0..self.blocks.len())
+                    .flat_map(|i| [Stage::Expand(i), Stage::Depthwise(i), Stage::Project(i)]),
+            )
             .chain(std::iter::once(Stage::Head))
             .map(|s| self.plan(s).parts(t, self.min_part_macs))
             .collect()
@@ -772,7 +773,14 @@ impl FastNet {
 
     /// Units `units` of a stage in `parts` parts: halves run through `rayon::join` (on the pool
     /// the caller is in), each part over its own slice of the output.
-    fn split(&self, io: &StageIo<'_>, y: &mut [f32], units: Range<usize>, parts: usize, plan: &Split) {
+    fn split(
+        &self,
+        io: &StageIo<'_>,
+        y: &mut [f32],
+        units: Range<usize>,
+        parts: usize,
+        plan: &Split,
+    ) {
         if parts <= 1 {
             return self.part(io, y, units);
         }
@@ -843,7 +851,8 @@ impl FastNet {
                 let b = &self.blocks[i];
                 let out = Out::planes(b.side_in, b.dw.k / 2).from_block(units.start);
                 let m = b.side_in * b.side_in;
-                b.expand.run_blocks::<M, R, R2>(io.x, m, None, y, out, units);
+                b.expand
+                    .run_blocks::<M, R, R2>(io.x, m, None, y, out, units);
             }
             Stage::Depthwise(i) => {
                 let b = &self.blocks[i];

@@ -114,7 +114,11 @@ struct ShardResult {
     times: StepTimes,
 }
 
-fn shard_gradients(replica: Supernet, shard: &mut Shard<'_>, step: &Step<'_>) -> Result<ShardResult> {
+fn shard_gradients(
+    replica: Supernet,
+    shard: &mut Shard<'_>,
+    step: &Step<'_>,
+) -> Result<ShardResult> {
     let teacher = match step.distillation {
         Distillation::Teacher(Some(t)) => Some(t.clone().fork(&shard.device.clone().inner())),
         _ => None,
@@ -232,7 +236,8 @@ mod tests {
             device: &device,
         };
         let net = Supernet::new(&space, 3, &device).unwrap();
-        let (single, s_out) = train_step(net.clone(), &mut sgd(), &mut batcher(0..16), &step).unwrap();
+        let (single, s_out) =
+            train_step(net.clone(), &mut sgd(), &mut batcher(0..16), &step).unwrap();
         let mut b = batcher(0..16);
         let mut shards = [Shard {
             device: device.clone(),
@@ -278,16 +283,35 @@ mod tests {
             },
         ];
         let (got, out) = data_parallel_step(net.clone(), &mut sgd(), &mut shards, &step).unwrap();
-        assert!((out.loss - want_loss).abs() < 1e-5, "{} vs {want_loss}", out.loss);
+        assert!(
+            (out.loss - want_loss).abs() < 1e-5,
+            "{} vs {want_loss}",
+            out.loss
+        );
         let (w, g, w0) = (weights(&want), weights(&got), weights(&net));
-        let moved = w.iter().zip(&w0).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        let diff = w.iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let moved = w
+            .iter()
+            .zip(&w0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let diff = w
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(moved > 1e-3, "the step moved the weights by only {moved}");
-        assert!(diff < 1e-5, "data-parallel and single-device steps differ by {diff}");
+        assert!(
+            diff < 1e-5,
+            "data-parallel and single-device steps differ by {diff}"
+        );
 
         // and it is not simply the full batch of 16 in one shard (BN statistics are per shard)
         let (full, _) = train_step(net, &mut sgd(), &mut batcher(0..16), &step).unwrap();
-        let d_full = weights(&full).iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let d_full = weights(&full)
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(d_full > 1e-5, "{d_full}");
     }
 

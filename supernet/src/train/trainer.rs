@@ -16,9 +16,9 @@ use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, TrainState};
 use super::config::{Method, TrainConfig};
 use super::eval::{evaluate, recalibrate_bn};
 use super::optim::Optimizer;
+use super::parallel::{Shard, data_parallel_step};
 use super::sampling::{PsPhase, Sampler, ps_phase};
 use super::schedule::cosine_lr;
-use super::parallel::{Shard, data_parallel_step};
 use super::step::{Distillation, Step, train_step};
 use crate::data::{Batcher, DataSplit, Dataset};
 use crate::device::ComputeDevice;
@@ -531,14 +531,13 @@ impl<'a> Session<'a> {
                     .collect();
                 data_parallel_step(run.model, &mut run.optim, &mut shards, &step_spec)
             };
-            let (model, out) = stepped
-                .map_err(|e| match e {
-                    Error::Diverged { loss } => Error::config(
-                        "training config",
-                        format!("loss became {loss} at epoch {epoch} step {s}: lower optimizer.lr"),
-                    ),
-                    e => e,
-                })?;
+            let (model, out) = stepped.map_err(|e| match e {
+                Error::Diverged { loss } => Error::config(
+                    "training config",
+                    format!("loss became {loss} at epoch {epoch} step {s}: lower optimizer.lr"),
+                ),
+                e => e,
+            })?;
             run.model = model;
             loss_sum += out.loss as f64;
             run.state.global_step += 1;
