@@ -131,6 +131,13 @@ impl Default for PipelineOptions {
     }
 }
 
+/// The device `opts.device` names.
+fn compute_device(opts: &PipelineOptions) -> Result<burn::prelude::Device> {
+    opts.device
+        .device()
+        .map_err(|e| Error::supernet("`--device`", e))
+}
+
 /// Most rounds of finalist measurement ([`PipelineOptions::finalists`]).
 pub const FINALIST_ROUNDS: usize = 3;
 
@@ -218,10 +225,7 @@ pub fn run_search(
         None
     };
 
-    let device = opts
-        .device
-        .device()
-        .map_err(|e| Error::supernet("`--device`", e))?;
+    let device = compute_device(opts)?;
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;
@@ -382,10 +386,7 @@ pub fn run_bundle(
     let search_path = search_file(search);
     let result = SearchResult::load(&search_path)?;
     let (ck, data) = open(checkpoint, opts)?;
-    let device = opts
-        .device
-        .device()
-        .map_err(|e| Error::supernet("`--device`", e))?;
+    let device = compute_device(opts)?;
     let model = ck
         .load_model(&device)
         .map_err(|e| Error::supernet(format!("loading the supernet of {}", ck.dir.display()), e))?;

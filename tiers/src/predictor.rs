@@ -220,12 +220,12 @@ pub fn sample_archs(space: &SearchSpace, n: usize, seed: u64) -> Vec<ArchConfig>
     if want == 0 {
         return out;
     }
+    let log_macs = |a: &ArchConfig| (arch_cost(space, a).macs.max(1) as f64).ln();
     let pool: Vec<(f64, ArchConfig)> = random_archs(space, 40 * want + 100, seed)
         .into_iter()
         .filter(|a| !out.contains(a))
-        .map(|a| ((arch_cost(space, &a).macs.max(1) as f64).ln(), a))
+        .map(|a| (log_macs(&a), a))
         .collect();
-    let log_macs = |a: &ArchConfig| (arch_cost(space, a).macs.max(1) as f64).ln();
     let (lo, hi) = (
         log_macs(&ArchConfig::min(space)),
         log_macs(&ArchConfig::max(space)),

@@ -69,37 +69,21 @@ pub fn data_parallel_step(
     });
     let t_sum = Instant::now();
     let n = replicas.len();
+    let scale = 1.0 / n as f32;
     let mut times = StepTimes::default();
     let mut loss = 0.0f32;
-    let mut sum: Option<GradientsParams> = None;
+    let mut grads = GradientsParams::new();
     for r in replicas {
         let r = r?;
-        loss += r.loss / n as f32;
+        loss += r.loss * scale;
         times.input_s += r.times.input_s / n as f64;
         times.forward_s += r.times.forward_s / n as f64;
         times.backward_s += r.times.backward_s / n as f64;
-        let grads = r.grads.to_device(step.device, &model);
-        sum = Some(match sum {
-            None => grads,
-            Some(mut acc) => {
-                model.visit(&mut Accumulate {
-                    acc: &mut acc,
-                    other: grads,
-                    scale: None,
-                });
-                acc
-            }
-        });
-    }
-    let mut grads = sum.unwrap_or_default();
-    if n > 1 {
-        let mut mean = GradientsParams::new();
         model.visit(&mut Accumulate {
-            acc: &mut mean,
-            other: grads,
-            scale: Some(1.0 / n as f32),
+            acc: &mut grads,
+            other: r.grads.to_device(step.device, &model),
+            scale,
         });
-        grads = mean;
     }
     let model = optim.step(step.lr, model, grads);
     // the shards' parts are their means (they ran at the same time); averaging the gradients
@@ -119,16 +103,19 @@ fn shard_gradients(
     shard: &mut Shard<'_>,
     step: &Step<'_>,
 ) -> Result<ShardResult> {
-    let teacher = match step.distillation {
-        Distillation::Teacher(Some(t)) => Some(t.clone().fork(&shard.device.clone().inner())),
+    // a frozen teacher on another device is copied there (once a step: the model's replica is
+    // too); on the model's own device the shard borrows it
+    let moved_teacher = match step.distillation {
+        Distillation::Teacher(Some(t)) if shard.device != *step.device => {
+            Some(t.clone().fork(&shard.device.clone().inner()))
+        }
         _ => None,
     };
-    let distillation = match (&step.distillation, &teacher) {
-        (Distillation::Teacher(_), t) => Distillation::Teacher(t.as_ref()),
-        (Distillation::InPlace, _) => Distillation::InPlace,
-    };
     let local = Step {
-        distillation,
+        distillation: match (step.distillation, &moved_teacher) {
+            (Distillation::Teacher(_), Some(t)) => Distillation::Teacher(Some(t)),
+            (d, _) => d,
+        },
         device: &shard.device,
         ..*step
     };
@@ -146,12 +133,12 @@ fn shard_gradients(
     Ok(ShardResult { grads, loss, times })
 }
 
-/// Moves every float parameter's gradient from `other` into `acc`, added to what `acc` holds
-/// (and multiplied by `scale` when given).
+/// Moves every float parameter's gradient from `other` into `acc`, multiplied by `scale` and
+/// added to what `acc` holds.
 struct Accumulate<'a> {
     acc: &'a mut GradientsParams,
     other: GradientsParams,
-    scale: Option<f32>,
+    scale: f32,
 }
 
 impl ModuleVisitor for Accumulate<'_> {
@@ -164,15 +151,13 @@ fn add_grad<const D: usize>(
     acc: &mut GradientsParams,
     other: &mut GradientsParams,
     id: ParamId,
-    scale: Option<f32>,
+    scale: f32,
 ) {
     let Some(g) = other.remove::<D>(id) else {
         return;
     };
-    let g = match scale {
-        Some(s) => g.mul_scalar(s),
-        None => g,
-    };
+    // one replica: its gradients as they are (the plain step, bit for bit)
+    let g = if scale == 1.0 { g } else { g.mul_scalar(scale) };
     let sum = match acc.remove::<D>(id) {
         Some(a) => a + g,
         None => g,
@@ -225,16 +210,30 @@ mod tests {
         (space, Device::flex().autodiff(), archs)
     }
 
-    #[test]
-    fn one_shard_is_the_single_device_step_exactly() {
-        let (space, device, archs) = setup();
-        let step = Step {
-            archs: &archs,
+    /// A sandwich step of `archs` (largest first) at lr 0.1.
+    fn sandwich<'a>(archs: &'a [ArchConfig], device: &'a Device) -> Step<'a> {
+        Step {
+            archs,
             distillation: Distillation::InPlace,
             label_smoothing: 0.1,
             lr: 0.1,
-            device: &device,
-        };
+            device,
+        }
+    }
+
+    /// The largest absolute difference of two nets' weights.
+    fn max_diff(a: &Supernet, b: &Supernet) -> f32 {
+        weights(a)
+            .iter()
+            .zip(&weights(b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+
+    #[test]
+    fn one_shard_is_the_single_device_step_exactly() {
+        let (space, device, archs) = setup();
+        let step = sandwich(&archs, &device);
         let net = Supernet::new(&space, 3, &device).unwrap();
         let (single, s_out) =
             train_step(net.clone(), &mut sgd(), &mut batcher(0..16), &step).unwrap();
@@ -252,13 +251,7 @@ mod tests {
     #[test]
     fn two_shards_on_two_threads_equal_one_device_summing_both_shards() {
         let (space, device, archs) = setup();
-        let step = Step {
-            archs: &archs,
-            distillation: Distillation::InPlace,
-            label_smoothing: 0.1,
-            lr: 0.1,
-            device: &device,
-        };
+        let step = sandwich(&archs, &device);
         let net = Supernet::new(&space, 5, &device).unwrap();
 
         // one device, one graph: the mean of the two shards' losses, one backward
@@ -288,17 +281,8 @@ mod tests {
             "{} vs {want_loss}",
             out.loss
         );
-        let (w, g, w0) = (weights(&want), weights(&got), weights(&net));
-        let moved = w
-            .iter()
-            .zip(&w0)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        let diff = w
-            .iter()
-            .zip(&g)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let moved = max_diff(&want, &net);
+        let diff = max_diff(&want, &got);
         assert!(moved > 1e-3, "the step moved the weights by only {moved}");
         assert!(
             diff < 1e-5,
@@ -307,24 +291,14 @@ mod tests {
 
         // and it is not simply the full batch of 16 in one shard (BN statistics are per shard)
         let (full, _) = train_step(net, &mut sgd(), &mut batcher(0..16), &step).unwrap();
-        let d_full = weights(&full)
-            .iter()
-            .zip(&g)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let d_full = max_diff(&full, &got);
         assert!(d_full > 1e-5, "{d_full}");
     }
 
     #[test]
     fn no_shard_is_an_error() {
         let (space, device, archs) = setup();
-        let step = Step {
-            archs: &archs,
-            distillation: Distillation::InPlace,
-            label_smoothing: 0.1,
-            lr: 0.1,
-            device: &device,
-        };
+        let step = sandwich(&archs, &device);
         let net = Supernet::new(&space, 1, &device).unwrap();
         let e = data_parallel_step(net, &mut sgd(), &mut [], &step).unwrap_err();
         assert!(e.to_string().contains("no shard"), "{e}");

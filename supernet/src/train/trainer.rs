@@ -192,7 +192,7 @@ fn check_replicas(replicas: usize, batch_size: usize) -> Result<()> {
 struct Devices {
     inner: Device,
     autodiff: Device,
-    /// With more than one replica: each replica's autodiff device (the first is `autodiff`).
+    /// Each data-parallel replica's autodiff device (one replica: `autodiff` alone).
     replicas: Vec<Device>,
 }
 
@@ -203,10 +203,7 @@ impl Devices {
         Ok(Devices {
             autodiff: inner.clone().autodiff(),
             inner,
-            replicas: match replicas {
-                1 => Vec::new(),
-                _ => all.into_iter().map(|d| d.autodiff()).collect(),
-            },
+            replicas: all.into_iter().map(|d| d.autodiff()).collect(),
         })
     }
 }
@@ -407,9 +404,8 @@ struct Session<'a> {
     /// The largest and the smallest sub-net (a standalone run's one arch in both).
     extremes: (ArchConfig, ArchConfig),
     devices: Devices,
-    batcher: Batcher,
-    /// One batcher per data-parallel replica (empty with one replica).
-    shard_batchers: Vec<Batcher>,
+    /// One batcher per data-parallel replica, each filled with its shard of the batch.
+    batchers: Vec<Batcher>,
     eval_batcher: Batcher,
 }
 
@@ -447,8 +443,7 @@ impl<'a> Session<'a> {
             warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize,
             steps_per_epoch,
             extremes,
-            batcher: Batcher::new(state.mean.clone(), state.std.clone()),
-            shard_batchers: (0..devices.replicas.len())
+            batchers: (0..devices.replicas.len())
                 .map(|_| Batcher::new(state.mean.clone(), state.std.clone()))
                 .collect(),
             eval_batcher: Batcher::new(state.mean.clone(), state.std.clone()),
@@ -490,15 +485,11 @@ impl<'a> Session<'a> {
                 self.warmup_steps,
             );
             let idx = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
-            if self.shard_batchers.is_empty() {
-                self.batcher
-                    .fill(&self.train_set, idx, cfg.augment, Some(&mut rng));
-            } else {
-                // shard by shard, in batch order: the same augmentation draws as one batch
-                let per = idx.len().div_ceil(self.shard_batchers.len());
-                for (b, part) in self.shard_batchers.iter_mut().zip(idx.chunks(per)) {
-                    b.fill(&self.train_set, part, cfg.augment, Some(&mut rng));
-                }
+            // shard by shard, in batch order: the same augmentation draws as one batch
+            // (`check_replicas` made the shards equal)
+            let per = idx.len() / self.batchers.len();
+            for (b, part) in self.batchers.iter_mut().zip(idx.chunks(per)) {
+                b.fill(&self.train_set, part, cfg.augment, Some(&mut rng));
             }
             if cfg.method == Method::Progressive {
                 run = enter_ps_phase(run, step);
@@ -517,19 +508,19 @@ impl<'a> Session<'a> {
                 lr,
                 device: &self.devices.autodiff,
             };
-            let stepped = if self.shard_batchers.is_empty() {
-                train_step(run.model, &mut run.optim, &mut self.batcher, &step_spec)
-            } else {
-                let mut shards: Vec<Shard<'_>> = self
-                    .shard_batchers
-                    .iter_mut()
-                    .zip(&self.devices.replicas)
-                    .map(|(batcher, device)| Shard {
-                        device: device.clone(),
-                        batcher,
-                    })
-                    .collect();
-                data_parallel_step(run.model, &mut run.optim, &mut shards, &step_spec)
+            let stepped = match self.batchers.as_mut_slice() {
+                [one] => train_step(run.model, &mut run.optim, one, &step_spec),
+                many => {
+                    let mut shards: Vec<Shard<'_>> = many
+                        .iter_mut()
+                        .zip(&self.devices.replicas)
+                        .map(|(batcher, device)| Shard {
+                            device: device.clone(),
+                            batcher,
+                        })
+                        .collect();
+                    data_parallel_step(run.model, &mut run.optim, &mut shards, &step_spec)
+                }
             };
             let (model, out) = stepped.map_err(|e| match e {
                 Error::Diverged { loss } => Error::config(
