@@ -97,7 +97,13 @@ fn print_error(e: &anyhow::Error) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_threads(cli.threads) {
+    // `latency --threads N` is the phone's inference thread count (any number its cores
+    // allow), not this host's pool: latency computes nothing in parallel
+    let pool_threads = match &cli.command {
+        Command::Latency(_) => None,
+        _ => cli.threads,
+    };
+    if let Err(e) = init_threads(pool_threads) {
         print_error(&e);
         return ExitCode::from(exit::BAD_ARGUMENT);
     }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use runtime::{Bundle, DeviceFacts, inference_threads, predicted_latency_ms, size_order};
+use runtime::{Bundle, DeviceFacts, inference_threads, predicted_latency_ms_at, size_order};
 
 /// Arguments of `tierforge latency`.
 #[derive(Debug, Clone, Args)]
@@ -24,8 +24,9 @@ pub struct LatencyArgs {
     /// A catalog phone's id (`tierforge profile --catalog` lists them) or a device profile file.
     #[arg(long, value_name = "ID|FILE")]
     pub profile: String,
-    /// Inference threads to predict at (default: the runtime's own choice). The engine runs one
-    /// image on one thread, so more threads predict the one-thread latency (and say so).
+    /// Inference threads to predict at (default: the runtime's own choice per variant,
+    /// [`runtime::inference_threads`]). Threads beyond the device's big cores count as its big
+    /// cores.
     #[arg(long, value_name = "N", value_parser = super::bounded(1, 1024))]
     pub threads: Option<usize>,
     /// Print JSON (for machines).
@@ -53,23 +54,19 @@ pub fn run(args: LatencyArgs) -> Result<ExitCode> {
     let rows: Vec<Row> = size_order(manifest)
         .into_iter()
         .map(|v| {
-            let runtime_threads = inference_threads(v, &device);
+            let threads = args
+                .threads
+                .unwrap_or_else(|| inference_threads(v, &device));
             Row {
                 variant: v.id.clone(),
-                // what the engine will really use for one image
-                threads: runtime_threads,
-                predicted_ms: predicted_latency_ms(manifest, v, &device),
+                threads,
+                predicted_ms: predicted_latency_ms_at(manifest, v, &device, threads),
             }
         })
         .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        if args.threads.is_some_and(|t| t > 1) {
-            eprintln!(
-                "note: the engine runs one image on one thread; `threads` says what it will use"
-            );
-        }
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
@@ -91,12 +88,19 @@ pub fn run(args: LatencyArgs) -> Result<ExitCode> {
             r.variant, r.threads, r.predicted_ms
         )?;
     }
-    if let Some(t) = args.threads.filter(|t| *t > 1) {
-        writeln!(
+    match args.threads {
+        None => writeln!(
             out,
-            "(asked for {t} threads: the engine runs one image on one thread, so the prediction is the \
-             one-thread latency; more threads help batches only)"
-        )?;
+            "(threads: the runtime's own choice per variant, from its 1- and 2-thread reference \
+             latency and the device's {} big cores)",
+            device.big_cores
+        )?,
+        Some(t) if t > device.big_cores.max(1) => writeln!(
+            out,
+            "(asked for {t} threads: the device has {} big cores, so the prediction counts those)",
+            device.big_cores
+        )?,
+        Some(_) => {}
     }
     writeln!(
         out,
