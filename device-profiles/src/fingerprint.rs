@@ -20,6 +20,11 @@ pub const RAM_ROUNDING_BYTES: u64 = 256 << 20;
 pub struct Fingerprint(u64);
 
 impl Fingerprint {
+    /// A fingerprint with this raw value (for tests and for values read elsewhere).
+    pub const fn from_u64(v: u64) -> Self {
+        Fingerprint(v)
+    }
+
     /// The raw 64-bit value.
     pub fn as_u64(self) -> u64 {
         self.0
@@ -61,10 +66,31 @@ impl From<Fingerprint> for String {
     }
 }
 
+/// A fingerprint string that is not 1 to 16 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFingerprint(String);
+
+impl fmt::Display for BadFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fingerprint {:?} is not 1 to 16 hex digits (tierforge writes 16, e.g. \"0123456789abcdef\")",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadFingerprint {}
+
 impl TryFrom<String> for Fingerprint {
-    type Error = std::num::ParseIntError;
+    type Error = BadFingerprint;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        u64::from_str_radix(&s, 16).map(Fingerprint)
+        if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BadFingerprint(s));
+        }
+        u64::from_str_radix(&s, 16)
+            .map(Fingerprint)
+            .map_err(|_| BadFingerprint(s))
     }
 }
 
@@ -106,5 +132,10 @@ mod tests {
         let f = Fingerprint(0x0123_4567_89ab_cdef);
         assert_eq!(f.to_string(), "0123456789abcdef");
         assert_eq!(Fingerprint::try_from(f.to_string()), Ok(f));
+        for bad in ["", "fp", "+1", "0123456789abcdef0", " 12"] {
+            let e = Fingerprint::try_from(bad.to_string()).unwrap_err();
+            assert!(e.to_string().contains("hex digits"), "{bad:?}: {e}");
+        }
+        assert_eq!(Fingerprint::try_from("F".to_string()), Ok(Fingerprint(15)));
     }
 }

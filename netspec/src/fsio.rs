@@ -26,6 +26,15 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Fsyncs a file another writer (e.g. a library's `save_file`) has written and closed, before
+/// it is renamed into place.
+///
+/// # Errors
+/// The I/O error of opening or syncing it.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
 /// Fsyncs a folder so a rename inside it is durable (Unix; elsewhere a no-op).
 ///
 /// # Errors

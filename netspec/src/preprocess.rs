@@ -60,15 +60,45 @@ fn channel_stats(mean: &[f32], std: &[f32], ch: usize) -> (f32, f32) {
 /// Normalises u8 pixels `[c, h, w]` into `out`: `(x/255 − mean[c]) / std[c]`.
 pub fn normalize_u8(src: &[u8], c: usize, mean: &[f32], std: &[f32], out: &mut [f32]) {
     let plane = src.len() / c.max(1);
+    normalize_planes(src, c, plane, Layout::Chw, mean, std, out);
+}
+
+/// How the u8 source of [`normalize_planes`] is laid out.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// Channel-major: channel `ch`'s pixel `p` at `ch · plane + p`.
+    Chw,
+    /// Pixel-major: at `p · c + ch`.
+    Hwc,
+}
+
+/// The one normalisation: pixel `p` of channel `ch` of `src` (laid out as `layout` says) becomes
+/// `out[ch · plane + p] = (x/255 − mean[ch]) / std[ch]`, for `c` channels of `plane` pixels.
+fn normalize_planes(
+    src: &[u8],
+    c: usize,
+    plane: usize,
+    layout: Layout,
+    mean: &[f32],
+    std: &[f32],
+    out: &mut [f32],
+) {
     for ch in 0..c {
         let (m, s) = channel_stats(mean, std, ch);
         let inv = 1.0 / (255.0 * s);
         let off = m / s;
-        for (o, &x) in out[ch * plane..(ch + 1) * plane]
-            .iter_mut()
-            .zip(&src[ch * plane..(ch + 1) * plane])
-        {
-            *o = x as f32 * inv - off;
+        let dst = &mut out[ch * plane..(ch + 1) * plane];
+        match layout {
+            Layout::Chw => {
+                for (o, &x) in dst.iter_mut().zip(&src[ch * plane..(ch + 1) * plane]) {
+                    *o = f32::from(x) * inv - off;
+                }
+            }
+            Layout::Hwc => {
+                for (p, o) in dst.iter_mut().enumerate() {
+                    *o = f32::from(src[p * c + ch]) * inv - off;
+                }
+            }
         }
     }
 }
@@ -156,13 +186,15 @@ pub fn prepare_image(
     let plane = w * h;
     scratch.clear();
     scratch.resize(c * plane, 0.0);
-    for ch in 0..c {
-        let (m, s) = channel_stats(spec.mean, spec.std, ch);
-        let (inv, off) = (1.0 / (255.0 * s), m / s);
-        for (p, o) in scratch[ch * plane..(ch + 1) * plane].iter_mut().enumerate() {
-            *o = f32::from(image.pixels[p * c + ch]) * inv - off;
-        }
-    }
+    normalize_planes(
+        image.pixels,
+        c,
+        plane,
+        Layout::Hwc,
+        spec.mean,
+        spec.std,
+        scratch,
+    );
     resize_bilinear(scratch, 1, c, h, w, spec.resolution, resized);
     out.extend_from_slice(resized);
     Ok(())

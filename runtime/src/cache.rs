@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use device_profiles::Fingerprint;
+
 use crate::device::DeviceFacts;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -27,7 +29,7 @@ pub const CACHE_FILE_NAME: &str = "tierforge-decisions.json";
 #[serde(deny_unknown_fields)]
 pub struct CacheKey {
     /// [`DeviceFacts::fingerprint`].
-    pub device_fingerprint: String,
+    pub device_fingerprint: Fingerprint,
     /// The bundle id (one cache entry per bundle id).
     pub bundle_id: String,
     /// The bundle version.
@@ -42,7 +44,7 @@ impl CacheKey {
     /// The key for this bundle, device and policy.
     pub fn new(manifest: &Manifest, device: &DeviceFacts, policy: &Policy) -> Self {
         CacheKey {
-            device_fingerprint: device.fingerprint.clone(),
+            device_fingerprint: device.fingerprint,
             bundle_id: manifest.bundle_id().to_owned(),
             bundle_version: manifest.bundle_version().to_owned(),
             manifest_digest: manifest.digest().to_owned(),
@@ -259,8 +261,12 @@ mod tests {
     use super::*;
 
     fn key(fp: &str, version: &str) -> CacheKey {
+        // a fingerprint per name, for readable tests
+        let raw = fp
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
         CacheKey {
-            device_fingerprint: fp.into(),
+            device_fingerprint: Fingerprint::from_u64(raw),
             bundle_id: "b".into(),
             bundle_version: version.into(),
             manifest_digest: "d".into(),

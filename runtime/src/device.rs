@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use device_profiles::Fingerprint;
+
 use crate::error::{Error, Result};
 
 /// RAM assumed when a device reports `ram_bytes == 0` (unknown): 1 GiB, a low-end phone.
@@ -20,7 +22,7 @@ pub struct DeviceFacts {
     pub name: String,
     /// Stable fingerprint of the hardware (SoC, cores, RAM class); a change invalidates cached
     /// decisions.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Capability score: higher is faster; latency scales as `1 / score`. Same scale as the
     /// manifest's `reference.score`.
     pub score: f64,
@@ -42,21 +44,13 @@ impl DeviceFacts {
     /// Checks that the facts can drive a selection.
     ///
     /// # Errors
-    /// [`Error::InvalidDevice`] when the score is not positive and finite or the fingerprint is
-    /// empty.
+    /// [`Error::InvalidDevice`] when the score is not positive and finite.
     pub fn validate(&self) -> Result<()> {
         if !(self.score.is_finite() && self.score > 0.0) {
             return Err(Error::InvalidDevice {
                 device: self.id.clone(),
                 field: "score",
                 reason: format!("must be a positive finite number, got {}", self.score),
-            });
-        }
-        if self.fingerprint.trim().is_empty() {
-            return Err(Error::InvalidDevice {
-                device: self.id.clone(),
-                field: "fingerprint",
-                reason: "must not be empty".into(),
             });
         }
         Ok(())
@@ -76,7 +70,7 @@ impl From<&device_profiles::DeviceProfile> for DeviceFacts {
         DeviceFacts {
             id: p.id.clone(),
             name: p.name.clone(),
-            fingerprint: format!("{}", p.fingerprint()),
+            fingerprint: p.fingerprint(),
             score: p.score,
             ram_bytes: p.ram_bytes.filter(|b| *b > 0),
             big_cores: p.big_core_count() as usize,
@@ -92,7 +86,7 @@ mod tests {
         DeviceFacts {
             id: "phone".into(),
             name: "Phone".into(),
-            fingerprint: "fp".into(),
+            fingerprint: Fingerprint::from_u64(0xf0),
             score: 2.0,
             ram_bytes: None,
             big_cores: 2,
@@ -127,12 +121,11 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.to_string().contains("score"), "{e}");
-        let e = DeviceFacts {
-            fingerprint: " ".into(),
-            ..facts()
-        }
-        .validate()
-        .unwrap_err();
+        // a fingerprint is typed: a blank or non-hex one is refused when the facts are read
+        let mut json = serde_json::to_value(facts()).unwrap();
+        assert_eq!(json["fingerprint"], "00000000000000f0");
+        json["fingerprint"] = " ".into();
+        let e = serde_json::from_value::<DeviceFacts>(json).unwrap_err();
         assert!(e.to_string().contains("fingerprint"), "{e}");
     }
 }

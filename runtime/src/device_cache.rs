@@ -223,7 +223,7 @@ mod tests {
             facts: DeviceFacts {
                 id: "host".into(),
                 name: "Host".into(),
-                fingerprint: f.to_string(),
+                fingerprint: f,
                 score: 100.0,
                 ram_bytes: Some(4 << 30),
                 big_cores: 2,
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(hardware_fingerprint(&FsReader), probed.fingerprint());
         assert_eq!(
             DeviceFacts::from(&probed).fingerprint,
-            hardware_fingerprint(&FsReader).to_string()
+            hardware_fingerprint(&FsReader)
         );
     }
 

@@ -353,15 +353,9 @@ impl AdaptiveLatency {
             return self.verdict;
         }
         self.samples.push(latency_ms);
-        if self.samples.len() >= self.window {
-            let mut s = self.samples.clone();
-            s.sort_by(f64::total_cmp);
-            let n = s.len();
-            let median_ms = if n % 2 == 1 {
-                s[n / 2]
-            } else {
-                (s[n / 2 - 1] + s[n / 2]) / 2.0
-            };
+        if self.samples.len() >= self.window
+            && let Some(median_ms) = device_profiles::bench::median(&self.samples)
+        {
             self.verdict = if median_ms > self.limit_ms {
                 LatencyVerdict::StepDown {
                     median_ms,

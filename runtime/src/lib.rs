@@ -72,7 +72,7 @@
 //! let phone = DeviceFacts {
 //!     id: "phone".into(),
 //!     name: "Some phone".into(),
-//!     fingerprint: "soc-x/4GB".into(),
+//!     fingerprint: device_profiles::Fingerprint::from_u64(0x50c4),
 //!     score: 12.5,
 //!     ram_bytes: Some(4 << 30),
 //!     big_cores: 2,

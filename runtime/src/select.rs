@@ -550,7 +550,7 @@ mod tests {
         DeviceFacts {
             id: "dev".into(),
             name: "Dev".into(),
-            fingerprint: "fp".into(),
+            fingerprint: device_profiles::Fingerprint::from_u64(0xf0),
             score,
             ram_bytes: Some(ram_bytes),
             big_cores: 4,

@@ -55,8 +55,8 @@ pub enum BenchMethod {
 /// Arguments of `tierforge bench train-step`.
 #[derive(clap::Args, Debug)]
 pub struct TrainStepArgs {
-    /// Images per step (1..=4096).
-    #[arg(long, default_value_t = 64, value_parser = super::bounded(1, super::MAX_BATCH))]
+    /// Images per step (2..=4096: batch norm needs two).
+    #[arg(long, default_value_t = 64, value_parser = super::bounded(2, super::MAX_BATCH))]
     pub batch: usize,
     /// Timed steps (the median is reported; at least 1).
     #[arg(long, default_value_t = 20, value_parser = super::bounded(1, 1_000_000))]
@@ -257,9 +257,6 @@ fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor
 
 fn bench_train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     let space = load_space(&a.space)?;
-    if a.batch < 2 {
-        anyhow::bail!("--batch must be ≥ 2 (batch norm needs it)");
-    }
     // The sub-nets of every step are drawn first, then the synthetic images, from one stream.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0xbe9c_0a2c);
     let plan = StepPlan::new(&a, &space, &mut rng)?;

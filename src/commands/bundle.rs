@@ -10,22 +10,31 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-/// Arguments of `tierforge bundle`.
+/// Arguments of `tierforge bundle`: `verify BUNDLE`, or the build arguments.
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BundleArgs {
     /// `verify BUNDLE`: check a bundle instead of building one.
     #[command(subcommand)]
     pub action: Option<BundleAction>,
+    /// Building a bundle (present exactly when no subcommand is given: clap requires
+    /// `--checkpoint`, `--search` and `--out` then, and refuses them beside `verify`).
+    #[command(flatten)]
+    pub build: Option<BuildArgs>,
+}
+
+/// Arguments of `tierforge bundle --checkpoint RUN --search DIR --out BUNDLE`.
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
     /// A run folder or a checkpoint folder.
-    #[arg(long, required = true)]
-    pub checkpoint: Option<PathBuf>,
+    #[arg(long)]
+    pub checkpoint: PathBuf,
     /// The folder `tierforge search --out` wrote (or its search.json).
-    #[arg(long, required = true)]
-    pub search: Option<PathBuf>,
+    #[arg(long)]
+    pub search: PathBuf,
     /// The bundle folder to write: replaced only if it is empty or holds a tierforge bundle.
-    #[arg(long, required = true)]
-    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub out: PathBuf,
     /// Replace `--out` even if it holds something that is not a tierforge bundle.
     #[arg(long)]
     pub force: bool,
@@ -105,19 +114,28 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
 
 /// Runs `tierforge bundle`.
 pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
-    if let Some(BundleAction::Verify(v)) = args.action {
-        return verify(v);
-    }
-    let (Some(checkpoint), Some(search), Some(out)) = (args.checkpoint, args.search, args.out)
-    else {
-        anyhow::bail!(
+    match (args.action, args.build) {
+        (Some(BundleAction::Verify(v)), _) => verify(v),
+        (None, Some(b)) => build(b),
+        // clap requires the build arguments when no subcommand is given; kept as an error, not
+        // a panic, should a clap upgrade ever let it through
+        (None, None) => anyhow::bail!(
             "tierforge bundle needs --checkpoint, --search and --out (or `bundle verify BUNDLE`)"
-        );
-    };
+        ),
+    }
+}
+
+fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let BuildArgs {
+        checkpoint,
+        search,
+        out,
+        ..
+    } = &args;
     let opts = tiers::PipelineOptions {
-        tier_checkpoints: args.tier_checkpoint,
+        tier_checkpoints: args.tier_checkpoint.clone(),
         int8: args.int8,
-        data_dir: args.data,
+        data_dir: args.data.clone(),
         test_limit: args.test_limit,
         calib_images: args.calib,
         force: args.force,
@@ -125,7 +143,7 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         device: args.device.into(),
         ..tiers::PipelineOptions::default()
     };
-    let summary = tiers::run_bundle(&checkpoint, &search, &out, &opts)
+    let summary = tiers::run_bundle(checkpoint, search, out, &opts)
         .with_context(|| format!("building the bundle {}", out.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -22,6 +22,22 @@ pub fn bounded(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize>
     clap::builder::RangedU64ValueParser::<usize>::new().range(min..=max)
 }
 
+/// clap's parser for a latency budget in milliseconds (`--budget-ms`): a positive, finite number
+/// (the same range `runtime::Policy::validate` checks, refused at parse time with the flag named).
+pub fn parse_budget_ms(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give milliseconds, e.g. 20"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} must be a positive number of milliseconds, e.g. 20"
+        ))
+    }
+}
+
 /// The largest JSON file a flag may name (arch, profile, facts).
 pub const MAX_SMALL_FILE_BYTES: u64 = 1 << 20;
 

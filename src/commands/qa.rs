@@ -38,7 +38,7 @@ pub struct QaArgs {
     #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
     pub catalog: Vec<PathBuf>,
     /// Latency budget per inference in milliseconds (default: the bundle's).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = super::parse_budget_ms)]
     pub budget_ms: Option<f64>,
     /// Images per phone (timed one at a time, batch 1).
     #[arg(long, value_name = "K", default_value_t = qa::DEFAULT_IMAGES, value_parser = super::bounded(1, 1_000_000))]

@@ -27,7 +27,7 @@ pub struct SelectArgs {
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
     /// Latency budget per inference in milliseconds (default: the bundle's).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = super::parse_budget_ms)]
     pub budget_ms: Option<f64>,
     /// Print the decision as JSON (for machines).
     #[arg(long)]

@@ -382,6 +382,23 @@ fn absurd_flags_are_refused_naming_the_flag() {
             vec!["bundle", "verify", "b", "--tolerance-pt", "inf"],
             "--tolerance-pt",
         ),
+        (vec!["bench", "train-step", "--batch", "1"], "--batch"),
+        (
+            vec!["select", "--bundle", "b", "--budget-ms", "0"],
+            "--budget-ms",
+        ),
+        (
+            vec!["select", "--bundle", "b", "--budget-ms", "NaN"],
+            "--budget-ms",
+        ),
+        (vec!["qa", "--bundle", "b", "--budget-ms=-5"], "--budget-ms"),
+        // a build needs all three of its folders; they do not go with `verify`
+        (vec!["bundle", "--checkpoint", "c"], "--search"),
+        (vec!["bundle"], "--checkpoint"),
+        (
+            vec!["bundle", "--checkpoint", "c", "verify", "b"],
+            "--checkpoint",
+        ),
     ] {
         refuse(&args, &[], &[flag], k);
     }

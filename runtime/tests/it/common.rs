@@ -100,12 +100,15 @@ pub fn write_bundle(dir: &Path, version: &str) -> Bundle {
     writer(version).write(dir).expect("write bundle")
 }
 
-/// A device of `score` with 4 GiB of RAM and fingerprint `fp`.
+/// A device of `score` with 4 GiB of RAM, named `fp`, with a fingerprint of its own per name.
 pub fn device(score: f64, fp: &str) -> DeviceFacts {
+    let raw = fp
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     DeviceFacts {
         id: format!("dev-{fp}"),
         name: "Test device".into(),
-        fingerprint: fp.into(),
+        fingerprint: device_profiles::Fingerprint::from_u64(raw),
         score,
         ram_bytes: Some(4 << 30),
         big_cores: 2,

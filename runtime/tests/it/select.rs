@@ -53,7 +53,7 @@ fn dev(score: f64, ram_bytes: u64) -> DeviceFacts {
     DeviceFacts {
         id: "d".into(),
         name: "d".into(),
-        fingerprint: "fp".into(),
+        fingerprint: device_profiles::Fingerprint::from_u64(0xf0),
         score,
         ram_bytes: Some(ram_bytes),
         big_cores: 4,

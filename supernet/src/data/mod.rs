@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod folder;
 pub mod idx;
 pub mod read;
+pub mod toy;
 
 pub use augment::{Augment, Batcher};
 pub use dataset::{DataSplit, Dataset, DatasetFormat, detect_format, load_dir};

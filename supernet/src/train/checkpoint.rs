@@ -127,6 +127,7 @@ impl Checkpoint {
         let root = Self::root(run_dir);
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let name = format!("epoch-{:04}", state.epochs_done);
+        // a fixed name, so a half-written folder of a killed run is removed by the next write
         let tmp = root.join(format!(".tmp-{name}"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -155,9 +156,7 @@ impl Checkpoint {
             let _ = std::fs::remove_dir_all(&dst);
         }
         std::fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
-        if let Ok(d) = std::fs::File::open(&root) {
-            let _ = d.sync_all();
-        }
+        netspec::fsio::sync_dir(&root).map_err(|e| Error::io(&root, e))?;
         write_atomic(&root.join("latest"), name.as_bytes())?;
         // prune old epochs (never the one just written)
         let mut epochs: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -366,7 +365,8 @@ impl Checkpoint {
     }
 }
 
-/// Saves supernet weights (burnpack, bit-exact) to `path` via a temp file.
+/// Saves supernet weights (burnpack, bit-exact) to `path` durably: a temp file beside it,
+/// fsynced, renamed over `path`, the folder fsynced.
 ///
 /// # Errors
 /// I/O errors.
@@ -376,7 +376,10 @@ pub fn save_model(model: &Supernet, path: &Path) -> Result<()> {
         path: tmp.clone(),
         reason: format!("cannot write: {e}"),
     })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    netspec::fsio::sync_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    netspec::fsio::sync_dir(dir.unwrap_or(Path::new("."))).map_err(|e| Error::io(path, e))
 }
 
 /// Loads supernet weights for `space` from `path`.

@@ -169,9 +169,9 @@ fn add_grad<const D: usize>(
 mod tests {
     use super::*;
     use crate::data::Augment;
+    use crate::data::toy::toy_dataset;
     use crate::space::{ArchConfig, SearchSpace};
     use crate::train::config::OptimizerConfig;
-    use crate::train::step::tests::toy_images;
     use crate::train::step::train_step;
 
     fn sgd() -> Optimizer {
@@ -184,7 +184,7 @@ mod tests {
     }
 
     fn batcher(idx: std::ops::Range<usize>) -> Batcher {
-        let data = toy_images(16, 12, 4, 0);
+        let data = toy_dataset(16, 12, 4, 0);
         let mut b = Batcher::new(vec![0.3], vec![0.3]);
         let idx: Vec<usize> = idx.collect();
         b.fill::<rand_chacha::ChaCha8Rng>(&data, &idx, Augment::none(), None);

@@ -173,31 +173,11 @@ fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::data::{Augment, Dataset};
+    use crate::data::Augment;
     use crate::space::SearchSpace;
     use crate::train::config::OptimizerConfig;
 
-    /// `n` images of `size`²: class k has a bright row 2k+1 over seeded noise.
-    pub(crate) fn toy_images(n: usize, size: usize, classes: usize, seed: usize) -> Dataset {
-        let mut images = Vec::with_capacity(n * size * size);
-        let mut labels = Vec::with_capacity(n);
-        for i in 0..n {
-            let label = i % classes;
-            let start = images.len();
-            images.extend((0..size * size).map(|p| ((p * 37 + (i + seed) * 101) % 50) as u8));
-            let row = (2 * label + 1) % size;
-            images[start + row * size..start + (row + 1) * size].fill(250);
-            labels.push(label as u16);
-        }
-        Dataset {
-            images,
-            labels,
-            channels: 1,
-            height: size,
-            width: size,
-            class_names: (0..classes).map(|c| c.to_string()).collect(),
-        }
-    }
+    use crate::data::toy::toy_dataset;
 
     fn plain_sgd() -> Optimizer {
         // no momentum carried over and no decay: a weight moves only by its own gradient
@@ -217,7 +197,7 @@ pub(crate) mod tests {
 
     fn fixture() -> Fixture {
         let space = SearchSpace::tiny(1, 4, 12);
-        let data = toy_images(16, 12, 4, 0);
+        let data = toy_dataset(16, 12, 4, 0);
         let mut batcher = Batcher::new(vec![0.3], vec![0.3]);
         let idx: Vec<usize> = (0..16).collect();
         batcher.fill::<rand_chacha::ChaCha8Rng>(&data, &idx, Augment::none(), None);

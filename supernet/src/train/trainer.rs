@@ -234,13 +234,13 @@ struct Run {
 
 fn open_run(start: &Start<'_>, devices: &Devices) -> Result<Run> {
     match find_checkpoint(start)? {
-        Some(ck) => resume_run(ck, start.cfg, devices),
+        Some(ck) => resume_run(ck, start.cfg, devices, &start.opts.progress),
         None => {
             if start.resume {
-                eprintln!(
+                start.opts.progress.note(&format!(
                     "no checkpoint in {}: starting a new run",
                     start.run_dir.display()
-                );
+                ));
             }
             fresh_run(start, devices)
         }
@@ -256,12 +256,13 @@ fn find_checkpoint(start: &Start<'_>) -> Result<Option<Checkpoint>> {
     match Checkpoint::find(start.run_dir) {
         Ok(ck) => Ok(ck),
         Err(e) if start.opts.resume_previous => {
-            eprintln!("warning: {e}");
+            let progress = &start.opts.progress;
+            progress.note(&format!("warning: {e}"));
             let (ck, skipped) = Checkpoint::open_newest_intact(start.run_dir)?;
             for s in skipped {
-                eprintln!("warning: skipped {s}");
+                progress.note(&format!("warning: skipped {s}"));
             }
-            eprintln!("falling back to {}", ck.dir.display());
+            progress.note(&format!("falling back to {}", ck.dir.display()));
             ck.make_latest()?;
             Ok(Some(ck))
         }
@@ -269,22 +270,27 @@ fn find_checkpoint(start: &Start<'_>) -> Result<Option<Checkpoint>> {
     }
 }
 
-fn resume_run(ck: Checkpoint, cfg: &TrainConfig, devices: &Devices) -> Result<Run> {
+fn resume_run(
+    ck: Checkpoint,
+    cfg: &TrainConfig,
+    devices: &Devices,
+    progress: &Reporter,
+) -> Result<Run> {
     if ck.state.config != *cfg {
-        eprintln!(
+        progress.note(&format!(
             "note: resuming with the config stored in {} (the one given now differs)",
             ck.dir.display()
-        );
+        ));
     }
     let model = ck.load_model(&devices.autodiff)?;
     let optim = ck.load_optimizer(&devices.inner)?;
     let teacher = ck.load_teacher(&devices.inner)?;
-    eprintln!(
+    progress.note(&format!(
         "resuming from {} (epoch {} of {})",
         ck.dir.display(),
         ck.state.epochs_done,
         ck.state.config.epochs
-    );
+    ));
     Ok(Run {
         state: ck.state,
         model,
@@ -676,16 +682,16 @@ fn trim_metrics(run_dir: &Path, epochs_done: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::toy::toy_dataset;
     use crate::data::{Augment, DatasetFormat};
     use crate::train::config::OptimizerConfig;
-    use crate::train::step::tests::toy_images;
 
     #[test]
     fn a_tiny_run_lowers_its_loss_and_beats_chance() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataSplit {
-            train: toy_images(160, 12, 4, 0),
-            test: toy_images(40, 12, 4, 1000),
+            train: toy_dataset(160, 12, 4, 0),
+            test: toy_dataset(40, 12, 4, 1000),
             format: DatasetFormat::Idx,
             root: dir.path().to_path_buf(),
         };
