@@ -252,11 +252,42 @@ pub fn parallel_fraction(ms_1: f64, ms_n: f64, n: usize) -> f64 {
     ((1.0 - ms_n / ms_1) / (1.0 - 1.0 / n as f64)).clamp(0.0, 1.0)
 }
 
-/// How many cores' worth of speed `threads` threads get on `cpu`: threads fill the fastest cluster
-/// first, then the next, each core counted at its speed over the fastest core's (unknown cores as
-/// the fastest). At least 1. A device known only by its count of big cores gets `threads` itself
-/// (each big core taken at the fastest core's speed).
+/// How many cores' worth of speed `threads` threads get on `cpu` when they **share the work
+/// dynamically** (each takes the next unit when it is free, as the probe's multi-thread GEMM does):
+/// threads fill the fastest cluster first, then the next, each core counted at its speed over the
+/// fastest core's (unknown cores as the fastest). At least 1. A device known only by its count of
+/// big cores gets `threads` itself (each big core taken at the fastest core's speed).
+///
+/// Work split into equal parts up front (ncnn's OpenMP static schedule, the engine's stage parts)
+/// waits for the slowest core instead: [`equal_split_cores`].
 pub fn effective_cores(cpu: &Cpu, threads: usize) -> f64 {
+    let placed = place_threads(cpu, threads);
+    placed
+        .iter()
+        .map(|&(relative, take)| take as f64 * relative)
+        .sum::<f64>()
+        .max(1.0)
+}
+
+/// How many cores' worth of speed `threads` threads get on `cpu` when the work is **split into
+/// equal parts**, one per thread (ncnn's OpenMP static schedule; the engine's stage parts): the
+/// threads land as in [`effective_cores`] (fastest cluster first) and the part on the slowest core
+/// they reach decides, so it is the threads placed × that core's speed over the fastest core's.
+/// At least 1. Threads beyond the big cluster then cost time when a little core is less than
+/// `big / threads` as fast: on a 4 + 4 SoC whose little cores run at 0.3 of the big ones, 8 threads
+/// get 2.4 cores' worth against 4 on the big cluster alone (public ncnn runs on all cores of
+/// RK3588 and Snapdragon 8 Gen 2 are 1.8–2.3× slower than on their big clusters; BENCHMARKS.md).
+pub fn equal_split_cores(cpu: &Cpu, threads: usize) -> f64 {
+    let placed = place_threads(cpu, threads);
+    let count: usize = placed.iter().map(|p| p.1).sum();
+    let slowest = placed.iter().map(|p| p.0).fold(1.0, f64::min);
+    (count as f64 * slowest).max(1.0)
+}
+
+/// Where `threads` threads land on `cpu`, fastest cluster first: (core speed over the fastest
+/// core's, threads on cores of that speed) for each cluster that gets a thread; threads beyond the
+/// cores get none. Unknown cores count as the fastest.
+fn place_threads(cpu: &Cpu, threads: usize) -> Vec<(f64, usize)> {
     let mut speeds: Vec<(f64, u32)> = cpu
         .clusters
         .iter()
@@ -272,13 +303,15 @@ pub fn effective_cores(cpu: &Cpu, threads: usize) -> f64 {
         .find(|s| s.is_finite())
         .unwrap_or(1.0);
     let mut left = threads.max(1);
-    let mut cores = 0.0;
+    let mut placed = Vec::new();
     for (speed, count) in speeds {
         let take = left.min(count as usize);
-        cores += take as f64 * (speed.min(top) / top);
+        if take > 0 {
+            placed.push((speed.min(top) / top, take));
+        }
         left -= take;
     }
-    cores.max(1.0)
+    placed
 }
 
 /// Speed-up of one image on `cores` effective cores ([`effective_cores`]) over one thread, for a
@@ -389,6 +422,31 @@ mod tests {
         assert!((effective_cores(&c, 3) - (2.0 + little)).abs() < 1e-12);
         assert_eq!(effective_cores(&c, 100), effective_cores(&c, 8));
         assert_eq!(effective_cores(&cpu(&[("AMD EPYC", 2, 2000)]), 2), 2.0);
+    }
+
+    #[test]
+    fn equal_parts_wait_for_the_slowest_core() {
+        let c = cpu(&[("cortex-a76", 2, 2000), ("cortex-a55", 6, 2000)]);
+        let little =
+            core_speed("cortex-a55", 2000).unwrap() / core_speed("cortex-a76", 2000).unwrap();
+        assert_eq!(equal_split_cores(&c, 1), 1.0);
+        assert_eq!(equal_split_cores(&c, 2), 2.0);
+        // 4 threads: 2 on the A76s, 2 on the A55s, every part waits for an A55
+        assert!((equal_split_cores(&c, 4) - 4.0 * little).abs() < 1e-12);
+        assert!(equal_split_cores(&c, 4) < effective_cores(&c, 4));
+        assert_eq!(equal_split_cores(&c, 100), equal_split_cores(&c, 8));
+        // a 2 + 6 phone (A76 2.2 GHz, A55 1.8 GHz): 8 equal parts lose to the 2 big cores
+        let phone = cpu(&[("cortex-a76", 2, 2200), ("cortex-a55", 6, 1800)]);
+        assert!(equal_split_cores(&phone, 8) < 2.0);
+        assert!(effective_cores(&phone, 8) > 3.0);
+        // one core type at two clocks (a 1 + 3 big cluster): the lower clock decides
+        let prime = cpu(&[("cortex-a76", 1, 2840), ("cortex-a76", 3, 2420)]);
+        assert!((equal_split_cores(&prime, 4) - 4.0 * 2420.0 / 2840.0).abs() < 1e-12);
+        assert!((effective_cores(&prime, 4) - (1.0 + 3.0 * 2420.0 / 2840.0)).abs() < 1e-12);
+        // one cluster: the same as effective_cores
+        let one = cpu(&[("cortex-a53", 4, 1500)]);
+        assert_eq!(equal_split_cores(&one, 4), effective_cores(&one, 4));
+        assert_eq!(equal_split_cores(&cpu(&[("AMD EPYC", 2, 2000)]), 2), 2.0);
     }
 
     #[test]
