@@ -25,7 +25,9 @@
 //! ([`parallel_fraction`]; for tierforge's variants the bundle writer's `latency_by_threads`)
 //! times [`PARALLEL_BRIDGE`], the x86→ARM factor fitted on public multi-thread measurements, over
 //! the [`effective_cores`] the threads land on. [`predict_ms_at`] is the two together: the one
-//! prediction the selector, `tierforge latency` and QA call.
+//! prediction the selector, `tierforge latency` and QA call. Work cut into one equal part per
+//! thread (ncnn, the engine's stage parts) waits for the slowest core it reaches
+//! ([`equal_split_cores`]): threads past a big cluster onto little cores can make it slower.
 //!
 //! How far off it may be: BENCHMARKS.md reports the share of held-out public measurements within
 //! ±25% and the median error. The model knows nothing of thermal throttling, of a phone's governor
@@ -149,9 +151,12 @@ pub const CORE_MODELS: &[CoreModel] = &[
 /// A net's parallel fraction on an ARM device over its parallel fraction on the calibration host
 /// (both from the latencies at 1 and `T` threads, [`parallel_fraction`]): the median over public
 /// ncnn measurements on 2–4 cores of one cluster, with ncnn's own 1- and 2-thread latencies on the
-/// host (`cargo run --release -p device-profiles --example fit_latency_model`). Per core class
-/// (in-order or not) it fitted 0.93–0.98 and predicted held-out devices no better, so it is one
-/// figure.
+/// host (`cargo run --release -p device-profiles --example fit_latency_model`). One figure: per
+/// core class (0.96 in-order, 0.95 out-of-order), per core type, an affine map of the host's
+/// fraction, `cores^alpha` or an overhead per added thread predicted held-out devices no better
+/// (69–75% within ±25%, median 13.7–16.4%, against 74% and 13.9%; one fraction for every net:
+/// 60%, 22%). What is left is one factor per device (memory system, governor): the measured
+/// 4-thread speed-up of Cortex-A53 boards runs from 1.55 to 2.66 (BENCHMARKS.md).
 pub const PARALLEL_BRIDGE: f64 = 0.956;
 
 /// The fitted model of a core type; `None` for names not in [`CORE_MODELS`].

@@ -71,8 +71,9 @@ fn held_out_devices_are_predicted_within_the_stated_error() {
     // median 13.9% (BENCHMARKS.md). The model it replaced (a fixed efficiency per added thread
     // and core class) gave 56% and 22.1% on the same rows and fails both bounds. The goal (90%,
     // 12%) is not met and no model of core type, clock, threads and the net's host parallel
-    // fraction met it here (per-class or per-core bridges, a shrunk or constant parallel
-    // fraction, cores^alpha, an overhead per thread: 69-75%); the spread is between devices.
+    // fraction met it here (per-class or per-core bridges, an affine map of the parallel
+    // fraction, cores^alpha, an overhead per thread: 69-75%, median 13.7-16.4%; one fraction
+    // for every net: 60%, 22%); the spread is between devices.
     let multi: Vec<_> = checks
         .iter()
         .filter(|c| (2..=4).contains(&c.row.threads) && !ncnn_uses_fp16(c.row.core))
