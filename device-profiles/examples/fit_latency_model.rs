@@ -103,7 +103,7 @@ fn main() {
         .filter(|c| (2..=4).contains(&c.row.threads))
         .collect();
     print(
-        "ncnn fp32 2-4 threads, each device's own median error taken out (bound)",
+        "ncnn fp32 2-4 threads, each device's own median error taken out (not a prediction)",
         without_device_factor(&multi_fp32).iter().collect(),
     );
     for (name, placement) in [
