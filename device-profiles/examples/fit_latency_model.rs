@@ -10,8 +10,9 @@
 mod public_fit;
 
 use public_fit::{
-    Check, fit, host_ms, leave_one_device_out, ncnn_rows, ncnn_uses_fp16, paddle_check,
-    paddle_rows, summary,
+    Check, Placement, fit, host_ms, leave_one_device_out, measured_speedups, ncnn_rows,
+    ncnn_uses_fp16, paddle_check, paddle_rows, paddle_threads_check, placement_check, summary,
+    without_device_factor,
 };
 
 fn main() {
@@ -91,6 +92,50 @@ fn main() {
         .chain(paddle.iter())
         .collect();
     print("all fp32, 1 thread (ncnn ARMv8.0 + Paddle-Lite)", one_fp32);
+    let paddle_threads = paddle_threads_check(&rows, &paddle_rows(), &host);
+    print(
+        "Paddle-Lite fp32, 2 and 4 threads (not bound; phones with 4 big cores)",
+        paddle_threads.iter().collect(),
+    );
+    let multi_fp32: Vec<&Check> = loo
+        .iter()
+        .filter(fp32)
+        .filter(|c| (2..=4).contains(&c.row.threads))
+        .collect();
+    print(
+        "ncnn fp32 2-4 threads, each device's own median error taken out (not a prediction)",
+        without_device_factor(&multi_fp32).iter().collect(),
+    );
+    for (name, placement) in [
+        ("equal parts (equal_split_cores)", Placement::EqualSplit),
+        ("sum of core speeds (effective_cores)", Placement::Sum),
+    ] {
+        let checks = placement_check(&rows, &paddle_rows(), &host, placement);
+        print(
+            &format!("ncnn all cores of a big.LITTLE SoC from its big-cluster run, {name}"),
+            checks.iter().collect(),
+        );
+    }
+
+    println!(
+        "\n## Measured speed-up on one cluster (median over nets of ms at 1 thread / ms at n)\n"
+    );
+    println!("| device | core | threads | measured speed-up | model's (median over nets) |");
+    println!("|---|---|---:|---:|---:|");
+    for ((device, core, t), sp) in measured_speedups(&rows) {
+        if ncnn_uses_fp16(core) {
+            continue;
+        }
+        let model: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.device == device && r.core == core && r.threads == t)
+            .filter_map(|r| all.thread_speedup(r))
+            .collect();
+        println!(
+            "| {device} | {core} | {t} | {sp:.2} | {:.2} |",
+            public_fit::median(model)
+        );
+    }
 
     // Per device: median over nets.
     println!("\n## Per device (median over nets of the error)\n");

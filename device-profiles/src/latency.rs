@@ -25,7 +25,9 @@
 //! ([`parallel_fraction`]; for tierforge's variants the bundle writer's `latency_by_threads`)
 //! times [`PARALLEL_BRIDGE`], the x86→ARM factor fitted on public multi-thread measurements, over
 //! the [`effective_cores`] the threads land on. [`predict_ms_at`] is the two together: the one
-//! prediction the selector, `tierforge latency` and QA call.
+//! prediction the selector, `tierforge latency` and QA call. Work cut into one equal part per
+//! thread (ncnn, the engine's stage parts) waits for the slowest core it reaches
+//! ([`equal_split_cores`]): threads past a big cluster onto little cores can make it slower.
 //!
 //! How far off it may be: BENCHMARKS.md reports the share of held-out public measurements within
 //! ±25% and the median error. The model knows nothing of thermal throttling, of a phone's governor
@@ -149,9 +151,12 @@ pub const CORE_MODELS: &[CoreModel] = &[
 /// A net's parallel fraction on an ARM device over its parallel fraction on the calibration host
 /// (both from the latencies at 1 and `T` threads, [`parallel_fraction`]): the median over public
 /// ncnn measurements on 2–4 cores of one cluster, with ncnn's own 1- and 2-thread latencies on the
-/// host (`cargo run --release -p device-profiles --example fit_latency_model`). Per core class
-/// (in-order or not) it fitted 0.93–0.98 and predicted held-out devices no better, so it is one
-/// figure.
+/// host (`cargo run --release -p device-profiles --example fit_latency_model`). One figure: per
+/// core class (0.96 in-order, 0.95 out-of-order), per core type, an affine map of the host's
+/// fraction, `cores^alpha` or an overhead per added thread predicted held-out devices no better
+/// (69–75% within ±25%, median 13.7–16.4%, against 74% and 13.9%; one fraction for every net:
+/// 60%, 22%). What is left is one factor per device (memory system, governor): the measured
+/// 4-thread speed-up of Cortex-A53 boards runs from 1.55 to 2.66 (BENCHMARKS.md).
 pub const PARALLEL_BRIDGE: f64 = 0.956;
 
 /// The fitted model of a core type; `None` for names not in [`CORE_MODELS`].
@@ -252,11 +257,42 @@ pub fn parallel_fraction(ms_1: f64, ms_n: f64, n: usize) -> f64 {
     ((1.0 - ms_n / ms_1) / (1.0 - 1.0 / n as f64)).clamp(0.0, 1.0)
 }
 
-/// How many cores' worth of speed `threads` threads get on `cpu`: threads fill the fastest cluster
-/// first, then the next, each core counted at its speed over the fastest core's (unknown cores as
-/// the fastest). At least 1. A device known only by its count of big cores gets `threads` itself
-/// (each big core taken at the fastest core's speed).
+/// How many cores' worth of speed `threads` threads get on `cpu` when they **share the work
+/// dynamically** (each takes the next unit when it is free, as the probe's multi-thread GEMM does):
+/// threads fill the fastest cluster first, then the next, each core counted at its speed over the
+/// fastest core's (unknown cores as the fastest). At least 1. A device known only by its count of
+/// big cores gets `threads` itself (each big core taken at the fastest core's speed).
+///
+/// Work split into equal parts up front (ncnn's OpenMP static schedule, the engine's stage parts)
+/// waits for the slowest core instead: [`equal_split_cores`].
 pub fn effective_cores(cpu: &Cpu, threads: usize) -> f64 {
+    let placed = place_threads(cpu, threads);
+    placed
+        .iter()
+        .map(|&(relative, take)| take as f64 * relative)
+        .sum::<f64>()
+        .max(1.0)
+}
+
+/// How many cores' worth of speed `threads` threads get on `cpu` when the work is **split into
+/// equal parts**, one per thread (ncnn's OpenMP static schedule; the engine's stage parts): the
+/// threads land as in [`effective_cores`] (fastest cluster first) and the part on the slowest core
+/// they reach decides, so it is the threads placed × that core's speed over the fastest core's.
+/// At least 1. Threads beyond the big cluster then cost time when a little core is less than
+/// `big / threads` as fast: on a 4 + 4 SoC whose little cores run at 0.3 of the big ones, 8 threads
+/// get 2.4 cores' worth against 4 on the big cluster alone (public ncnn runs on all cores of
+/// RK3588 and Snapdragon 8 Gen 2 are 1.8–2.3× slower than on their big clusters; BENCHMARKS.md).
+pub fn equal_split_cores(cpu: &Cpu, threads: usize) -> f64 {
+    let placed = place_threads(cpu, threads);
+    let count: usize = placed.iter().map(|p| p.1).sum();
+    let slowest = placed.iter().map(|p| p.0).fold(1.0, f64::min);
+    (count as f64 * slowest).max(1.0)
+}
+
+/// Where `threads` threads land on `cpu`, fastest cluster first: (core speed over the fastest
+/// core's, threads on cores of that speed) for each cluster that gets a thread; threads beyond the
+/// cores get none. Unknown cores count as the fastest.
+fn place_threads(cpu: &Cpu, threads: usize) -> Vec<(f64, usize)> {
     let mut speeds: Vec<(f64, u32)> = cpu
         .clusters
         .iter()
@@ -272,13 +308,15 @@ pub fn effective_cores(cpu: &Cpu, threads: usize) -> f64 {
         .find(|s| s.is_finite())
         .unwrap_or(1.0);
     let mut left = threads.max(1);
-    let mut cores = 0.0;
+    let mut placed = Vec::new();
     for (speed, count) in speeds {
         let take = left.min(count as usize);
-        cores += take as f64 * (speed.min(top) / top);
+        if take > 0 {
+            placed.push((speed.min(top) / top, take));
+        }
         left -= take;
     }
-    cores.max(1.0)
+    placed
 }
 
 /// Speed-up of one image on `cores` effective cores ([`effective_cores`]) over one thread, for a
@@ -389,6 +427,31 @@ mod tests {
         assert!((effective_cores(&c, 3) - (2.0 + little)).abs() < 1e-12);
         assert_eq!(effective_cores(&c, 100), effective_cores(&c, 8));
         assert_eq!(effective_cores(&cpu(&[("AMD EPYC", 2, 2000)]), 2), 2.0);
+    }
+
+    #[test]
+    fn equal_parts_wait_for_the_slowest_core() {
+        let c = cpu(&[("cortex-a76", 2, 2000), ("cortex-a55", 6, 2000)]);
+        let little =
+            core_speed("cortex-a55", 2000).unwrap() / core_speed("cortex-a76", 2000).unwrap();
+        assert_eq!(equal_split_cores(&c, 1), 1.0);
+        assert_eq!(equal_split_cores(&c, 2), 2.0);
+        // 4 threads: 2 on the A76s, 2 on the A55s, every part waits for an A55
+        assert!((equal_split_cores(&c, 4) - 4.0 * little).abs() < 1e-12);
+        assert!(equal_split_cores(&c, 4) < effective_cores(&c, 4));
+        assert_eq!(equal_split_cores(&c, 100), equal_split_cores(&c, 8));
+        // a 2 + 6 phone (A76 2.2 GHz, A55 1.8 GHz): 8 equal parts lose to the 2 big cores
+        let phone = cpu(&[("cortex-a76", 2, 2200), ("cortex-a55", 6, 1800)]);
+        assert!(equal_split_cores(&phone, 8) < 2.0);
+        assert!(effective_cores(&phone, 8) > 3.0);
+        // one core type at two clocks (a 1 + 3 big cluster): the lower clock decides
+        let prime = cpu(&[("cortex-a76", 1, 2840), ("cortex-a76", 3, 2420)]);
+        assert!((equal_split_cores(&prime, 4) - 4.0 * 2420.0 / 2840.0).abs() < 1e-12);
+        assert!((effective_cores(&prime, 4) - (1.0 + 3.0 * 2420.0 / 2840.0)).abs() < 1e-12);
+        // one cluster: the same as effective_cores
+        let one = cpu(&[("cortex-a53", 4, 1500)]);
+        assert_eq!(equal_split_cores(&one, 4), effective_cores(&one, 4));
+        assert_eq!(equal_split_cores(&cpu(&[("AMD EPYC", 2, 2000)]), 2), 2.0);
     }
 
     #[test]

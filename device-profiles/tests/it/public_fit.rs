@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use device_profiles::cores::core_by_name;
-use device_profiles::latency::{amdahl_speedup, parallel_fraction};
+use device_profiles::latency::{
+    amdahl_speedup, effective_cores, equal_split_cores, parallel_fraction,
+};
+use device_profiles::{Cpu, CpuCluster};
 
 /// MobileNet-class nets (depthwise-separable convolutions) kept from the public tables.
 pub const MODELS: &[&str] = &[
@@ -104,6 +107,87 @@ fn read_rows(path: &Path, source: &'static str) -> Vec<Row> {
             model: r.model,
             ms,
         });
+    }
+    out
+}
+
+/// One public run as the tables give it, on any cores (mixed clusters too), with the cores that
+/// ran it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// `ncnn` or `paddle-lite`.
+    pub source: &'static str,
+    /// Device as the source names it.
+    pub device: String,
+    /// `big`, `little`, `all`, … as the source's parser recorded it.
+    pub cluster: String,
+    /// The cores that ran it (`cluster_layout`), fastest first.
+    pub cpu: Cpu,
+    /// Threads.
+    pub threads: u32,
+    /// Net.
+    pub model: String,
+    /// Mean latency, ms.
+    pub ms: f64,
+}
+
+/// A `cluster_layout` (`A76@2.84GHz x1 + A76@2.42GHz x3 + A55@1.78GHz x4`) as a [`Cpu`]; `None`
+/// when a part is malformed or a core is not in the catalog's table.
+pub fn parse_layout(layout: &str) -> Option<Cpu> {
+    let clusters = layout
+        .split(" + ")
+        .map(|part| {
+            let (core, rest) = part.trim().split_once('@')?;
+            let (ghz, count) = rest.split_once("GHz x")?;
+            Some(CpuCluster {
+                core: map_core(core)?.to_string(),
+                count: count.trim().parse().ok()?,
+                max_mhz: Some((ghz.parse::<f64>().ok()? * 1000.0).round() as u32),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Cpu {
+        clusters,
+        isa: vec![],
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RunCsv {
+    device: String,
+    cluster: String,
+    cluster_layout: String,
+    threads: String,
+    model: String,
+    avg_ms: String,
+}
+
+/// Every run of `file` on cores in the catalog's table, of a net in [`MODELS`].
+pub fn runs(file: &str, source: &'static str) -> Vec<Run> {
+    let path = data_dir().join(file);
+    let mut reader =
+        csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for rec in reader.deserialize::<RunCsv>() {
+        let r = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (Some(cpu), Ok(threads), Ok(ms)) = (
+            parse_layout(&r.cluster_layout),
+            r.threads.parse::<u32>(),
+            r.avg_ms.parse::<f64>(),
+        ) else {
+            continue;
+        };
+        if MODELS.contains(&r.model.as_str()) && ms > 0.0 {
+            out.push(Run {
+                source,
+                device: r.device,
+                cluster: r.cluster,
+                cpu,
+                threads,
+                model: r.model,
+                ms,
+            });
+        }
     }
     out
 }
@@ -357,6 +441,12 @@ impl Fit {
         amdahl_speedup(self.parallel_bridge * p, f64::from(n))
     }
 
+    /// The model's speed-up of a row's run over one thread (`None` without a host parallel
+    /// fraction for its net).
+    pub fn thread_speedup(&self, r: &Row) -> Option<f64> {
+        self.host_parallel.get(&r.model).map(|_| self.speedup(r))
+    }
+
     /// Predicted ms of an ncnn row from ncnn's host latency `host_ms` of its net (fp16 rows
     /// predicted with the fp16 gain); `None` when the row's core type has no fitted speed.
     pub fn predict(&self, r: &Row, host_ms: f64) -> Option<f64> {
@@ -423,22 +513,194 @@ pub fn paddle_check(rows: &[Row], paddle: &[Row], host: &BTreeMap<String, f64>) 
     for d in devices {
         let f = fit(rows, paddle, host, Some(d));
         for r in paddle.iter().filter(|r| r.device == d && r.threads == 1) {
-            let Some(s) = f.speed(r) else { continue };
-            let others: Vec<f64> = paddle
-                .iter()
-                .filter(|o| o.model == r.model && o.device != d && o.threads == 1)
-                .filter_map(|o| f.speed(o).map(|so| o.ms * so))
-                .collect();
-            if others.len() < 2 {
-                continue;
+            if let Some(pred) = paddle_one_thread(&f, paddle, r) {
+                out.push(Check {
+                    row: r.clone(),
+                    predicted_ms: pred,
+                });
             }
+        }
+    }
+    out
+}
+
+/// Predicted one-thread ms of Paddle-Lite row `r` by fit `f` (made without `r`'s device): the
+/// net's cost in host-core units from the other devices (median, at least two) over `r`'s speed.
+fn paddle_one_thread(f: &Fit, paddle: &[Row], r: &Row) -> Option<f64> {
+    let s = f.speed(r)?;
+    let others: Vec<f64> = paddle
+        .iter()
+        .filter(|o| o.model == r.model && o.device != r.device && o.threads == 1)
+        .filter_map(|o| f.speed(o).map(|so| o.ms * so))
+        .collect();
+    (others.len() >= 2).then(|| median(others) / s)
+}
+
+/// Leave-one-device-out validation on Paddle-Lite's 2- and 4-thread runs (fp32, threads not bound:
+/// phones with four big cores, where the scheduler puts them): the device's one-thread prediction
+/// ([`paddle_check`]'s) over `thread_speedup` of the net's host parallel fraction (ncnn's, on the
+/// calibration host) on [`equal_split_cores`] of the threads. Each check's `row` is the device's
+/// one-thread row with the run's threads and latency.
+pub fn paddle_threads_check(
+    rows: &[Row],
+    paddle: &[Row],
+    host: &BTreeMap<String, f64>,
+) -> Vec<Check> {
+    let multi: Vec<Run> = runs("paddlelite_arm.csv", "paddle-lite")
+        .into_iter()
+        .filter(|r| r.threads > 1)
+        .collect();
+    let devices: BTreeSet<&str> = multi.iter().map(|r| r.device.as_str()).collect();
+    let mut out = Vec::new();
+    for d in devices {
+        let f = fit(rows, paddle, host, Some(d));
+        for run in multi.iter().filter(|r| r.device == d) {
+            let Some(one) = paddle
+                .iter()
+                .find(|r| r.device == d && r.model == run.model && r.threads == 1)
+            else {
+                continue;
+            };
+            let (Some(pred1), Some(p)) = (
+                paddle_one_thread(&f, paddle, one),
+                f.host_parallel.get(&run.model),
+            ) else {
+                continue;
+            };
+            let cores = equal_split_cores(&run.cpu, run.threads as usize);
             out.push(Check {
-                row: r.clone(),
-                predicted_ms: median(others) / s,
+                row: Row {
+                    threads: run.threads,
+                    ms: run.ms,
+                    ..one.clone()
+                },
+                predicted_ms: pred1 / amdahl_speedup(f.parallel_bridge * p, cores),
             });
         }
     }
     out
+}
+
+/// How threads spread over the clusters of a big.LITTLE SoC count, for [`placement_check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Each core at its speed, summed (`effective_cores`: work shared dynamically).
+    Sum,
+    /// Threads × the slowest core reached (`equal_split_cores`: equal parts, ncnn's static
+    /// OpenMP schedule).
+    EqualSplit,
+}
+
+/// ncnn runs on every core of a big.LITTLE SoC, predicted from the same device's run on its big
+/// cluster: `ms_big × speed-up(big run) / speed-up(all-core run)`, Amdahl with the net's host
+/// parallel fraction × the bridge of a fit without the device, on the cores `placement` counts.
+/// The one-core speed cancels, so this checks only where the threads land and what that is worth.
+/// Each check's `row` describes the all-core run (core and GHz: its fastest cluster's).
+pub fn placement_check(
+    rows: &[Row],
+    paddle: &[Row],
+    host: &BTreeMap<String, f64>,
+    placement: Placement,
+) -> Vec<Check> {
+    let all = runs("ncnn_arm.csv", "ncnn");
+    let mixed = |r: &&Run| {
+        r.cluster == "all"
+            && r.threads > 1
+            && r.cpu
+                .clusters
+                .iter()
+                .any(|c| c.core != r.cpu.clusters[0].core)
+    };
+    let devices: BTreeSet<&str> = all
+        .iter()
+        .filter(mixed)
+        .map(|r| r.device.as_str())
+        .collect();
+    let cores = |cpu: &Cpu, t: u32| match placement {
+        Placement::Sum => effective_cores(cpu, t as usize),
+        Placement::EqualSplit => equal_split_cores(cpu, t as usize),
+    };
+    let mut out = Vec::new();
+    for d in devices {
+        let f = fit(rows, paddle, host, Some(d));
+        for run in all.iter().filter(|r| r.device == d).filter(mixed) {
+            let Some(p) = f.host_parallel.get(&run.model) else {
+                continue;
+            };
+            let q = f.parallel_bridge * p;
+            let speedup = |r: &Run| amdahl_speedup(q, cores(&r.cpu, r.threads));
+            let big = all.iter().find(|b| {
+                b.device == d
+                    && b.model == run.model
+                    && b.cluster.starts_with("big")
+                    && b.threads > 1
+            });
+            let (Some(big), Some(core)) = (big, map_core_name(&run.cpu.clusters[0].core)) else {
+                continue;
+            };
+            out.push(Check {
+                row: Row {
+                    source: run.source,
+                    device: run.device.clone(),
+                    core,
+                    ghz: f64::from(run.cpu.clusters[0].max_mhz.unwrap_or(0)) / 1000.0,
+                    cluster_cores: run.cpu.core_count(),
+                    threads: run.threads,
+                    model: run.model.clone(),
+                    ms: run.ms,
+                },
+                predicted_ms: big.ms * speedup(big) / speedup(run),
+            });
+        }
+    }
+    out
+}
+
+fn map_core_name(canonical: &str) -> Option<&'static str> {
+    core_by_name(canonical).map(|c| c.name)
+}
+
+/// Per device, core and thread count: the measured speed-up of `threads` threads on one cluster
+/// over one thread (median over nets of ms at 1 thread / ms at `threads`).
+pub fn measured_speedups(rows: &[Row]) -> BTreeMap<(String, &'static str, u32), f64> {
+    let mut one: BTreeMap<(&str, &str, &str), f64> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.threads == 1) {
+        one.insert((r.device.as_str(), r.core, r.model.as_str()), r.ms);
+    }
+    let mut per: BTreeMap<(String, &'static str, u32), Vec<f64>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.threads > 1 && r.threads <= r.cluster_cores)
+    {
+        if let Some(ms1) = one.get(&(r.device.as_str(), r.core, r.model.as_str())) {
+            per.entry((r.device.clone(), r.core, r.threads))
+                .or_default()
+                .push(ms1 / r.ms);
+        }
+    }
+    per.into_iter().map(|(k, v)| (k, median(v))).collect()
+}
+
+/// `checks` with each device's own median error taken out (each prediction divided by the
+/// device's median of predicted / measured): what a model that knew every device's one
+/// correction factor would reach; the rest is the spread between nets on one device.
+pub fn without_device_factor(checks: &[&Check]) -> Vec<Check> {
+    let mut ratios: BTreeMap<(&str, u32), Vec<f64>> = BTreeMap::new();
+    for c in checks {
+        ratios
+            .entry((c.row.device.as_str(), c.row.threads))
+            .or_default()
+            .push(c.predicted_ms / c.row.ms);
+    }
+    let factor: BTreeMap<(&str, u32), f64> =
+        ratios.into_iter().map(|(k, v)| (k, median(v))).collect();
+    checks
+        .iter()
+        .map(|c| Check {
+            row: c.row.clone(),
+            predicted_ms: c.predicted_ms / factor[&(c.row.device.as_str(), c.row.threads)],
+        })
+        .collect()
 }
 
 /// Share within ±25% and median |error| of `checks`.

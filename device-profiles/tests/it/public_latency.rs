@@ -5,8 +5,8 @@
 use device_profiles::latency::{CORE_MODELS, PARALLEL_BRIDGE, core_model};
 
 use crate::public_fit::{
-    fit, host_ms, leave_one_device_out, ncnn_rows, ncnn_uses_fp16, paddle_check, paddle_rows,
-    summary,
+    Placement, fit, host_ms, leave_one_device_out, ncnn_rows, ncnn_uses_fp16, paddle_check,
+    paddle_rows, paddle_threads_check, placement_check, summary, without_device_factor,
 };
 
 #[test]
@@ -69,8 +69,11 @@ fn held_out_devices_are_predicted_within_the_stated_error() {
     );
     // Multi-thread (Amdahl with the host's parallel fraction × the bridge): 74% within ±25%,
     // median 13.9% (BENCHMARKS.md). The model it replaced (a fixed efficiency per added thread
-    // and core class) gave 56% and 22.1% on the same rows and fails both bounds; the goal (90%,
-    // 12%) is not met.
+    // and core class) gave 56% and 22.1% on the same rows and fails both bounds. The goal (90%,
+    // 12%) is not met and no model of core type, clock, threads and the net's host parallel
+    // fraction met it here (per-class or per-core bridges, an affine map of the parallel
+    // fraction, cores^alpha, an overhead per thread: 69-75%, median 13.7-16.4%; one fraction
+    // for every net: 60%, 22%); the spread is between devices.
     let multi: Vec<_> = checks
         .iter()
         .filter(|c| (2..=4).contains(&c.row.threads) && !ncnn_uses_fp16(c.row.core))
@@ -78,8 +81,50 @@ fn held_out_devices_are_predicted_within_the_stated_error() {
     let (share, median, n) = summary(&multi);
     assert!(n >= 150, "only {n} multi-thread measurements");
     assert!(
-        share >= 0.70 && median <= 0.16,
+        share >= 0.72 && median <= 0.15,
         "2-4 threads: {share:.3} within ±25%, median {median:.3} (BENCHMARKS.md: 74%, 13.9%)"
+    );
+    // What is left once each device's own median error is taken out: the nets' spread on one
+    // device (95%, 7.2%). Most of the multi-thread error is one factor per device.
+    let (share, median, _) = summary(&without_device_factor(&multi).iter().collect::<Vec<_>>());
+    assert!(
+        share >= 0.92 && median <= 0.09,
+        "2-4 threads without each device's factor: {share:.3}, {median:.3} (95%, 7.2%)"
+    );
+}
+
+#[test]
+fn paddle_lite_thread_runs_on_phones_are_predicted_within_the_stated_error() {
+    // A second framework's 2- and 4-thread runs (fp32, not bound) on three phones, each predicted
+    // by a fit without it, through the bridge of ncnn's: 83% within ±25%, median 11.3%.
+    let (ncnn, paddle, host) = (ncnn_rows(), paddle_rows(), host_ms());
+    let checks = paddle_threads_check(&ncnn, &paddle, &host);
+    let (share, median, n) = summary(&checks.iter().collect::<Vec<_>>());
+    assert!(n >= 20, "only {n} Paddle-Lite multi-thread runs");
+    assert!(
+        share >= 0.80 && median <= 0.13,
+        "Paddle-Lite 2/4 threads: {share:.3} within ±25%, median {median:.3} (83%, 11.3%)"
+    );
+}
+
+#[test]
+fn threads_over_big_and_little_cores_wait_for_the_little_ones() {
+    // ncnn's runs on every core of six big.LITTLE SoCs, predicted from their big-cluster runs:
+    // equal parts on the slowest core reached (72%, 19.7%) against summed core speeds (31%,
+    // 39.1%: on RK3588 and Snapdragon 8 Gen 2 all cores are ~2× slower than the big cluster).
+    let (ncnn, paddle, host) = (ncnn_rows(), paddle_rows(), host_ms());
+    let equal = placement_check(&ncnn, &paddle, &host, Placement::EqualSplit);
+    let sum = placement_check(&ncnn, &paddle, &host, Placement::Sum);
+    let (share, median, n) = summary(&equal.iter().collect::<Vec<_>>());
+    let (sum_share, sum_median, _) = summary(&sum.iter().collect::<Vec<_>>());
+    assert!(n >= 45, "only {n} all-core runs with a big-cluster run");
+    assert!(
+        share >= 0.65 && median <= 0.22,
+        "equal parts: {share:.3} within ±25%, median {median:.3} (72%, 19.7%)"
+    );
+    assert!(
+        sum_share + 0.2 < share && sum_median > median + 0.1,
+        "summed speeds ({sum_share:.3}, {sum_median:.3}) should be far worse than equal parts"
     );
 }
 
