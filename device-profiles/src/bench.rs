@@ -4,8 +4,8 @@
 //! Each phase gets a share of the time budget, warms up with one calibration repetition (outside the timed part),
 //! then repeats short repetitions and reports the fastest repetition ([`Statistic::Fastest`], the default: the
 //! least disturbed one) or the work of all timed repetitions over their time ([`Statistic::Throughput`]). The single-thread
-//! GEMM and depthwise figures are what the capability score uses: the engine runs one image on one thread, and
-//! single-thread figures are the repeatable ones (a multi-thread figure halves when another process holds a core).
+//! GEMM and depthwise figures are what the capability score uses: the score is one core's speed (more threads are
+//! modelled on top of it), and single-thread figures are the repeatable ones (a multi-thread figure halves when another process holds a core).
 //!
 //! Multi-thread phases split the work dynamically (threads take units from a shared counter), so a big.LITTLE phone
 //! reports the sum of its cores' rates rather than the slowest core times the thread count.

@@ -1,7 +1,8 @@
 //! Capability score and tier class.
 //!
 //! The score is one core's speed on the scale where a Cortex-A53 core at 2.0 GHz (the Helio A22 class of entry
-//! phones; the Redmi 6A) scores 100: the engine runs one image on one thread, so one core is the yardstick. The
+//! phones; the Redmi 6A) scores 100. One core is the yardstick: the engine runs a small net's image on one thread,
+//! and what more threads add is modelled on top ([`crate::latency::thread_speedup`] over the big cores). The
 //! speed comes from the [latency model](crate::latency): from the core types and clocks when they are known (catalog
 //! phones, recognised ARM cores), else from the probe's single-thread GEMM and depthwise rates:
 //!

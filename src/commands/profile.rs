@@ -136,121 +136,135 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         host = Some(p);
     }
     let host = host.context("the probe ran zero times")?;
-
     if args.catalog {
-        let phones = catalog::builtin().context("the built-in phone catalog is invalid")?;
-        if args.json {
-            let mut all: Vec<&DeviceProfile> =
-                phones.iter().chain(std::iter::once(&host)).collect();
-            all.sort_by(|a, b| a.score.total_cmp(&b.score));
-            writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
-        } else {
-            let all: Vec<&DeviceProfile> = phones.iter().chain(std::iter::once(&host)).collect();
-            write!(out, "{}", table::render(&all, false))?;
-            writeln!(
-                out,
-                "(`{}` is this host, measured; the phones are estimates from public specifications)",
-                host.id
-            )?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    if args.repeat.is_some() {
-        let scores: Vec<f64> = results.iter().map(|r| r.score).collect();
-        let times: Vec<f64> = results.iter().map(|r| r.probe_ms).collect();
-        let (mean, std, cv) = mean_std_cv(&scores);
-        let (t_mean, _, _) = mean_std_cv(&times);
-        let t_max = times.iter().copied().fold(0.0, f64::max);
-        if args.json {
-            let report = serde_json::json!({
-                "runs": results,
-                "probe_ms_mean": t_mean,
-                "probe_ms_max": t_max,
-                "budget_ms": options.budget_ms,
-                "score_mean": mean,
-                "score_std": std,
-                "score_cv": cv,
-                "fingerprint": host.fingerprint(),
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        } else {
-            writeln!(
-                out,
-                "run  probe_ms  bench_ms  gemm_1t  gemm_mt  dwconv  mem_bw  score"
-            )?;
-            for r in &results {
-                writeln!(
-                    out,
-                    "{:>3}  {:>8.2}  {:>8.2}  {:>7.1}  {:>7.1}  {:>6.1}  {:>6.1}  {:>5.1}",
-                    r.run,
-                    r.probe_ms,
-                    r.bench_ms,
-                    r.gemm_gflops_1t,
-                    r.gemm_gflops_mt,
-                    r.dwconv_gflops,
-                    r.mem_bw_gbps,
-                    r.score
-                )?;
-            }
-            writeln!(
-                out,
-                "probe time: mean {t_mean:.2} ms, max {t_max:.2} ms (budget {} ms)",
-                options.budget_ms
-            )?;
-            writeln!(
-                out,
-                "score: mean {mean:.1}, std {std:.1}, CV {:.1}% over {runs} runs",
-                cv * 100.0
-            )?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    if args.json {
+        print_catalog(&mut out, &host, args.json)?;
+    } else if args.repeat.is_some() {
+        print_repeats(&mut out, &results, &host, options.budget_ms, args.json)?;
+    } else if args.json {
         writeln!(out, "{}", host.to_json_pretty()?)?;
     } else {
-        let m = &host.measured;
-        let ram = host.ram_bytes.map_or_else(
-            || "unknown".to_string(),
-            |r| format!("{:.2} GiB", r as f64 / (1u64 << 30) as f64),
-        );
-        writeln!(out, "id           {}", host.id)?;
-        writeln!(out, "name         {}", host.name)?;
-        writeln!(out, "soc          {}", host.soc)?;
-        writeln!(out, "os / abi     {} / {}", host.os, host.abi)?;
-        writeln!(
-            out,
-            "cpu          {} ({} cores, {} big)",
-            table::cpu_summary(&host),
-            host.core_count(),
-            host.big_core_count()
-        )?;
-        let isa: Vec<&str> = host.cpu.isa.iter().map(|f| f.as_str()).collect();
-        writeln!(out, "isa          {}", isa.join(" "))?;
-        writeln!(out, "ram          {ram}")?;
-        writeln!(
-            out,
-            "gemm         {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({} thread(s))",
-            m.gemm_gflops_1t, m.gemm_gflops_mt, m.threads
-        )?;
-        writeln!(out, "dwconv 3x3   {:.1} GFLOP/s", m.dwconv_gflops)?;
-        writeln!(out, "memory read  {:.1} GB/s", m.mem_bw_gbps)?;
-        writeln!(out, "bench        {:.1} ms", m.bench_ms)?;
-        let speed = device_profiles::latency::device_speed(&host.cpu, &host.measured);
-        writeln!(
-            out,
-            "score        {:.0} ({}): one core at {:.3} of the calibration host's, from the {}",
-            host.score,
-            host.tier,
-            speed.value,
-            match speed.basis {
-                device_profiles::latency::SpeedBasis::Spec =>
-                    "core types and clocks (latency model)",
-                device_profiles::latency::SpeedBasis::Measured => "probe's single-thread figures",
-            }
-        )?;
-        writeln!(out, "fingerprint  {}", host.fingerprint())?;
+        print_host(&mut out, &host)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--catalog`: the built-in phones and this host, by score.
+fn print_catalog(out: &mut impl Write, host: &DeviceProfile, json: bool) -> anyhow::Result<()> {
+    let phones = catalog::builtin().context("the built-in phone catalog is invalid")?;
+    let mut all: Vec<&DeviceProfile> = phones.iter().chain(std::iter::once(host)).collect();
+    if json {
+        all.sort_by(|a, b| a.score.total_cmp(&b.score));
+        writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+    } else {
+        write!(out, "{}", table::render(&all, false))?;
+        writeln!(
+            out,
+            "(`{}` is this host, measured; the phones are estimates from public specifications)",
+            host.id
+        )?;
+    }
+    Ok(())
+}
+
+/// `--repeat N`: every run's figures and the score's spread.
+fn print_repeats(
+    out: &mut impl Write,
+    results: &[Run],
+    host: &DeviceProfile,
+    budget_ms: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let runs = results.len();
+    let scores: Vec<f64> = results.iter().map(|r| r.score).collect();
+    let times: Vec<f64> = results.iter().map(|r| r.probe_ms).collect();
+    let (mean, std, cv) = mean_std_cv(&scores);
+    let (t_mean, _, _) = mean_std_cv(&times);
+    let t_max = times.iter().copied().fold(0.0, f64::max);
+    if json {
+        let report = serde_json::json!({
+            "runs": results,
+            "probe_ms_mean": t_mean,
+            "probe_ms_max": t_max,
+            "budget_ms": budget_ms,
+            "score_mean": mean,
+            "score_std": std,
+            "score_cv": cv,
+            "fingerprint": host.fingerprint(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "run  probe_ms  bench_ms  gemm_1t  gemm_mt  dwconv  mem_bw  score"
+    )?;
+    for r in results {
+        writeln!(
+            out,
+            "{:>3}  {:>8.2}  {:>8.2}  {:>7.1}  {:>7.1}  {:>6.1}  {:>6.1}  {:>5.1}",
+            r.run,
+            r.probe_ms,
+            r.bench_ms,
+            r.gemm_gflops_1t,
+            r.gemm_gflops_mt,
+            r.dwconv_gflops,
+            r.mem_bw_gbps,
+            r.score
+        )?;
+    }
+    writeln!(
+        out,
+        "probe time: mean {t_mean:.2} ms, max {t_max:.2} ms (budget {budget_ms} ms)"
+    )?;
+    writeln!(
+        out,
+        "score: mean {mean:.1}, std {std:.1}, CV {:.1}% over {runs} runs",
+        cv * 100.0
+    )?;
+    Ok(())
+}
+
+/// This host's profile, one field a line.
+fn print_host(out: &mut impl Write, host: &DeviceProfile) -> anyhow::Result<()> {
+    let m = &host.measured;
+    let ram = host.ram_bytes.map_or_else(
+        || "unknown".to_string(),
+        |r| format!("{:.2} GiB", r as f64 / (1u64 << 30) as f64),
+    );
+    writeln!(out, "id           {}", host.id)?;
+    writeln!(out, "name         {}", host.name)?;
+    writeln!(out, "soc          {}", host.soc)?;
+    writeln!(out, "os / abi     {} / {}", host.os, host.abi)?;
+    writeln!(
+        out,
+        "cpu          {} ({} cores, {} big)",
+        table::cpu_summary(host),
+        host.core_count(),
+        host.big_core_count()
+    )?;
+    let isa: Vec<&str> = host.cpu.isa.iter().map(|f| f.as_str()).collect();
+    writeln!(out, "isa          {}", isa.join(" "))?;
+    writeln!(out, "ram          {ram}")?;
+    writeln!(
+        out,
+        "gemm         {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({} thread(s))",
+        m.gemm_gflops_1t, m.gemm_gflops_mt, m.threads
+    )?;
+    writeln!(out, "dwconv 3x3   {:.1} GFLOP/s", m.dwconv_gflops)?;
+    writeln!(out, "memory read  {:.1} GB/s", m.mem_bw_gbps)?;
+    writeln!(out, "bench        {:.1} ms", m.bench_ms)?;
+    let speed = device_profiles::latency::device_speed(&host.cpu, &host.measured);
+    writeln!(
+        out,
+        "score        {:.0} ({}): one core at {:.3} of the calibration host's, from the {}",
+        host.score,
+        host.tier,
+        speed.value,
+        match speed.basis {
+            device_profiles::latency::SpeedBasis::Spec => "core types and clocks (latency model)",
+            device_profiles::latency::SpeedBasis::Measured => "probe's single-thread figures",
+        }
+    )?;
+    writeln!(out, "fingerprint  {}", host.fingerprint())?;
+    Ok(())
 }
