@@ -59,7 +59,9 @@ pub struct QaArgs {
     /// score ratio instead (what QA falls back to where no cgroup is writable).
     #[arg(long)]
     pub no_emulation: bool,
-    /// Budget of each host probe in milliseconds (the runtime's default).
+    /// Budget of each host probe in milliseconds (the runtime's default). Under emulation the
+    /// host is probed for at least 400 ms (40 quota periods); a shorter budget is raised and the
+    /// report says so.
     #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
     /// Host probes at the start; the median score is the host score.

@@ -152,6 +152,14 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     // The host probes run before QA reads or writes anything (the image pack's writeback can
     // keep the other vCPU busy).
     let host = probe_host(o);
+    let requested_probe_budget_ms =
+        (host.probe_budget_ms != Some(o.probe_budget_ms)).then_some(o.probe_budget_ms);
+    if let (Some(asked), Some(used)) = (requested_probe_budget_ms, host.probe_budget_ms) {
+        progress(&format!(
+            "host probes ran for {used} ms each, not the {asked} ms asked for: under emulation \
+             the host is measured over {PERIODS} quota periods, as the children measure"
+        ));
+    }
     progress(&format!(
         "host {} ({host_cores} cores): score {:.1} (GEMM {:.1} GFLOP/s on one thread)",
         host.id,
@@ -187,6 +195,7 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
             manifest.reference().score,
         ),
         host,
+        requested_probe_budget_ms,
         latency_budget_ms: o.policy.latency_budget_ms(manifest),
         policy: o.policy.clone(),
         images: run.images,
@@ -206,15 +215,26 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     Ok(report)
 }
 
-/// The host score QA scales and sizes quotas by: the median of `o.probe_runs` probes. Under
-/// emulation the host is measured as the children measure the slowed host: throughput over as
-/// long as their probes last (40 periods of 10 ms), so that a quota of phone score / host score
-/// gives the child the phone's score. This VM runs short bursts ~35% faster than it sustains; a
-/// 20 ms fastest-repetition probe would set every quota too tight.
+/// The host score QA scales and sizes quotas by: the median of `o.probe_runs` probes
+/// ([`probe_options`]).
 fn probe_host(o: &QaOptions) -> HostInfo {
-    let probe = if o.emulate {
+    HostInfo::probe(&probe_options(o), o.probe_runs)
+}
+
+/// The shortest host probe under emulation, ms: [`PERIODS`] quota periods of 10 ms.
+pub const EMULATION_MIN_PROBE_MS: u32 = (PERIODS * 10.0) as u32;
+
+/// How QA probes the host. Under emulation the host is measured as the children measure the
+/// slowed host: throughput over as long as their probes last (40 periods of 10 ms,
+/// [`EMULATION_MIN_PROBE_MS`]), so that a quota of phone score / host score gives the child the
+/// phone's score. This VM runs short bursts ~35% faster than it sustains; a 20 ms
+/// fastest-repetition probe would set every quota too tight. So a shorter
+/// [`QaOptions::probe_budget_ms`] (the CLI's default `--probe-ms` is the runtime's 20 ms) is
+/// raised to that, and the report says so ([`QaReport::requested_probe_budget_ms`]).
+fn probe_options(o: &QaOptions) -> ProbeOptions {
+    if o.emulate {
         ProbeOptions {
-            budget_ms: o.probe_budget_ms.max((PERIODS * 10.0) as u32),
+            budget_ms: o.probe_budget_ms.max(EMULATION_MIN_PROBE_MS),
             threads: None,
             statistic: device_profiles::bench::Statistic::Throughput,
         }
@@ -224,8 +244,7 @@ fn probe_host(o: &QaOptions) -> HostInfo {
             threads: None,
             statistic: device_profiles::bench::Statistic::Fastest,
         }
-    };
-    HostInfo::probe(&probe, o.probe_runs)
+    }
 }
 
 /// How phones are emulated on this host: under a CPU quota where a cgroup is writable (and
@@ -840,6 +859,7 @@ pub(crate) mod tests {
             bundle_version: "00ff".into(),
             reference: ("ref-phone".into(), 100.0),
             host,
+            requested_probe_budget_ms: None,
             policy: Policy::default(),
             latency_budget_ms: 10.0,
             images: 16,
@@ -855,6 +875,39 @@ pub(crate) mod tests {
             calibration: Some(calibration),
             wall_s: 12.5,
         }
+    }
+
+    #[test]
+    fn a_short_probe_budget_is_raised_under_emulation_only_and_the_report_says_so() {
+        let mut o = QaOptions::new(
+            "b".into(),
+            vec![],
+            "d".into(),
+            "o".into(),
+            ChildCommand {
+                program: "x".into(),
+                args: vec![],
+            },
+        );
+        assert_eq!(o.probe_budget_ms, device_profiles::probe::DEFAULT_BUDGET_MS);
+        assert!(o.probe_budget_ms < EMULATION_MIN_PROBE_MS);
+        assert_eq!(probe_options(&o).budget_ms, EMULATION_MIN_PROBE_MS);
+        o.probe_budget_ms = 900;
+        assert_eq!(probe_options(&o).budget_ms, 900);
+        o.emulate = false;
+        o.probe_budget_ms = 20;
+        assert_eq!(probe_options(&o).budget_ms, 20);
+
+        let mut r = sample_report();
+        assert!(!markdown(&r).contains("raised"));
+        r.requested_probe_budget_ms = Some(20);
+        let md = markdown(&r);
+        assert!(
+            md.contains(
+                "The probe budget was raised from the 20 ms asked for (`--probe-ms`) to 400 ms"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

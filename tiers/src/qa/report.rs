@@ -153,6 +153,11 @@ pub struct QaReport {
     pub reference: (String, f64),
     /// The host.
     pub host: HostInfo,
+    /// The probe budget asked for (`--probe-ms`), ms, when the host was probed with another
+    /// (`host.probe_budget_ms`): under emulation a shorter one is raised to
+    /// [`super::EMULATION_MIN_PROBE_MS`]. `None`: the probes ran as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_probe_budget_ms: Option<u32>,
     /// The selection policy (as on the phone, with any budget override).
     pub policy: Policy,
     /// The latency budget in force, ms.
@@ -211,7 +216,7 @@ pub fn markdown(r: &QaReport) -> String {
     let mut s = String::new();
     md_summary(&mut s, r);
     md_phone_table(&mut s, r);
-    md_host(&mut s, &r.host);
+    md_host(&mut s, &r.host, r.requested_probe_budget_ms);
     match &r.calibration {
         None => {
             let _ = writeln!(s, "Calibration skipped.");
@@ -331,8 +336,9 @@ fn md_phone_table(s: &mut String, r: &QaReport) {
     }
 }
 
-/// The host and how its score was measured.
-fn md_host(s: &mut String, h: &HostInfo) {
+/// The host and how its score was measured (`requested_probe_ms`: the budget asked for, when
+/// the probes ran with another).
+fn md_host(s: &mut String, h: &HostInfo, requested_probe_ms: Option<u32>) {
     let _ = writeln!(s, "\n## Host and calibration\n");
     let unknown = || "?".to_string();
     let _ = write!(
@@ -352,6 +358,15 @@ fn md_host(s: &mut String, h: &HostInfo) {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    if let (Some(asked), Some(used)) = (requested_probe_ms, h.probe_budget_ms) {
+        let _ = write!(
+            s,
+            " The probe budget was raised from the {asked} ms asked for (`--probe-ms`) to {used} \
+             ms: under emulation the host is measured as the children measure the slowed host, \
+             by throughput over {} quota periods of 10 ms.",
+            super::PERIODS
+        );
+    }
     if let Some(f) = &h.figures {
         let _ = write!(
             s,
