@@ -59,7 +59,9 @@ pub struct QaArgs {
     /// score ratio instead (what QA falls back to where no cgroup is writable).
     #[arg(long)]
     pub no_emulation: bool,
-    /// Budget of each host probe in milliseconds (the runtime's default).
+    /// Budget of each host probe in milliseconds (the runtime's default). Under emulation the
+    /// host is probed for at least 400 ms (40 quota periods); a shorter budget is raised and the
+    /// report says so.
     #[arg(long, value_name = "MS", default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS)]
     pub probe_ms: u32,
     /// Host probes at the start; the median score is the host score.
@@ -76,10 +78,9 @@ pub struct QaArgs {
 /// Arguments of the hidden `tierforge qa-child`: one measurement, JSON on stdout.
 #[derive(Debug, Clone, Args)]
 pub struct QaChildArgs {
-    /// The request's flags, as `tiers::qa::ChildRequest::to_args` writes them (one parser:
-    /// `ChildRequest::parse_args`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-    pub request: Vec<String>,
+    /// The request, from the flags `tiers::qa::ChildRequest::to_args` writes.
+    #[command(flatten)]
+    pub request: ChildRequest,
 }
 
 fn load_profiles(paths: &[PathBuf]) -> Result<Vec<DeviceProfile>> {
@@ -171,8 +172,7 @@ pub fn run(args: QaArgs) -> Result<ExitCode> {
 /// # Errors
 /// An unreadable bundle, variant or images.
 pub fn run_child(args: QaChildArgs) -> Result<ExitCode> {
-    let req = ChildRequest::parse_args(args.request).context("bad qa-child arguments")?;
-    let report = qa::measure(&req).context("QA measurement failed")?;
+    let report = qa::measure(&args.request).context("QA measurement failed")?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }

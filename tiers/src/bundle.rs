@@ -674,3 +674,245 @@ pub fn verify_bundle(path: &Path, remeasure_test: Option<&Dataset>) -> Result<Bu
     }
     Ok(BundleCheck { report, remeasured })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::tests::{fake_lut, fake_predictor};
+    use crate::search::{SearchOptions, search};
+    use crate::spec::TierSpec;
+
+    /// What a test bundle is built from: a fresh tiny supernet, toy data, and a search over the
+    /// tiny space (fake table and predictor) whose four tiers take `min`, `min`, `max`, `max`.
+    struct Inputs {
+        model: Supernet,
+        family: FamilyInfo,
+        train: Dataset,
+        test: Dataset,
+        search: SearchResult,
+        search_path: PathBuf,
+    }
+
+    impl Inputs {
+        fn new() -> Self {
+            let space = fixtures::tiny_space();
+            let device = supernet::default_device();
+            let opts = SearchOptions {
+                population: 12,
+                generations: 2,
+                ..SearchOptions::default()
+            };
+            let spec = TierSpec::default_spec().unwrap();
+            let (mut search, _) = search(
+                &space,
+                &spec,
+                &fake_predictor(&space),
+                &fake_lut(&space),
+                &opts,
+            )
+            .unwrap();
+            assert_eq!(search.tiers.len(), 4);
+            let (min, max) = (ArchConfig::min(&space), ArchConfig::max(&space));
+            for (t, arch) in search.tiers.iter_mut().zip([&min, &min, &max, &max]) {
+                t.candidate.arch = arch.clone();
+            }
+            let size = fixtures::TINY_SIZE;
+            Inputs {
+                model: Supernet::new(&space, 7, &device).unwrap(),
+                family: FamilyInfo {
+                    bundle_id: "test".into(),
+                    labels: (0..fixtures::TINY_CLASSES).map(|k| k.to_string()).collect(),
+                    mean: vec![fixtures::TINY_MEAN],
+                    std: vec![fixtures::TINY_STD],
+                },
+                train: fixtures::toy_dataset(32, size, fixtures::TINY_CLASSES, 0),
+                test: fixtures::toy_dataset(8, size, fixtures::TINY_CLASSES, 1000),
+                search,
+                search_path: PathBuf::from("runs/x/search.json"),
+            }
+        }
+
+        fn sources<'a>(&'a self, fine_tuned: &'a [(String, Supernet)]) -> BundleSources<'a> {
+            BundleSources {
+                model: &self.model,
+                fine_tuned,
+                family: &self.family,
+                train: &self.train,
+                test: &self.test,
+                search: &self.search,
+                search_path: &self.search_path,
+            }
+        }
+    }
+
+    fn options() -> BundleOptions {
+        BundleOptions {
+            extract: ExtractOptions {
+                calib_images: 16,
+                test_limit: Some(8),
+                int8: false,
+            },
+            latency_threads: vec![],
+            ..BundleOptions::default()
+        }
+    }
+
+    /// The f32 file `extract_and_evaluate` makes of `arch` from `model` with [`options`].
+    fn extract_f32(model: &Supernet, arch: &ArchConfig, inputs: &Inputs) -> Vec<u8> {
+        let mut batcher = Batcher::new(inputs.family.mean.clone(), inputs.family.std.clone());
+        extract_and_evaluate(
+            model,
+            arch,
+            &inputs.train,
+            &inputs.test,
+            &mut batcher,
+            &options().extract,
+            &supernet::default_device(),
+        )
+        .unwrap()
+        .f32_bytes
+    }
+
+    #[test]
+    fn tiers_that_share_an_arch_share_one_variant() {
+        let inputs = Inputs::new();
+        let groups = arch_groups(&inputs.sources(&[])).unwrap();
+        let names = |i: usize| inputs.search.tiers[i].tier.name.clone();
+        let got: Vec<(String, Vec<String>)> = groups
+            .iter()
+            .map(|g| (g.id.clone(), g.tiers.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (names(0), vec![names(0), names(1)]),
+                (names(2), vec![names(2), names(3)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fine_tuned_tier_is_taken_from_its_own_run_and_every_tier_names_its_variant() {
+        let inputs = Inputs::new();
+        let space = &inputs.model.space;
+        let fine = Supernet::new(space, 8, &supernet::default_device()).unwrap();
+        let flagship = inputs.search.tiers[3].tier.name.clone();
+        let fine_tuned = vec![(flagship.clone(), fine)];
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("bundle");
+        let summary = build_bundle(
+            &inputs.sources(&fine_tuned),
+            &out,
+            &options(),
+            &supernet::default_device(),
+        )
+        .unwrap();
+        assert_eq!(summary.variants.len(), 2, "{summary:?}");
+        let bundle = Bundle::open(&out).unwrap();
+        let max = ArchConfig::max(space);
+        // the `max` group holds the fine-tuned tier: its file is the fine-tuned run's sub-net
+        let max_id = &inputs.search.tiers[2].tier.name;
+        let shipped = bundle.read_variant(max_id).unwrap();
+        assert_eq!(shipped, extract_f32(&fine_tuned[0].1, &max, &inputs));
+        assert_ne!(shipped, extract_f32(&inputs.model, &max, &inputs));
+        // the other group comes from the family's supernet
+        let min_id = &inputs.search.tiers[0].tier.name;
+        assert_eq!(
+            bundle.read_variant(min_id).unwrap(),
+            extract_f32(&inputs.model, &ArchConfig::min(space), &inputs)
+        );
+        let tiers: Vec<(&str, &str)> = bundle
+            .manifest()
+            .tiers()
+            .iter()
+            .map(|t| (t.name.as_str(), t.variant.as_str()))
+            .collect();
+        let names: Vec<&str> = inputs
+            .search
+            .tiers
+            .iter()
+            .map(|t| t.tier.name.as_str())
+            .collect();
+        assert_eq!(
+            tiers,
+            [
+                (names[0], min_id.as_str()),
+                (names[1], min_id.as_str()),
+                (names[2], max_id.as_str()),
+                (names[3], max_id.as_str()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tier_without_a_built_variant_is_a_bad_search_naming_the_file() {
+        let inputs = Inputs::new();
+        let src = inputs.sources(&[]);
+        let space = &inputs.model.space;
+        let built = |id: &str, tiers: &[usize]| BuiltVariant {
+            id: id.into(),
+            tiers: tiers
+                .iter()
+                .map(|&i| inputs.search.tiers[i].tier.name.clone())
+                .collect(),
+            arch: ArchConfig::min(space),
+            costs: costs(space, &ArchConfig::min(space)),
+            predicted_accuracy: 0.5,
+            test_top1_f32: 0.5,
+            test_top1_int8: None,
+            test_images: 8,
+            bytes_f32: 100,
+            bytes_int8: None,
+            reference_latency_ms: 1.0,
+            measured_reference_ms: vec![],
+        };
+        let (tiers, _) = manifest_tiers(&src, &[built("a", &[0, 1]), built("b", &[2, 3])]).unwrap();
+        assert_eq!(tiers.len(), 4);
+        let missing = &inputs.search.tiers[2].tier.name;
+        match manifest_tiers(&src, &[built("a", &[0, 1]), built("b", &[3])]) {
+            Err(Error::BadSearch { path, reason }) => {
+                assert_eq!(path, inputs.search_path);
+                assert!(
+                    reason.contains(&format!("tier {missing} has no variant")),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_search_over_another_space_is_refused_before_anything_is_extracted() {
+        let mut inputs = Inputs::new();
+        inputs.search.space = supernet::SearchSpace::tiny(1, fixtures::TINY_CLASSES + 1, 12);
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("bundle");
+        let e = build_bundle(
+            &inputs.sources(&[]),
+            &out,
+            &options(),
+            &supernet::default_device(),
+        )
+        .unwrap_err();
+        match &e {
+            Error::BadSearch { path, reason } => {
+                assert_eq!(path, &inputs.search_path);
+                assert!(reason.contains("another search space"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("runs/x/search.json"), "{e}");
+        assert!(!out.exists());
+        // a fine-tuned model over another space is refused too
+        let inputs = Inputs::new();
+        let other = supernet::SearchSpace::tiny(1, fixtures::TINY_CLASSES + 1, 12);
+        let fine = vec![(
+            inputs.search.tiers[0].tier.name.clone(),
+            Supernet::new(&other, 1, &supernet::default_device()).unwrap(),
+        )];
+        let e = check_sources(&inputs.sources(&fine))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another search space"), "{e}");
+    }
+}

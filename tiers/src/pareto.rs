@@ -1,22 +1,22 @@
 //! The Pareto plot: validation accuracy (measured where measured, else predicted) vs MACs and
-//! vs predicted latency on the reference device, every evaluated sub-net as a grey dot, the front as a line, the chosen tiers marked. SVG
-//! written by hand; the PNG drawn with plotters and real text ([`crate::plot`]).
+//! vs predicted latency on the reference device, every evaluated sub-net as a grey dot, the
+//! front as a line, the chosen tiers marked. One plotters drawing ([`draw`]) makes both the PNG
+//! and the SVG, with real text ([`crate::plot`]).
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use crate::error::{Result, write_atomic};
-use crate::plot::{Area, Drawn, FONT, png_bytes, render, rgb};
+use crate::plot::{Area, Drawn, FONT, png_bytes, render, render_svg, rgb};
 use crate::search::{Candidate, SearchResult};
 
-const W: f64 = 520.0;
-const H: f64 = 380.0;
-const ML: f64 = 62.0;
-const MR: f64 = 18.0;
-const MT: f64 = 34.0;
-const MB: f64 = 48.0;
+/// One panel's width.
+const W: u32 = 520;
+/// The panels' height.
+const H: u32 = 380;
+/// Height of the line under the panels.
+const FOOTER: u32 = 24;
 
 const TIER_RGB: [[u8; 3]; 6] = [
     [214, 39, 40],
@@ -79,12 +79,6 @@ impl Scale {
             y1: y1 + py,
         }
     }
-    fn px(&self, x: f64, y: f64) -> (f64, f64) {
-        (
-            ML + (x - self.x0) / (self.x1 - self.x0) * (W - ML - MR),
-            MT + (1.0 - (y - self.y0) / (self.y1 - self.y0)) * (H - MT - MB),
-        )
-    }
 }
 
 fn front_of(r: &SearchResult, i: usize) -> &[Candidate] {
@@ -93,116 +87,6 @@ fn front_of(r: &SearchResult, i: usize) -> &[Candidate] {
     } else {
         &r.pareto_latency
     }
-}
-
-/// The plot as SVG text. `archive` is every evaluated sub-net (may be empty: then only the
-/// fronts and the tiers are drawn).
-pub fn svg(r: &SearchResult, archive: &[Candidate]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
-        2.0 * W,
-        H + 24.0
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (i, p) in PANELS.iter().enumerate() {
-        let front = front_of(r, i);
-        let sc = Scale::of(&panel_points(p, r, archive, front));
-        let _ = writeln!(s, r#"<g transform="translate({},0)">"#, i as f64 * W);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#,
-            W / 2.0,
-            p.title
-        );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
-            W - ML - MR,
-            H - MT - MB
-        );
-        for k in 0..=4 {
-            let fx = sc.x0 + (sc.x1 - sc.x0) * k as f64 / 4.0;
-            let fy = sc.y0 + (sc.y1 - sc.y0) * k as f64 / 4.0;
-            let (x, _) = sc.px(fx, sc.y0);
-            let (_, y) = sc.px(sc.x0, fy);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{fx:.2}</text>"##,
-                MT,
-                H - MB,
-                H - MB + 15.0
-            );
-            let _ = writeln!(
-                s,
-                r##"<line x1="{ML}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{fy:.1}%</text>"##,
-                W - MR,
-                ML - 4.0,
-                y + 4.0
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            (ML + W - MR) / 2.0,
-            H - 12.0,
-            p.x_label
-        );
-        let _ = writeln!(
-            s,
-            r#"<text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">val. top-1, measured or predicted (%)</text>"#,
-            (MT + H - MB) / 2.0
-        );
-        for c in archive {
-            let (x, y) = sc.px((p.x)(c), 100.0 * c.fitness());
-            let _ = writeln!(
-                s,
-                r##"<circle cx="{x:.1}" cy="{y:.1}" r="1.6" fill="#bbb"/>"##
-            );
-        }
-        let line: Vec<String> = front
-            .iter()
-            .map(|c| {
-                let (x, y) = sc.px((p.x)(c), 100.0 * c.fitness());
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            r##"<polyline points="{}" fill="none" stroke="#333" stroke-width="1.5"/>"##,
-            line.join(" ")
-        );
-        for (t, choice) in r.tiers.iter().enumerate() {
-            let (x, y) = sc.px((p.x)(&choice.candidate), 100.0 * choice.candidate.fitness());
-            let [cr, cg, cb] = TIER_RGB[t % TIER_RGB.len()];
-            let col = format!("#{cr:02x}{cg:02x}{cb:02x}");
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" fill="{col}" stroke="black"/><text x="{:.1}" y="{:.1}" fill="{col}">{}</text>"#,
-                x + 7.0,
-                y - 6.0 - 11.0 * (t % 2) as f64,
-                escape(&choice.tier.name)
-            );
-        }
-        let _ = writeln!(s, "</g>");
-    }
-    let _ = writeln!(
-        s,
-        r##"<text x="10" y="{:.1}" fill="#555">reference device: {} (score {:.0}); grey: sub-nets evaluated by the search; line: Pareto front; dots: chosen tiers</text>"##,
-        H + 16.0,
-        escape(&r.reference.id),
-        r.reference.score
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
-/// Escapes text for SVG.
-pub(crate) fn escape(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Every point a panel draws (archive, front, tier markers): what its scale must cover.
@@ -220,31 +104,63 @@ fn panel_points(
         .collect()
 }
 
-/// The plot as an RGB image: the SVG's two panels with axes, tick labels, titles and a legend
-/// in real text (plotters, embedded DejaVu Sans).
+/// The plot as SVG text ([`draw`] on plotters' SVG backend: every label is a `<text>`).
+/// `archive` is every evaluated sub-net (may be empty: then only the fronts and the tiers are
+/// drawn).
 ///
 /// # Errors
-/// [`Error::Draw`] when drawing fails.
-pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> Result<image::RgbImage> {
-    let (w, h) = ((2.0 * W) as u32, (H + 24.0) as u32);
-    render(w, h, "the Pareto plot", |root| {
-        root.fill(&WHITE)?;
-        for (i, (p, area)) in PANELS.iter().zip(root.split_evenly((1, 2))).enumerate() {
-            draw_panel(&area, p, r, archive, front_of(r, i))?;
-        }
-        Ok(())
+/// [`Error::Draw`](crate::Error::Draw) when drawing fails.
+pub fn svg(r: &SearchResult, archive: &[Candidate]) -> Result<String> {
+    render_svg(2 * W, H + FOOTER, "the Pareto plot (SVG)", |root| {
+        draw(root, r, archive)
     })
+}
+
+/// The plot as an RGB image ([`draw`] on plotters' bitmap backend).
+///
+/// # Errors
+/// [`Error::Draw`](crate::Error::Draw) when drawing fails.
+pub fn png_image(r: &SearchResult, archive: &[Candidate]) -> Result<image::RgbImage> {
+    render(2 * W, H + FOOTER, "the Pareto plot", |root| {
+        draw(root, r, archive)
+    })
+}
+
+/// The whole plot on any backend: the two panels side by side, a line on the reference device
+/// under them.
+fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &SearchResult, archive: &[Candidate]) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (panels, footer) = root.split_vertically(H);
+    for (i, (p, area)) in PANELS.iter().zip(panels.split_evenly((1, 2))).enumerate() {
+        draw_panel(&area, p, r, archive, front_of(r, i))?;
+    }
+    footer.draw(&Text::new(
+        format!(
+            "reference device: {} (score {:.0}); grey: sub-nets evaluated by the search; \
+             line: Pareto front; discs: chosen tiers",
+            r.reference.id, r.reference.score
+        ),
+        (10, 4),
+        TextStyle::from((FONT, 12)).color(&RGBColor(85, 85, 85)),
+    ))?;
+    Ok(())
 }
 
 /// One panel: the archive as grey dots, the front as a line, each tier's choice as a coloured
 /// disc, with a legend.
-fn draw_panel(
-    area: &Area<'_>,
+fn draw_panel<DB: DrawingBackend>(
+    area: &Area<DB>,
     p: &Panel<'_>,
     r: &SearchResult,
     archive: &[Candidate],
     front: &[Candidate],
-) -> Drawn {
+) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
     let sc = Scale::of(&panel_points(p, r, archive, front));
     let xy = |c: &Candidate| ((p.x)(c), 100.0 * c.fitness());
     let mut chart = ChartBuilder::on(area)
@@ -301,7 +217,66 @@ fn draw_panel(
 /// # Errors
 /// I/O or PNG encoding errors, naming the file.
 pub fn write_plots(dir: &Path, r: &SearchResult, archive: &[Candidate]) -> Result<()> {
-    write_atomic(&dir.join("pareto.svg"), svg(r, archive).as_bytes())?;
+    write_atomic(&dir.join("pareto.svg"), svg(r, archive)?.as_bytes())?;
     let png = dir.join("pareto.png");
     write_atomic(&png, &png_bytes(&png_image(r, archive)?, &png)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::search;
+    use crate::search::tests::{fake_lut, fake_predictor};
+    use crate::spec::TierSpec;
+    use supernet::SearchSpace;
+
+    /// Both plots of a search over a fake family; with `TIERS_CHART_DIR` set, also written there
+    /// as `pareto.svg` / `pareto.png` to look at.
+    #[test]
+    fn svg_and_png_come_from_one_drawing_with_real_text() {
+        let sp = SearchSpace::small_for(1, 10, 28);
+        let opts = crate::search::SearchOptions {
+            population: 30,
+            generations: 5,
+            ..Default::default()
+        };
+        let spec = TierSpec::default_spec().unwrap();
+        let (r, archive) = search(&sp, &spec, &fake_predictor(&sp), &fake_lut(&sp), &opts).unwrap();
+        let svg = svg(&r, &archive).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let texts = crate::plot::svg_texts(&svg);
+        let count = |t: &str| texts.iter().filter(|x| *x == t).count();
+        let evaluated = format!("evaluated sub-nets ({})", archive.len());
+        for text in [
+            "accuracy vs MACs",
+            "accuracy vs latency",
+            "MACs (millions)",
+            "predicted latency on the reference device (ms)",
+        ] {
+            assert_eq!(count(text), 1, "{text} not once in {texts:?}");
+        }
+        // each panel has the y axis and a legend
+        for text in [
+            "val. accuracy, measured or predicted (%)",
+            "Pareto front",
+            evaluated.as_str(),
+        ] {
+            assert_eq!(count(text), 2, "{text} not twice in {texts:?}");
+        }
+        for t in &r.tiers {
+            assert_eq!(
+                count(&t.tier.name),
+                2,
+                "{} not in both legends",
+                t.tier.name
+            );
+        }
+        let footer = format!("reference device: {} (score", r.reference.id);
+        assert!(texts.iter().any(|t| t.starts_with(&footer)), "{texts:?}");
+        let img = png_image(&r, &archive).unwrap();
+        assert_eq!((img.width(), img.height()), (2 * W, H + FOOTER));
+        if let Some(dir) = std::env::var_os("TIERS_CHART_DIR") {
+            write_plots(Path::new(&dir), &r, &archive).unwrap();
+        }
+    }
 }

@@ -22,11 +22,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CHILD_FLAG: &str = "--qa-child";
 
+/// The child's command line after [`CHILD_FLAG`]: the request's flags.
+#[derive(clap::Parser)]
+struct ChildCli {
+    #[command(flatten)]
+    request: ChildRequest,
+}
+
 fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some(CHILD_FLAG) {
-        let req = ChildRequest::parse_args(args.skip(1))?;
-        println!("{}", serde_json::to_string(&qa::measure(&req)?)?);
+        use clap::Parser as _;
+        let cli = ChildCli::try_parse_from(args)?;
+        println!("{}", serde_json::to_string(&qa::measure(&cli.request)?)?);
         return Ok(ExitCode::SUCCESS);
     }
     let (mut bundle, mut out, mut images, mut data) = (

@@ -1,9 +1,9 @@
-//! The QA chart: one bar per phone (measured latency, coloured by the variant measured: the runtime's own pick under emulation), the
-//! selector's prediction as a black tick on each bar, the latency budget as a dashed red line,
-//! failing phones marked, and a legend. SVG written by hand; the PNG drawn with plotters and
-//! real text ([`crate::plot`]), as [`crate::pareto`] does.
+//! The QA chart: one bar per phone (measured latency, coloured by the variant measured: the
+//! runtime's own pick under emulation), the selector's prediction as a black tick on each bar,
+//! the latency budget as a dashed red line, failing phones marked, a legend and a line on the
+//! host. One plotters drawing ([`draw`]) makes both the PNG and the SVG, with real text
+//! ([`crate::plot`]), as [`crate::pareto`] does.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -11,13 +11,15 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::report::QaReport;
 use crate::error::{Result, write_atomic};
-use crate::plot::{Area, Drawn, FONT, png_bytes, render, rgb};
+use crate::plot::{Area, Drawn, FONT, png_bytes, render, render_svg, rgb};
 
-const H: f64 = 500.0;
+const H: f64 = 512.0;
+/// Height of the host line under the plot.
+const FOOTER: f64 = 34.0;
 const ML: f64 = 64.0;
 const MR: f64 = 190.0;
 const MT: f64 = 40.0;
-const MB: f64 = 215.0;
+const MB: f64 = 227.0;
 const BAR_PITCH: f64 = 40.0;
 
 const COLORS: [[u8; 3]; 8] = [
@@ -32,11 +34,7 @@ const COLORS: [[u8; 3]; 8] = [
 ];
 const RED: [u8; 3] = [214, 39, 40];
 
-fn hex(c: [u8; 3]) -> String {
-    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
-}
-
-/// Layout shared by the SVG and the PNG.
+/// The chart's size, scale and colours.
 struct Layout {
     w: f64,
     y_max: f64,
@@ -67,12 +65,6 @@ impl Layout {
         let i = self.variants.iter().position(|v| v == variant).unwrap_or(0);
         COLORS[i % COLORS.len()]
     }
-    fn y(&self, ms: f64) -> f64 {
-        MT + (1.0 - (ms / self.y_max).clamp(0.0, 1.05)) * (H - MT - MB)
-    }
-    fn bar_x(i: usize) -> f64 {
-        ML + i as f64 * BAR_PITCH + BAR_PITCH * 0.2
-    }
 }
 
 /// The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k) at or above `x`.
@@ -88,163 +80,6 @@ fn nice_ceil(x: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-use crate::pareto::escape;
-
-/// The chart as SVG text.
-pub fn svg(r: &QaReport) -> String {
-    let l = Layout::of(r);
-    let bw = BAR_PITCH * 0.6;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{:.0}" height="{H:.0}" font-family="sans-serif" font-size="11">"#,
-        l.w
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">QA: emulated latency per phone — bundle {} v{} ({})</text>"#,
-        (ML + l.w - MR) / 2.0,
-        escape(&r.bundle_id),
-        escape(&r.bundle_version),
-        if r.all_pass() {
-            "all pass".to_string()
-        } else {
-            format!("{} of {} fail", r.failed, r.phones.len())
-        }
-    );
-    let (x0, x1, y0, y1) = (ML, l.w - MR, MT, H - MB);
-    for k in 0..=5 {
-        let v = l.y_max * k as f64 / 5.0;
-        let y = l.y(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            x0 - 4.0,
-            y + 4.0,
-            fmt_ms(v)
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        x1 - x0,
-        y1 - y0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text transform="translate(16,{:.1}) rotate(-90)" text-anchor="middle">emulated latency per image (ms)</text>"#,
-        (y0 + y1) / 2.0
-    );
-    for (i, p) in r.phones.iter().enumerate() {
-        let x = Layout::bar_x(i);
-        let col = hex(l.color(p.measured_variant()));
-        if let Some(e) = p.emulated_ms {
-            let y = l.y(e);
-            let _ = writeln!(
-                s,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{bw:.1}" height="{:.1}" fill="{col}"{}><title>{}: {} — emulated {:.2} ms, predicted {:.2} ms</title></rect>"#,
-                (y1 - y).max(0.5),
-                if p.pass {
-                    String::new()
-                } else {
-                    format!(r#" stroke="{}" stroke-width="2""#, hex(RED))
-                },
-                escape(&p.name),
-                escape(p.measured_variant()),
-                e,
-                p.predicted_ms
-            );
-        }
-        let yp = l.y(p.predicted_ms);
-        let _ = writeln!(
-            s,
-            r#"<line x1="{:.1}" y1="{yp:.1}" x2="{:.1}" y2="{yp:.1}" stroke="black" stroke-width="2"/>"#,
-            x - 3.0,
-            x + bw + 3.0
-        );
-        if !p.pass {
-            let top = p.emulated_ms.map_or(y1, |e| l.y(e)).min(yp);
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{}" font-weight="bold">FAIL</text>"#,
-                x + bw / 2.0,
-                top - 5.0,
-                hex(RED)
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text transform="translate({:.1},{:.1}) rotate(-50)" text-anchor="end">{}</text>"#,
-            x + bw / 2.0 + 3.0,
-            y1 + 12.0,
-            escape(&p.id)
-        );
-    }
-    let yb = l.y(r.latency_budget_ms);
-    let _ = writeln!(
-        s,
-        r#"<line x1="{x0}" y1="{yb:.1}" x2="{x1}" y2="{yb:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="6,4"/>"#,
-        hex(RED)
-    );
-    // Legend.
-    let lx = x1 + 14.0;
-    let mut ly = y0 + 6.0;
-    let _ = writeln!(
-        s,
-        r#"<text x="{lx:.1}" y="{ly:.1}" font-weight="bold">chosen variant</text>"#
-    );
-    for v in &l.variants {
-        ly += 18.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{ly:.1}">{}</text>"#,
-            ly - 10.0,
-            hex(l.color(v)),
-            lx + 18.0,
-            escape(v)
-        );
-    }
-    ly += 26.0;
-    let _ = writeln!(
-        s,
-        r#"<line x1="{lx:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="6,4"/><text x="{:.1}" y="{ly:.1}">budget {} ms</text>"#,
-        ly - 4.0,
-        lx + 14.0,
-        ly - 4.0,
-        hex(RED),
-        lx + 18.0,
-        fmt_ms(r.latency_budget_ms)
-    );
-    ly += 18.0;
-    let _ = writeln!(
-        s,
-        r#"<line x1="{lx:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black" stroke-width="2"/><text x="{:.1}" y="{ly:.1}">predicted (selector)</text>"#,
-        ly - 4.0,
-        lx + 14.0,
-        ly - 4.0,
-        lx + 18.0
-    );
-    ly += 18.0;
-    let _ = writeln!(
-        s,
-        r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="12" fill="white" stroke="{}" stroke-width="2"/><text x="{:.1}" y="{ly:.1}">failing phone</text>"#,
-        ly - 10.0,
-        hex(RED),
-        lx + 18.0
-    );
-    let _ = writeln!(
-        s,
-        r##"<text x="10" y="{:.1}" fill="#555">host {} score {:.1}; emulated = host median × host score / phone score; {} images per phone</text>"##,
-        H - 10.0,
-        escape(&r.host.id),
-        r.host.score,
-        r.images
-    );
-    s.push_str("</svg>\n");
-    s
-}
-
 fn fmt_ms(v: f64) -> String {
     if v >= 10.0 {
         format!("{v:.0}")
@@ -255,23 +90,61 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
-/// The chart as an RGB image: the SVG's content (bars, predicted ticks, budget line, failing
-/// phones, legend) with axes and labels in real text (plotters, embedded DejaVu Sans).
+/// The chart as SVG text ([`draw`] on plotters' SVG backend: every label is a `<text>`).
 ///
 /// # Errors
-/// [`Error::Draw`] when drawing fails.
-pub fn png_image(r: &QaReport) -> Result<image::RgbImage> {
+/// [`Error::Draw`](crate::Error::Draw) when drawing fails.
+pub fn svg(r: &QaReport) -> Result<String> {
     let l = Layout::of(r);
-    render(l.w as u32, H as u32, "the QA chart", |root| {
-        root.fill(&WHITE)?;
-        let (plot, legend) = root.split_horizontally(l.w - MR + 16.0);
-        draw_bars(&plot, r, &l)?;
-        draw_legend(&legend, &l)
+    render_svg(l.w as u32, H as u32, "the QA chart (SVG)", |root| {
+        draw(root, r, &l)
     })
 }
 
+/// The chart as an RGB image ([`draw`] on plotters' bitmap backend).
+///
+/// # Errors
+/// [`Error::Draw`](crate::Error::Draw) when drawing fails.
+pub fn png_image(r: &QaReport) -> Result<image::RgbImage> {
+    let l = Layout::of(r);
+    render(l.w as u32, H as u32, "the QA chart", |root| {
+        draw(root, r, &l)
+    })
+}
+
+/// The whole chart on any backend: the bars beside the legend, the host line under both.
+fn draw<DB: DrawingBackend>(root: &Area<DB>, r: &QaReport, l: &Layout) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (chart, footer) = root.split_vertically(H - FOOTER);
+    let (plot, legend) = chart.split_horizontally(l.w - MR + 16.0);
+    draw_bars(&plot, r, l)?;
+    draw_legend(&legend, r, l)?;
+    let style = TextStyle::from((FONT, 12)).color(&RGBColor(85, 85, 85));
+    let lines = [
+        format!(
+            "host {} score {:.1}; {} images per phone",
+            r.host.id, r.host.score, r.images
+        ),
+        if r.emulation == "cpu-quota" {
+            "measured under each phone's CPU quota".to_string()
+        } else {
+            "emulated = host median × host score / phone score".to_string()
+        },
+    ];
+    for (i, line) in lines.into_iter().enumerate() {
+        footer.draw(&Text::new(line, (10, 2 + 15 * i as i32), style.clone()))?;
+    }
+    Ok(())
+}
+
 /// Axes, one bar per phone, the prediction ticks, the budget line and the failures.
-fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
+fn draw_bars<DB: DrawingBackend>(area: &Area<DB>, r: &QaReport, l: &Layout) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
     let n = r.phones.len().max(1);
     let ids: Vec<String> = r
         .phones
@@ -292,7 +165,7 @@ fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 16))
         .margin(10)
-        .x_label_area_size(MB - 40.0)
+        .x_label_area_size(MB - 40.0 - FOOTER)
         .y_label_area_size(ML)
         .build_cartesian_2d(x_range, 0.0..l.y_max)?;
     chart
@@ -360,7 +233,10 @@ fn draw_bars(area: &Area<'_>, r: &QaReport, l: &Layout) -> Drawn {
 
 /// The legend beside the plot: variants by colour, then the budget, prediction and failure
 /// marks.
-fn draw_legend(area: &Area<'_>, l: &Layout) -> Drawn {
+fn draw_legend<DB: DrawingBackend>(area: &Area<DB>, r: &QaReport, l: &Layout) -> Drawn
+where
+    DB::ErrorType: 'static,
+{
     let text = |s: &str, x: i32, y: i32| Text::new(s.to_string(), (x, y), (FONT, 13).into_font());
     let (x, mut y) = (4, MT as i32);
     area.draw(&Text::new(
@@ -386,7 +262,8 @@ fn draw_legend(area: &Area<'_>, l: &Layout) -> Drawn {
         [(x + 9, y + 6), (x + 15, y + 6)],
         rgb(RED).stroke_width(2),
     ))?;
-    area.draw(&text("budget", x + 20, y - 1))?;
+    let budget = format!("budget {} ms", fmt_ms(r.latency_budget_ms));
+    area.draw(&text(&budget, x + 20, y - 1))?;
     y += 20;
     area.draw(&PathElement::new(
         [(x, y + 6), (x + 15, y + 6)],
@@ -407,7 +284,7 @@ fn draw_legend(area: &Area<'_>, l: &Layout) -> Drawn {
 /// # Errors
 /// I/O or PNG encoding errors, naming the file.
 pub fn write_charts(dir: &Path, r: &QaReport) -> Result<()> {
-    write_atomic(&dir.join("qa.svg"), svg(r).as_bytes())?;
+    write_atomic(&dir.join("qa.svg"), svg(r)?.as_bytes())?;
     let png = dir.join("qa.png");
     write_atomic(&png, &png_bytes(&png_image(r)?, &png)?)
 }
@@ -415,6 +292,62 @@ pub fn write_charts(dir: &Path, r: &QaReport) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qa::tests::sample_report;
+
+    /// Both charts of the sample report; with `TIERS_CHART_DIR` set, also written there as
+    /// `qa.svg` / `qa.png` to look at.
+    #[test]
+    fn svg_and_png_come_from_one_drawing_with_real_text() {
+        let r = sample_report();
+        let svg = svg(&r).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let texts = crate::plot::svg_texts(&svg);
+        let has = |t: &str| texts.iter().any(|x| x == t);
+        for text in [
+            "QA: tiny v00ff: 2 of 3 fail",
+            "budget 10 ms",
+            "latency per image (ms)",
+            "predicted",
+            "fail",
+            "small",
+            "large",
+            "host host-0123 score 200.0; 16 images per phone",
+            "emulated = host median × host score / phone score",
+        ] {
+            assert!(has(text), "{text} not in {texts:?}");
+        }
+        for p in &r.phones {
+            assert!(has(&p.id), "{} not in {texts:?}", p.id);
+        }
+        // two phones fail: two marks
+        assert_eq!(
+            texts.iter().filter(|t| *t == "fail").count(),
+            2,
+            "{texts:?}"
+        );
+        let img = png_image(&r).unwrap();
+        assert_eq!((img.width(), img.height()), (svg_size(&svg)));
+        let edges = img
+            .pixels()
+            .filter(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2] && (90..200).contains(&p.0[0]))
+            .count();
+        assert!(
+            edges > 300,
+            "{edges} anti-aliased grey pixels: no text drawn?"
+        );
+        if let Some(dir) = std::env::var_os("TIERS_CHART_DIR") {
+            write_charts(Path::new(&dir), &r).unwrap();
+        }
+    }
+
+    /// The `width` and `height` attributes of an `<svg>` element.
+    fn svg_size(svg: &str) -> (u32, u32) {
+        let attr = |name: &str| -> u32 {
+            let at = svg.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            svg[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        (attr("width"), attr("height"))
+    }
 
     #[test]
     fn nice_ceil_rounds_up_to_round_numbers() {

@@ -40,46 +40,96 @@ pub const RSS_POLL: Duration = Duration::from_millis(3);
 /// How long the parent waits for a finished child's output pipes to close.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
-/// What one child run measures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What one child run measures. The child reads it from its command line: `clap` parses the
+/// flags [`ChildRequest::to_args`] writes (the CLI flattens this type into its hidden
+/// `qa-child` subcommand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct ChildRequest {
     /// The bundle folder.
+    #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
     /// The variant id.
+    #[arg(long, value_name = "ID")]
     pub variant: String,
     /// Inference threads (rayon's global pool).
+    #[arg(long, value_name = "N")]
     pub threads: usize,
     /// Images to predict (timed one at a time).
+    #[arg(long, value_name = "K")]
     pub images: usize,
     /// A dataset folder (its test split is used) or an image pack written by [`write_pack`].
+    #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
     /// Untimed predictions first.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP)]
     pub warmup: usize,
     /// When set, the child does what the app does on first launch instead of loading
     /// `variant`: a cold [`runtime::Launcher`] launch with its caches in this (fresh) folder
-    /// (fingerprint → probe → select → load), then the predictions.
+    /// (fingerprint → probe → select → load), then the predictions. On the command line: present
+    /// when `--app-dir` is given.
     #[serde(default)]
+    #[command(flatten)]
     pub launch: Option<LaunchRequest>,
 }
 
-/// The app-launch part of a [`ChildRequest`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The app-launch part of a [`ChildRequest`]. On the command line its flags need `--app-dir`
+/// (which is what makes a request a launch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct LaunchRequest {
     /// The app-data folder (caches).
+    #[arg(long = "app-dir", value_name = "DIR", required = false)]
     pub app_dir: PathBuf,
     /// [`runtime::LaunchOptions::pick_budget_ms`]: under a CPU quota the probe must span many
     /// quota periods to measure the quota's share.
+    #[arg(
+        long,
+        value_name = "MS",
+        requires = "app_dir",
+        allow_negative_numbers = true,
+        default_value_t = device_profiles::probe::DEFAULT_BUDGET_MS,
+    )]
     pub pick_budget_ms: u32,
     /// The policy's latency budget (`None`: the bundle's).
+    #[arg(
+        long,
+        value_name = "MS",
+        requires = "app_dir",
+        allow_negative_numbers = true,
+        value_parser = positive_ms,
+    )]
     pub latency_budget_ms: Option<f64>,
     /// Keep predicting (cycling through the images) until this much time has passed, ms, so
     /// that the mean spans many quota periods.
+    #[arg(
+        long,
+        value_name = "MS",
+        requires = "app_dir",
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_parser = non_negative_ms,
+    )]
     pub min_timed_ms: f64,
 }
 
+/// A finite number of milliseconds `> 0` (`--latency-budget-ms`).
+fn positive_ms(s: &str) -> std::result::Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| format!("`{s}` is not a number of ms > 0"))
+}
+
+/// A finite number of milliseconds `>= 0` (`--min-timed-ms`).
+fn non_negative_ms(s: &str) -> std::result::Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("`{s}` is not a number of ms >= 0"))
+}
+
 impl ChildRequest {
-    /// The command-line flags of this request, as the child parses them
-    /// ([`ChildRequest::parse_args`], or the CLI's `qa-child` subcommand).
+    /// The command-line flags of this request, as the child's `clap` parser reads them (this
+    /// type's [`clap::Args`]; the CLI's `qa-child` subcommand flattens it).
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
             "--bundle".into(),
@@ -109,72 +159,6 @@ impl ChildRequest {
             }
         }
         args
-    }
-
-    /// Parses the flags written by [`ChildRequest::to_args`] (any order; `--warmup` optional).
-    ///
-    /// # Errors
-    /// [`Error::InvalidSpec`] naming the flag that is missing or malformed.
-    pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Self> {
-        let bad = |field: &str, reason: &str| Error::InvalidSpec {
-            origin: "qa child arguments".into(),
-            field: field.into(),
-            reason: reason.into(),
-        };
-        let (mut bundle, mut variant, mut threads, mut images, mut data) =
-            (None, None, None, None, None);
-        let mut warmup = DEFAULT_WARMUP;
-        let (mut app_dir, mut pick_budget_ms, mut min_timed_ms, mut latency_budget_ms) =
-            (None, None, 0.0, None);
-        let mut it = args.into_iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| bad(&flag, "needs a value"))?;
-            let count = |v: &str| v.parse::<usize>().map_err(|_| bad(&flag, "takes a count"));
-            match flag.as_str() {
-                "--bundle" => bundle = Some(PathBuf::from(value)),
-                "--variant" => variant = Some(value),
-                "--threads" => threads = Some(count(&value)?),
-                "--images" => images = Some(count(&value)?),
-                "--data" => data = Some(PathBuf::from(value)),
-                "--warmup" => warmup = count(&value)?,
-                "--app-dir" => app_dir = Some(PathBuf::from(value)),
-                "--pick-budget-ms" => {
-                    pick_budget_ms =
-                        Some(value.parse::<u32>().map_err(|_| bad(&flag, "takes ms"))?);
-                }
-                "--min-timed-ms" => {
-                    min_timed_ms = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite() && *v >= 0.0)
-                        .ok_or_else(|| bad(&flag, "takes ms >= 0"))?;
-                }
-                "--latency-budget-ms" => {
-                    latency_budget_ms = Some(
-                        value
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|v| v.is_finite() && *v > 0.0)
-                            .ok_or_else(|| bad(&flag, "takes ms > 0"))?,
-                    );
-                }
-                _ => return Err(bad(&flag, "is not a flag of the QA child")),
-            }
-        }
-        Ok(ChildRequest {
-            bundle: bundle.ok_or_else(|| bad("--bundle", "is required"))?,
-            variant: variant.ok_or_else(|| bad("--variant", "is required"))?,
-            threads: threads.ok_or_else(|| bad("--threads", "is required"))?,
-            images: images.ok_or_else(|| bad("--images", "is required"))?,
-            data: data.ok_or_else(|| bad("--data", "is required"))?,
-            warmup,
-            launch: app_dir.map(|app_dir| LaunchRequest {
-                app_dir,
-                pick_budget_ms: pick_budget_ms.unwrap_or(device_profiles::probe::DEFAULT_BUDGET_MS),
-                latency_budget_ms,
-                min_timed_ms,
-            }),
-        })
     }
 }
 
@@ -807,6 +791,19 @@ mod tests {
         assert!(o.failure().unwrap().contains("cgroup"), "{o:?}");
     }
 
+    /// The child's command line as a program that flattens [`ChildRequest`] parses it.
+    #[derive(Debug, clap::Parser)]
+    struct ChildCli {
+        #[command(flatten)]
+        request: ChildRequest,
+    }
+
+    fn parse(args: Vec<String>) -> std::result::Result<ChildRequest, clap::Error> {
+        use clap::Parser as _;
+        ChildCli::try_parse_from(std::iter::once("qa-child".to_string()).chain(args))
+            .map(|c| c.request)
+    }
+
     #[test]
     fn request_round_trips_through_flags_and_pack_through_file() {
         let r = ChildRequest {
@@ -818,19 +815,64 @@ mod tests {
             warmup: 1,
             launch: None,
         };
-        assert_eq!(ChildRequest::parse_args(r.to_args()).unwrap(), r);
+        assert_eq!(parse(r.to_args()).unwrap(), r);
         let launch = ChildRequest {
             launch: Some(LaunchRequest {
-                app_dir: "app".into(),
+                app_dir: "app dir".into(),
                 pick_budget_ms: 640,
                 latency_budget_ms: Some(1.5),
                 min_timed_ms: 320.5,
             }),
             ..r.clone()
         };
-        assert_eq!(ChildRequest::parse_args(launch.to_args()).unwrap(), launch);
-        let e = ChildRequest::parse_args(vec!["--bundle".into(), "b".into()]).unwrap_err();
-        assert!(e.to_string().contains("--variant"), "{e}");
+        assert_eq!(parse(launch.to_args()).unwrap(), launch);
+        let no_budget = ChildRequest {
+            launch: Some(LaunchRequest {
+                latency_budget_ms: None,
+                min_timed_ms: 0.1 + 0.2,
+                ..launch.launch.clone().unwrap()
+            }),
+            ..r.clone()
+        };
+        assert_eq!(parse(no_budget.to_args()).unwrap(), no_budget);
+        // defaults: --warmup, and the launch part's budgets
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let d = parse(args(
+            "--bundle b --variant v --threads 1 --images 3 --data d --app-dir a",
+        ))
+        .unwrap();
+        assert_eq!(d.warmup, DEFAULT_WARMUP);
+        let l = d.launch.unwrap();
+        assert_eq!(
+            (l.pick_budget_ms, l.latency_budget_ms, l.min_timed_ms),
+            (device_profiles::probe::DEFAULT_BUDGET_MS, None, 0.0)
+        );
+        let e = parse(args("--bundle b")).unwrap_err().to_string();
+        assert!(e.contains("--variant"), "{e}");
+        let e = parse(args(
+            "--bundle b --variant v --threads x --images 3 --data d",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("invalid value 'x'") && e.contains("--threads"),
+            "{e}"
+        );
+        let base = "--bundle b --variant v --threads 1 --images 3 --data d";
+        for (bad, flag) in [
+            ("--app-dir a --min-timed-ms -1", "--min-timed-ms"),
+            ("--app-dir a --latency-budget-ms 0", "--latency-budget-ms"),
+            ("--app-dir a --latency-budget-ms inf", "--latency-budget-ms"),
+            ("--app-dir a --pick-budget-ms -5", "--pick-budget-ms"),
+            // a launch flag without the launch's folder is refused, not ignored
+            ("--pick-budget-ms 400", "--app-dir"),
+            ("--colour red", "--colour"),
+        ] {
+            let e = parse(args(&format!("{base} {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(flag), "{bad}: {e}");
+        }
 
         let t = tempfile::tempdir().unwrap();
         let set = Dataset {

@@ -152,6 +152,14 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     // The host probes run before QA reads or writes anything (the image pack's writeback can
     // keep the other vCPU busy).
     let host = probe_host(o);
+    let requested_probe_budget_ms =
+        (host.probe_budget_ms != Some(o.probe_budget_ms)).then_some(o.probe_budget_ms);
+    if let (Some(asked), Some(used)) = (requested_probe_budget_ms, host.probe_budget_ms) {
+        progress(&format!(
+            "host probes ran for {used} ms each, not the {asked} ms asked for: under emulation \
+             the host is measured over {PERIODS} quota periods, as the children measure"
+        ));
+    }
     progress(&format!(
         "host {} ({host_cores} cores): score {:.1} (GEMM {:.1} GFLOP/s on one thread)",
         host.id,
@@ -187,6 +195,7 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
             manifest.reference().score,
         ),
         host,
+        requested_probe_budget_ms,
         latency_budget_ms: o.policy.latency_budget_ms(manifest),
         policy: o.policy.clone(),
         images: run.images,
@@ -206,15 +215,26 @@ pub fn run_qa(options: &QaOptions, progress: &mut dyn FnMut(&str)) -> Result<QaR
     Ok(report)
 }
 
-/// The host score QA scales and sizes quotas by: the median of `o.probe_runs` probes. Under
-/// emulation the host is measured as the children measure the slowed host: throughput over as
-/// long as their probes last (40 periods of 10 ms), so that a quota of phone score / host score
-/// gives the child the phone's score. This VM runs short bursts ~35% faster than it sustains; a
-/// 20 ms fastest-repetition probe would set every quota too tight.
+/// The host score QA scales and sizes quotas by: the median of `o.probe_runs` probes
+/// ([`probe_options`]).
 fn probe_host(o: &QaOptions) -> HostInfo {
-    let probe = if o.emulate {
+    HostInfo::probe(&probe_options(o), o.probe_runs)
+}
+
+/// The shortest host probe under emulation, ms: [`PERIODS`] quota periods of 10 ms.
+pub const EMULATION_MIN_PROBE_MS: u32 = (PERIODS * 10.0) as u32;
+
+/// How QA probes the host. Under emulation the host is measured as the children measure the
+/// slowed host: throughput over as long as their probes last (40 periods of 10 ms,
+/// [`EMULATION_MIN_PROBE_MS`]), so that a quota of phone score / host score gives the child the
+/// phone's score. This VM runs short bursts ~35% faster than it sustains; a 20 ms
+/// fastest-repetition probe would set every quota too tight. So a shorter
+/// [`QaOptions::probe_budget_ms`] (the CLI's default `--probe-ms` is the runtime's 20 ms) is
+/// raised to that, and the report says so ([`QaReport::requested_probe_budget_ms`]).
+fn probe_options(o: &QaOptions) -> ProbeOptions {
+    if o.emulate {
         ProbeOptions {
-            budget_ms: o.probe_budget_ms.max((PERIODS * 10.0) as u32),
+            budget_ms: o.probe_budget_ms.max(EMULATION_MIN_PROBE_MS),
             threads: None,
             statistic: device_profiles::bench::Statistic::Throughput,
         }
@@ -224,8 +244,7 @@ fn probe_host(o: &QaOptions) -> HostInfo {
             threads: None,
             statistic: device_profiles::bench::Statistic::Fastest,
         }
-    };
-    HostInfo::probe(&probe, o.probe_runs)
+    }
 }
 
 /// How phones are emulated on this host: under a CPU quota where a cgroup is writable (and
@@ -755,8 +774,158 @@ fn phone_result(case: PhoneCase<'_>, run: PhoneRun, host_score: f64) -> PhoneRes
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A QA report of three catalog phones without running anything: `small` passes on the
+    /// low-end phone, `mid` is killed over memory, `large` is over the latency budget on the
+    /// flagship; a calibration of two variants at 1 and 2 threads.
+    pub(crate) fn sample_report() -> QaReport {
+        let catalog = device_profiles::catalog::builtin().unwrap();
+        let profile = |id: &str| catalog.iter().find(|p| p.id == id).unwrap().clone();
+        let host_score = 200.0;
+        let mut phones = Vec::new();
+        for (id, variant, outcome) in [
+            ("samsung-galaxy-a01-core", "small", done(30)),
+            (
+                "xiaomi-redmi-note-11",
+                "mid",
+                ChildOutcome::OverMemory {
+                    rss_bytes: 45 << 20,
+                    limit_bytes: 40 << 20,
+                },
+            ),
+            ("xiaomi-14", "large", done(20)),
+        ] {
+            let p = profile(id);
+            let facts = DeviceFacts::from(&p);
+            let mut d = decision(true);
+            d.chosen = variant.into();
+            d.device_id = id.into();
+            if variant == "large" {
+                d.predicted_latency_ms = 9.0;
+            }
+            let outcome = match outcome {
+                ChildOutcome::Done { mut report } if variant == "large" => {
+                    // 100 ms on the host: over the 10 ms budget on the flagship too
+                    report.median_ms = 100.0;
+                    report.variant = variant.into();
+                    ChildOutcome::Done { report }
+                }
+                o => o,
+            };
+            let case = PhoneCase {
+                profile: &p,
+                facts: &facts,
+                decision: d,
+                mem_budget: 40 << 20,
+            };
+            let run = PhoneRun {
+                threads: 1,
+                outcome,
+                quota: None,
+                scale_from_host: true,
+            };
+            phones.push(phone_result(case, run, host_score));
+        }
+        let row = |id: &str, predicted: f64, measured: f64| CalibrationRow {
+            variant: id.into(),
+            macs: 1_500_000,
+            reference_ms: predicted * 2.0,
+            predicted_ms: predicted,
+            predicted_by_threads: vec![(1, predicted), (2, predicted / 1.8)],
+            measured_ms: vec![(1, Some(measured)), (2, None)],
+            error_pct: vec![
+                (1, Some((predicted - measured) / measured * 100.0)),
+                (2, None),
+            ],
+        };
+        let calibration = summarise_calibration(
+            vec![row("small", 0.5, 0.45), row("large", 2.0, 2.5)],
+            vec![1, 2],
+            host_score,
+            ("ref-phone", 100.0),
+        );
+        let mut host = HostInfo::named("Test CPU | 2 cores", host_score);
+        host.id = "host-0123".into();
+        host.cores = Some(2);
+        host.probe_budget_ms = Some(400);
+        host.probe_scores = vec![190.0, 200.0, 210.0];
+        let failed = phones.iter().filter(|p| !p.pass).count();
+        QaReport {
+            format_version: QA_FORMAT_VERSION,
+            bundle_dir: "bundle".into(),
+            bundle_id: "tiny".into(),
+            bundle_version: "00ff".into(),
+            reference: ("ref-phone".into(), 100.0),
+            host,
+            requested_probe_budget_ms: None,
+            policy: Policy::default(),
+            latency_budget_ms: 10.0,
+            images: 16,
+            warmup: 2,
+            data: "data".into(),
+            memory_enforcement: MEMORY_ENFORCEMENT.into(),
+            emulation: "scaled".into(),
+            emulation_note: format!("{EMULATION_SCALED} No CPU quota: turned off."),
+            runtime_agrees: runtime_agreement(&phones),
+            passed: phones.len() - failed,
+            failed,
+            phones,
+            calibration: Some(calibration),
+            wall_s: 12.5,
+        }
+    }
+
+    #[test]
+    fn a_short_probe_budget_is_raised_under_emulation_only_and_the_report_says_so() {
+        let mut o = QaOptions::new(
+            "b".into(),
+            vec![],
+            "d".into(),
+            "o".into(),
+            ChildCommand {
+                program: "x".into(),
+                args: vec![],
+            },
+        );
+        assert_eq!(o.probe_budget_ms, device_profiles::probe::DEFAULT_BUDGET_MS);
+        assert!(o.probe_budget_ms < EMULATION_MIN_PROBE_MS);
+        assert_eq!(probe_options(&o).budget_ms, EMULATION_MIN_PROBE_MS);
+        o.probe_budget_ms = 900;
+        assert_eq!(probe_options(&o).budget_ms, 900);
+        o.emulate = false;
+        o.probe_budget_ms = 20;
+        assert_eq!(probe_options(&o).budget_ms, 20);
+
+        let mut r = sample_report();
+        assert!(!markdown(&r).contains("raised"));
+        r.requested_probe_budget_ms = Some(20);
+        let md = markdown(&r);
+        assert!(
+            md.contains(
+                "The probe budget was raised from the 20 ms asked for (`--probe-ms`) to 400 ms"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_sample_report_has_a_pass_and_two_kinds_of_failure() {
+        let r = sample_report();
+        let pass: Vec<bool> = r.phones.iter().map(|p| p.pass).collect();
+        assert_eq!(pass, [true, false, false], "{:#?}", r.phones);
+        assert!(
+            r.phones[1].reasons[0].contains("killed"),
+            "{:?}",
+            r.phones[1]
+        );
+        assert!(
+            r.phones[2].reasons[0].contains("over the budget"),
+            "{:?}",
+            r.phones[2]
+        );
+    }
 
     fn decision(fits: bool) -> runtime::Decision {
         runtime::Decision {

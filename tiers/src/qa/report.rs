@@ -153,6 +153,11 @@ pub struct QaReport {
     pub reference: (String, f64),
     /// The host.
     pub host: HostInfo,
+    /// The probe budget asked for (`--probe-ms`), ms, when the host was probed with another
+    /// (`host.probe_budget_ms`): under emulation a shorter one is raised to
+    /// [`super::EMULATION_MIN_PROBE_MS`]. `None`: the probes ran as asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_probe_budget_ms: Option<u32>,
     /// The selection policy (as on the phone, with any budget override).
     pub policy: Policy,
     /// The latency budget in force, ms.
@@ -209,6 +214,30 @@ fn md_escape(s: &str) -> String {
 /// The report as markdown: summary, the phone table, failures, calibration, method.
 pub fn markdown(r: &QaReport) -> String {
     let mut s = String::new();
+    md_summary(&mut s, r);
+    md_phone_table(&mut s, r);
+    md_host(&mut s, &r.host, r.requested_probe_budget_ms);
+    match &r.calibration {
+        None => {
+            let _ = writeln!(s, "Calibration skipped.");
+        }
+        Some(c) => md_calibration(&mut s, c),
+    }
+    md_method(&mut s, r);
+    s
+}
+
+/// `scaled` for reports written before the field existed.
+fn emulation_kind(r: &QaReport) -> &str {
+    if r.emulation.is_empty() {
+        "scaled"
+    } else {
+        &r.emulation
+    }
+}
+
+/// The title, the verdict with the budgets, the emulation and the runtime's agreement.
+fn md_summary(s: &mut String, r: &QaReport) {
     let _ = writeln!(
         s,
         "# QA: bundle `{}` version `{}` on {} emulated phones\n",
@@ -233,11 +262,7 @@ pub fn markdown(r: &QaReport) -> String {
     let _ = writeln!(
         s,
         "Emulation: **{}**. {}\n",
-        if r.emulation.is_empty() {
-            "scaled"
-        } else {
-            &r.emulation
-        },
+        emulation_kind(r),
         md_escape(&r.emulation_note)
     );
     if r.runtime_agrees.1 > 0 {
@@ -247,6 +272,10 @@ pub fn markdown(r: &QaReport) -> String {
             r.runtime_agrees.0, r.runtime_agrees.1
         );
     }
+}
+
+/// One row per phone, then the median prediction error.
+fn md_phone_table(s: &mut String, r: &QaReport) {
     let _ = writeln!(
         s,
         "| phone | tier | RAM GB | cores / threads | variant (profile) | runtime's pick | predicted ms | measured ms | error % | peak RSS MB | need MB | memory budget MB | accuracy | verdict |"
@@ -305,9 +334,12 @@ pub fn markdown(r: &QaReport) -> String {
             errs.len()
         );
     }
+}
 
+/// The host and how its score was measured (`requested_probe_ms`: the budget asked for, when
+/// the probes ran with another).
+fn md_host(s: &mut String, h: &HostInfo, requested_probe_ms: Option<u32>) {
     let _ = writeln!(s, "\n## Host and calibration\n");
-    let h = &r.host;
     let unknown = || "?".to_string();
     let _ = write!(
         s,
@@ -326,6 +358,15 @@ pub fn markdown(r: &QaReport) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+    if let (Some(asked), Some(used)) = (requested_probe_ms, h.probe_budget_ms) {
+        let _ = write!(
+            s,
+            " The probe budget was raised from the {asked} ms asked for (`--probe-ms`) to {used} \
+             ms: under emulation the host is measured as the children measure the slowed host, \
+             by throughput over {} quota periods of 10 ms.",
+            super::PERIODS
+        );
+    }
     if let Some(f) = &h.figures {
         let _ = write!(
             s,
@@ -339,77 +380,77 @@ pub fn markdown(r: &QaReport) -> String {
         " score = 100 × speed / speed(Cortex-A53 @ 2.0 GHz), speed = (GEMM 1T / 26.7)^0.7 · \
          (dw / 9.35)^0.3 (`device_profiles::latency`).\n"
     );
-    match &r.calibration {
-        None => {
-            let _ = writeln!(s, "Calibration skipped.");
-        }
-        Some(c) => {
-            let _ = writeln!(
-                s,
-                "Latency model on this host: predicted at T threads = the manifest's latency at \
-                 T threads (`latency_by_threads`, else `latency_ms`) × reference score \
-                 ({} = {:.1}) / host score ({:.1}); measured = the child's median per image at \
-                 each thread count; error = (predicted − measured) / measured.\n",
-                c.reference_profile, c.reference_score, c.host_score
-            );
-            let mut head = "| variant | MMACs | reference ms |".to_string();
-            let mut rule = "|---|--:|--:|".to_string();
-            for t in &c.threads {
-                let _ = write!(
-                    head,
-                    " predicted {t}T ms | measured {t}T ms | error {t}T % |"
-                );
-                rule.push_str("--:|--:|--:|");
-            }
-            let _ = writeln!(s, "{head}\n{rule}");
-            for row in &c.rows {
-                let _ = write!(
-                    s,
-                    "| `{}` | {:.2} | {:.3} |",
-                    row.variant,
-                    row.macs as f64 / 1e6,
-                    row.reference_ms,
-                );
-                for ((t, m), (_, e)) in row.measured_ms.iter().zip(&row.error_pct) {
-                    let p = row
-                        .predicted_by_threads
-                        .iter()
-                        .find(|(pt, _)| pt == t)
-                        .map_or(row.predicted_ms, |(_, p)| *p);
-                    let _ = write!(
-                        s,
-                        " {:.3} | {} | {} |",
-                        p,
-                        opt(*m, 3),
-                        e.map_or_else(|| "—".into(), |e| format!("{e:+.0}"))
-                    );
-                }
-                s.push('\n');
-            }
-            let per: Vec<String> = c
-                .median_abs_error_pct
-                .iter()
-                .map(|(t, e)| format!("{t} thread(s): {}%", opt(*e, 1)))
-                .collect();
-            let overall = c.overall_median_abs_error_pct;
-            let _ = writeln!(
-                s,
-                "\nMedian |prediction error|: {}; overall **{}%** (goal ≤ {:.0}%: {}). The \
-                 model would match the measurements at a host score of {} (probed: {:.1}).",
-                per.join(", "),
-                opt(overall, 1),
-                c.goal_pct,
-                match overall {
-                    Some(e) if e <= c.goal_pct => "met",
-                    Some(_) => "NOT met",
-                    None => "no measurement",
-                },
-                opt(c.implied_host_score, 1),
-                c.host_score
-            );
-        }
-    }
+}
 
+/// The latency model on this host: one row per variant, the median errors.
+fn md_calibration(s: &mut String, c: &Calibration) {
+    let _ = writeln!(
+        s,
+        "Latency model on this host: predicted at T threads = the manifest's latency at \
+         T threads (`latency_by_threads`, else `latency_ms`) × reference score \
+         ({} = {:.1}) / host score ({:.1}); measured = the child's median per image at \
+         each thread count; error = (predicted − measured) / measured.\n",
+        c.reference_profile, c.reference_score, c.host_score
+    );
+    let mut head = "| variant | MMACs | reference ms |".to_string();
+    let mut rule = "|---|--:|--:|".to_string();
+    for t in &c.threads {
+        let _ = write!(
+            head,
+            " predicted {t}T ms | measured {t}T ms | error {t}T % |"
+        );
+        rule.push_str("--:|--:|--:|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for row in &c.rows {
+        let _ = write!(
+            s,
+            "| `{}` | {:.2} | {:.3} |",
+            row.variant,
+            row.macs as f64 / 1e6,
+            row.reference_ms,
+        );
+        for ((t, m), (_, e)) in row.measured_ms.iter().zip(&row.error_pct) {
+            let p = row
+                .predicted_by_threads
+                .iter()
+                .find(|(pt, _)| pt == t)
+                .map_or(row.predicted_ms, |(_, p)| *p);
+            let _ = write!(
+                s,
+                " {:.3} | {} | {} |",
+                p,
+                opt(*m, 3),
+                e.map_or_else(|| "—".into(), |e| format!("{e:+.0}"))
+            );
+        }
+        s.push('\n');
+    }
+    let per: Vec<String> = c
+        .median_abs_error_pct
+        .iter()
+        .map(|(t, e)| format!("{t} thread(s): {}%", opt(*e, 1)))
+        .collect();
+    let overall = c.overall_median_abs_error_pct;
+    let _ = writeln!(
+        s,
+        "\nMedian |prediction error|: {}; overall **{}%** (goal ≤ {:.0}%: {}). The \
+         model would match the measurements at a host score of {} (probed: {:.1}).",
+        per.join(", "),
+        opt(overall, 1),
+        c.goal_pct,
+        match overall {
+            Some(e) if e <= c.goal_pct => "met",
+            Some(_) => "NOT met",
+            None => "no measurement",
+        },
+        opt(c.implied_host_score, 1),
+        c.host_score
+    );
+}
+
+/// How phones were judged, emulated and limited.
+fn md_method(s: &mut String, r: &QaReport) {
     let _ = writeln!(s, "\n## Method\n");
     let _ = writeln!(
         s,
@@ -420,20 +461,40 @@ pub fn markdown(r: &QaReport) -> String {
          - A phone FAILS when nothing fits its budgets (the selector then takes the smallest \
          variant), when the run is killed or fails, when the measured latency is over the \
          budget, or when the peak resident memory is over the memory budget.",
-        if r.emulation.is_empty() {
-            "scaled"
-        } else {
-            &r.emulation
-        },
+        emulation_kind(r),
         r.emulation_note,
         r.memory_enforcement
     );
-    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The markdown of [`crate::qa::tests::sample_report`], byte for byte as it was before
+    /// `markdown` was split into sections (`testdata/sample_report.md`; `TIERS_BLESS=1`
+    /// rewrites it after a deliberate change).
+    #[test]
+    fn the_markdown_of_the_sample_report_is_unchanged() {
+        let r = crate::qa::tests::sample_report();
+        // and a variant with the runtime's own picks and no calibration
+        let mut picked = r.clone();
+        picked.emulation = "cpu-quota".into();
+        picked.phones[0].picked_by_runtime = Some("small".into());
+        picked.phones[2].picked_by_runtime = Some("mid".into());
+        picked.runtime_agrees = (1, 2);
+        picked.calibration = None;
+        let md = format!("{}\n----\n{}", markdown(&r), markdown(&picked));
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/qa/testdata/sample_report.md"
+        );
+        if std::env::var_os("TIERS_BLESS").is_some() {
+            std::fs::write(path, &md).unwrap();
+        }
+        let want = std::fs::read_to_string(path).unwrap();
+        assert!(md == want, "markdown changed:\n{md}");
+    }
 
     #[test]
     fn helpers_format() {
