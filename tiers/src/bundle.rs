@@ -455,12 +455,13 @@ fn time_variants(src: &BundleSources<'_>, ex: &mut Extracted, opts: &BundleOptio
         let net = runtime::load_net(&fam, v, bytes)
             .map_err(|e| Error::runtime(format!("timing variant {}", v.id), e))?;
         let mut session = runtime::Session::new(net, fam.clone(), v.clone());
+        let ms = crate::latency::measure_session_threads(&mut session, &threads, &timing);
         v.latency_by_threads = threads
             .iter()
-            .map(|&t| runtime::ThreadLatency {
+            .zip(ms)
+            .map(|(&t, ms)| runtime::ThreadLatency {
                 threads: t,
-                ms: (crate::latency::measure_session(&mut session, t, &timing) * to_reference)
-                    .max(1e-6),
+                ms: (ms * to_reference).max(1e-6),
             })
             .collect();
         if let Some(one) = v.latency_by_threads.first().filter(|t| t.threads == 1) {

@@ -259,14 +259,18 @@ fn time_ms(opts: &TimingOptions, mut f: impl FnMut()) -> f64 {
 }
 
 /// Times one app inference through the runtime's own path ([`runtime::Session::predict`]: a u8
-/// image of the family's native size, resized, normalised, the network, softmax) on a private
-/// pool of `threads` threads. Milliseconds (median, see [`TimingOptions`]). This is what the
-/// bundle writer stores per thread count, so the selector predicts what the runtime runs.
-pub fn measure_session(
+/// image of the family's native size, resized, normalised, the network, softmax) with the
+/// engine splitting one image over each of `threads` ([`runtime::Session::set_threads`], as the
+/// runtime runs it). Milliseconds per count, in the order given. The counts are timed in
+/// [`THREAD_ROUNDS`] interleaved rounds and each keeps its fastest round's median
+/// ([`TimingOptions`]), so a noisy moment on the host hits every count alike instead of
+/// inventing a gain. This is what the bundle writer stores per thread count, so the selector
+/// predicts what the runtime runs. The session is left at its own thread count.
+pub fn measure_session_threads(
     session: &mut runtime::Session,
-    threads: usize,
+    threads: &[usize],
     opts: &TimingOptions,
-) -> f64 {
+) -> Vec<f64> {
     let (c, n) = (session.family().in_channels, session.family().image_size);
     let pixels: Vec<u8> = (0..c * n * n).map(|i| (i * 37 % 251) as u8).collect();
     let image = runtime::ImageRef {
@@ -275,19 +279,28 @@ pub fn measure_session(
         height: n,
         channels: c,
     };
-    let run = |s: &mut runtime::Session| {
-        time_ms(opts, || {
-            drop(s.predict(image));
-        })
+    let own = session.threads();
+    let round = TimingOptions {
+        runs: opts.runs.div_ceil(THREAD_ROUNDS).max(1),
+        ..opts.clone()
     };
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-    {
-        Ok(pool) => pool.install(|| run(session)),
-        Err(_) => run(session),
+    let mut best = vec![f64::INFINITY; threads.len()];
+    for _ in 0..THREAD_ROUNDS {
+        for (k, &t) in threads.iter().enumerate() {
+            // a count the pool cannot start is timed at the session's own count
+            let _ = session.set_threads(t.max(1));
+            let ms = time_ms(&round, || {
+                drop(session.predict(image));
+            });
+            best[k] = best[k].min(ms);
+        }
     }
+    let _ = session.set_threads(own);
+    best
 }
+
+/// Rounds [`measure_session_threads`] interleaves.
+pub const THREAD_ROUNDS: usize = 3;
 
 /// One measured op.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -110,7 +110,10 @@ fn time(iters: usize, mut f: impl FnMut() -> runtime::Result<()>) -> runtime::Re
         }
     }
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-    Ok((device_profiles::bench::median(&times).unwrap_or(f64::NAN), min))
+    Ok((
+        device_profiles::bench::median(&times).unwrap_or(f64::NAN),
+        min,
+    ))
 }
 
 /// The arguments without `--threads A,B,..`, and the counts it gave.
@@ -125,7 +128,9 @@ fn split_threads(args: &[String]) -> Result<(Vec<String>, Option<Vec<usize>>), S
         .split(',')
         .map(|t| match t.trim().parse::<usize>() {
             Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(format!("--threads {list}: each count must be in 1..=64, e.g. 1,2")),
+            _ => Err(format!(
+                "--threads {list}: each count must be in 1..=64, e.g. 1,2"
+            )),
         })
         .collect::<Result<Vec<usize>, String>>()?;
     let mut rest = args.to_vec();
@@ -149,10 +154,7 @@ fn by_threads(bundle: &Bundle, iters: usize, threads: &[usize]) -> ExitCode {
     for t in threads {
         print!(" {:>9}", format!("{t}t ms"));
     }
-    println!(
-        " {:>7} {:>14} {:>8}",
-        "gain", "manifest gain", "runtime"
-    );
+    println!(" {:>7} {:>14} {:>8}", "gain", "manifest gain", "runtime");
     for v in bundle.manifest().variants() {
         let mut s = match Session::open(bundle, &v.id) {
             Ok(s) => s,
@@ -166,7 +168,9 @@ fn by_threads(bundle: &Bundle, iters: usize, threads: &[usize]) -> ExitCode {
         for _ in 0..ROUNDS {
             for (k, &t) in threads.iter().enumerate() {
                 let run = s.set_threads(t).and_then(|()| {
-                    time((iters / ROUNDS).max(1), || s.engine().forward(&x, 1).map(|_| ()))
+                    time((iters / ROUNDS).max(1), || {
+                        s.engine().forward(&x, 1).map(|_| ())
+                    })
                 });
                 match run {
                     Ok((med, _)) => best[k] = best[k].min(med),

@@ -182,6 +182,9 @@ pub struct FastNet {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The least work of a part of a split stage ([`MIN_PART_MACS`]).
     min_part_macs: usize,
+    /// Some stage of one image is split at the pool's thread count: otherwise one image runs on
+    /// the calling thread (handing it to the pool costs more than a tiny net's whole run).
+    splits: bool,
 }
 
 /// Reusable per-thread buffers.
@@ -413,6 +416,7 @@ impl FastNet {
             isa: Isa::detect(),
             pool: None,
             min_part_macs: MIN_PART_MACS,
+            splits: false,
         })
     }
 
@@ -460,6 +464,7 @@ impl FastNet {
             1 => None,
             n => Some(pool_of(n)?),
         };
+        self.splits = self.stage_parts().iter().any(|&p| p > 1);
         Ok(())
     }
 
@@ -483,6 +488,7 @@ impl FastNet {
     #[doc(hidden)]
     pub fn with_min_part_macs(mut self, macs: usize) -> Self {
         self.min_part_macs = macs.max(1);
+        self.splits = self.stage_parts().iter().any(|&p| p > 1);
         self
     }
 
@@ -567,10 +573,12 @@ impl FastNet {
         }
         match &self.pool {
             // One image over this network's pool: the stages split inside.
-            Some(pool) if n == 1 => pool.install(|| {
+            Some(pool) if n == 1 && self.splits => pool.install(|| {
                 let threads = rayon::current_num_threads();
                 with_scratch(|s| self.image(x, s, out, &mut || {}, threads));
             }),
+            // One image no stage of which splits: on the calling thread.
+            Some(_) if n == 1 => with_scratch(|s| self.image(x, s, out, &mut || {}, 1)),
             // A batch: one image per task, on this network's pool or else rayon's current one.
             Some(pool) => pool.install(|| self.batch(x, out)),
             None if n > 1 && rayon::current_num_threads() > 1 => self.batch(x, out),
