@@ -731,6 +731,16 @@ mod tests {
         );
         let v = validate(&grown, &other, 2, 3, &opts).unwrap();
         assert_eq!(v.checks.len(), 2);
-        assert!(v.median_rel_error.is_finite());
+        // each check is its prediction against its measurement, the summary their median
+        for c in &v.checks {
+            assert!(c.predicted_ms > 0.0 && c.measured_ms > 0.0, "{c:?}");
+            let want = (c.predicted_ms - c.measured_ms).abs() / c.measured_ms;
+            assert!((c.rel_error - want).abs() < 1e-12, "{c:?}");
+        }
+        let errors: Vec<f64> = v.checks.iter().map(|c| c.rel_error).collect();
+        assert_eq!(
+            Some(v.median_rel_error),
+            device_profiles::bench::median(&errors)
+        );
     }
 }
