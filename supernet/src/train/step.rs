@@ -84,6 +84,21 @@ pub fn train_step(
     batcher: &mut Batcher,
     step: &Step<'_>,
 ) -> Result<(Supernet, StepOutcome)> {
+    // on a CPU with two threads or more, the sub-nets run in two groups at once (one sub-net's
+    // ops are too small to keep two cores busy): the same step up to float summation order
+    if super::split::worth_splitting(step) {
+        return super::split::split_step(model, optim, batcher, step);
+    }
+    serial_step(model, optim, batcher, step)
+}
+
+/// [`train_step`] in one graph on the calling thread (its ops still use the rayon pool).
+pub(crate) fn serial_step(
+    model: Supernet,
+    optim: &mut Optimizer,
+    batcher: &mut Batcher,
+    step: &Step<'_>,
+) -> Result<(Supernet, StepOutcome)> {
     let t0 = Instant::now();
     let mut times = StepTimes::default();
     let total = step_loss(&model, batcher, step, &mut times)?;
