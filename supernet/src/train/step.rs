@@ -73,7 +73,9 @@ pub struct StepOutcome {
 
 /// One training step on the batch `batcher` holds (filled by [`Batcher::fill`]): every sub-net of
 /// `step` forwards its input in BN training mode, the losses are summed, one backward pass, and
-/// `optim` updates every weight that got a gradient. Returns the updated model.
+/// `optim` updates every weight that got a gradient. Returns the updated model. On a CPU pool of
+/// two threads or more the sub-nets run in two groups at once, each with its own backward, and
+/// the gradients are summed (`train/split.rs`): the same step up to float summation order.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] when `step.archs` is empty, [`Error::Diverged`] when the loss is not
