@@ -11,6 +11,23 @@ mod exit;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (`mimalloc.h`; libmimalloc-sys names
+/// only the older options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tells mimalloc to keep the memory it gets back instead of returning it to the OS a second
+/// later (`purge_delay = -1`). A training step frees and re-allocates the same few hundred MB
+/// of tensors every step; once they were returned, each new buffer faults in fresh (huge) pages
+/// that the kernel zeroes first (`clear_page_erms`, 10–20% of a step's cycles). The QA child,
+/// which emulates a phone's memory budget, keeps mimalloc's default.
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    // SAFETY: `mi_option_set` stores a process-wide option (an atomic in mimalloc), callable
+    // from any thread at any time; 15 is `mi_option_purge_delay` in both the v2 and the v3
+    // `mimalloc.h` of libmimalloc-sys 0.1.49, the version Cargo.toml pins (`=0.1.49`).
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 /// Train once, slice into tiers, pick on the phone.
 #[derive(Parser, Debug)]
 #[command(name = "tierforge", version, about, long_about = None)]
@@ -97,6 +114,9 @@ fn print_error(e: &anyhow::Error) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::QaChild(_)) {
+        keep_freed_memory();
+    }
     // `latency --threads N` is the phone's inference thread count (any number its cores
     // allow), not this host's pool: latency computes nothing in parallel
     let pool_threads = match &cli.command {

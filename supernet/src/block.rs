@@ -81,12 +81,11 @@ impl MbBlock {
     /// `x: [n, in, h, w]` → `[n, out, ⌈h/stride⌉, ⌈w/stride⌉]`
     pub fn forward(&self, x: Tensor<4>, k: usize, e: usize, mode: BnMode) -> Tensor<4> {
         let hidden = self.in_channels * e;
-        let h = activate(
-            self.expand_bn
-                .forward(self.expand.forward(x.clone(), hidden), mode),
-            self.act,
-        );
-        let h = activate(self.dw_bn.forward(self.dw.forward(h, k), mode), self.act);
+        let act = Some(self.act);
+        let h = self
+            .expand_bn
+            .forward_act(self.expand.forward(x.clone(), hidden), mode, act);
+        let h = self.dw_bn.forward_act(self.dw.forward(h, k), mode, act);
         let y = self
             .project_bn
             .forward(self.project.forward(h, self.out_channels), mode);

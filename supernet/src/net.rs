@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use rand::SeedableRng;
 
-use crate::block::{MbBlock, activate};
+use crate::block::MbBlock;
 use crate::elastic::{BnMode, ElasticBatchNorm, ElasticConv, init};
 use crate::error::{Error, Result};
 use crate::space::{ArchConfig, SearchSpace};
@@ -99,20 +99,20 @@ impl Supernet {
     /// `x: [n, in_channels, arch.resolution, arch.resolution]` → logits `[n, num_classes]`
     pub fn forward(&self, x: Tensor<4>, arch: &ArchConfig, mode: BnMode) -> Tensor<2> {
         let sp = &self.space;
-        let mut x = activate(
-            self.stem_bn
-                .forward(self.stem.forward(x, sp.stem_channels), mode),
-            crate::space::STEM_ACT,
+        let mut x = self.stem_bn.forward_act(
+            self.stem.forward(x, sp.stem_channels),
+            mode,
+            Some(crate::space::STEM_ACT),
         );
         for (s, blocks) in self.stages.iter().enumerate() {
             for (b, block) in blocks.iter().take(arch.depths[s]).enumerate() {
                 x = block.forward(x, arch.kernel_sizes[s][b], arch.expand_ratios[s][b], mode);
             }
         }
-        let x = activate(
-            self.head_bn
-                .forward(self.head.forward(x, sp.head_channels), mode),
-            crate::space::HEAD_ACT,
+        let x = self.head_bn.forward_act(
+            self.head.forward(x, sp.head_channels),
+            mode,
+            Some(crate::space::HEAD_ACT),
         );
         let [n, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);

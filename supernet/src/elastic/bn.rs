@@ -2,6 +2,7 @@
 
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
+use netspec::space::Act;
 
 /// How batch norm behaves in a forward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,11 +70,40 @@ impl ElasticBatchNorm {
         (scale, shift)
     }
 
-    /// Normalises `x` over its `c` channels.
+    /// Normalises `x` over its `c` channels, then applies `act` (`None`: none). In
+    /// [`BnMode::Train`] this is one fused op with its own backward
+    /// ([`super::bn_op::batch_norm_act`]); the other modes compose burn ops.
+    ///
+    /// # Shapes
+    /// `x: [n, c, h, w]` → `[n, c, h, w]`, `c ≤ max_channels`
+    pub fn forward_act(&self, x: Tensor<4>, mode: BnMode, act: Option<Act>) -> Tensor<4> {
+        if mode == BnMode::Train {
+            return super::bn_op::batch_norm_act(
+                x,
+                self.gamma.val(),
+                self.beta.val(),
+                self.epsilon,
+                act,
+            );
+        }
+        let y = self.forward_composed(x, mode);
+        match act {
+            None => y,
+            Some(a) => crate::block::activate(y, a),
+        }
+    }
+
+    /// Normalises `x` over its `c` channels ([`ElasticBatchNorm::forward_act`] without an
+    /// activation).
     ///
     /// # Shapes
     /// `x: [n, c, h, w]` → `[n, c, h, w]`, `c ≤ max_channels`
     pub fn forward(&self, x: Tensor<4>, mode: BnMode) -> Tensor<4> {
+        self.forward_act(x, mode, None)
+    }
+
+    /// The composed burn ops of every mode.
+    fn forward_composed(&self, x: Tensor<4>, mode: BnMode) -> Tensor<4> {
         let [n, c, h, w] = x.dims();
         let max = self.max_channels();
         let (scale, shift) = match mode {

@@ -59,6 +59,11 @@ impl ElasticConv {
     /// # Shapes
     /// `x: [n, active_in, h, w]` → `[n, active_out, ⌈h/stride⌉, ⌈w/stride⌉]`
     pub fn forward(&self, x: Tensor<4>, active_out: usize) -> Tensor<4> {
+        if self.kernel == 1 && self.stride == 1 {
+            // batched GEMMs with their own backward (the `fused-ops` feature), reading the
+            // active corner of the max-size weight: `pw_op`
+            return super::pw_op::pointwise_conv2d(x, self.weight.val(), active_out);
+        }
         let cin = x.dims()[1];
         let w = self.active_weight(cin, active_out);
         let p = self.kernel / 2;

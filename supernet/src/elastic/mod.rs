@@ -4,10 +4,12 @@
 //! trains the weights it shares with all the others.
 
 pub mod bn;
+pub mod bn_op;
 pub mod conv;
 pub mod dw_op;
 pub mod dwconv;
 pub(crate) mod init;
+pub mod pw_op;
 
 pub use bn::{BnMode, ElasticBatchNorm};
 pub use conv::ElasticConv;

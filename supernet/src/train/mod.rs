@@ -10,6 +10,7 @@ pub mod optim;
 pub mod parallel;
 pub mod sampling;
 pub mod schedule;
+mod split;
 pub mod step;
 pub mod trainer;
 

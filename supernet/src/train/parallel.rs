@@ -20,7 +20,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 
 use super::optim::Optimizer;
-use super::step::{Distillation, Step, StepOutcome, StepTimes, step_loss};
+use super::step::{Distillation, Step, StepOutcome, StepTimes, step_loss, train_step};
 use crate::data::Batcher;
 use crate::error::{Error, Result};
 use crate::net::Supernet;
@@ -53,6 +53,11 @@ pub fn data_parallel_step(
             "data-parallel step",
             "no shard: give at least one device",
         ));
+    }
+    if let [one] = shards
+        && one.device == *step.device
+    {
+        return train_step(model, optim, one.batcher, step);
     }
     let replicas: Vec<Result<ShardResult>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
@@ -135,10 +140,13 @@ fn shard_gradients(
 
 /// Moves every float parameter's gradient from `other` into `acc`, multiplied by `scale` and
 /// added to what `acc` holds.
-struct Accumulate<'a> {
-    acc: &'a mut GradientsParams,
-    other: GradientsParams,
-    scale: f32,
+pub(super) struct Accumulate<'a> {
+    /// Where the sums go.
+    pub(super) acc: &'a mut GradientsParams,
+    /// The gradients to add.
+    pub(super) other: GradientsParams,
+    /// Their weight.
+    pub(super) scale: f32,
 }
 
 impl ModuleVisitor for Accumulate<'_> {
@@ -172,7 +180,6 @@ mod tests {
     use crate::data::toy::toy_dataset;
     use crate::space::{ArchConfig, SearchSpace};
     use crate::train::config::OptimizerConfig;
-    use crate::train::step::train_step;
 
     fn sgd() -> Optimizer {
         Optimizer::new(OptimizerConfig::Sgd {

@@ -73,12 +73,29 @@ pub struct StepOutcome {
 
 /// One training step on the batch `batcher` holds (filled by [`Batcher::fill`]): every sub-net of
 /// `step` forwards its input in BN training mode, the losses are summed, one backward pass, and
-/// `optim` updates every weight that got a gradient. Returns the updated model.
+/// `optim` updates every weight that got a gradient. Returns the updated model. On a CPU pool of
+/// two threads or more the sub-nets run in two groups at once, each with its own backward, and
+/// the gradients are summed (`train/split.rs`): the same step up to float summation order.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] when `step.archs` is empty, [`Error::Diverged`] when the loss is not
 /// finite (the model is then not updated).
 pub fn train_step(
+    model: Supernet,
+    optim: &mut Optimizer,
+    batcher: &mut Batcher,
+    step: &Step<'_>,
+) -> Result<(Supernet, StepOutcome)> {
+    // on a CPU with two threads or more, the sub-nets run in two groups at once (one sub-net's
+    // ops are too small to keep two cores busy): the same step up to float summation order
+    if super::split::worth_splitting(step) {
+        return super::split::split_step(model, optim, batcher, step);
+    }
+    serial_step(model, optim, batcher, step)
+}
+
+/// [`train_step`] in one graph on the calling thread (its ops still use the rayon pool).
+pub(crate) fn serial_step(
     model: Supernet,
     optim: &mut Optimizer,
     batcher: &mut Batcher,

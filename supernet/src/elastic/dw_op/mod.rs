@@ -29,7 +29,7 @@ mod geom;
 #[cfg_attr(not(feature = "fast-dw"), allow(dead_code))]
 mod kernels;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod timing;
 

@@ -17,7 +17,7 @@ pub(super) static DIRECT_FORWARDS: AtomicUsize = AtomicUsize::new(0);
 /// Direct backward steps run in this process.
 pub(super) static DIRECT_BACKWARDS: AtomicUsize = AtomicUsize::new(0);
 
-pub(super) fn seq(len: usize, seed: u32) -> Vec<f32> {
+pub(crate) fn seq(len: usize, seed: u32) -> Vec<f32> {
     // Deterministic pseudo-random values in [-1, 1).
     let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12_345);
     (0..len)
@@ -30,7 +30,7 @@ pub(super) fn seq(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-pub(super) fn tensor(values: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
+pub(crate) fn tensor(values: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::<4>::from_data(burn::tensor::TensorData::new(values, shape), device)
 }
 
