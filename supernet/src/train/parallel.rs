@@ -174,14 +174,15 @@ fn add_grad<const D: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::Augment;
     use crate::data::toy::toy_dataset;
     use crate::space::{ArchConfig, SearchSpace};
     use crate::train::config::OptimizerConfig;
 
-    fn sgd() -> Optimizer {
+    /// SGD-Nesterov with decay, as the trainer runs it.
+    pub(crate) fn sgd() -> Optimizer {
         Optimizer::new(OptimizerConfig::Sgd {
             lr: 0.1,
             momentum: 0.9,
@@ -190,7 +191,8 @@ mod tests {
         })
     }
 
-    fn batcher(idx: std::ops::Range<usize>) -> Batcher {
+    /// The toy images `idx` (of 16) batched.
+    pub(crate) fn batcher(idx: std::ops::Range<usize>) -> Batcher {
         let data = toy_dataset(16, 12, 4, 0);
         let mut b = Batcher::new(vec![0.3], vec![0.3]);
         let idx: Vec<usize> = idx.collect();
@@ -199,7 +201,7 @@ mod tests {
     }
 
     /// Every float weight of `net`, in visit order.
-    fn weights(net: &Supernet) -> Vec<f32> {
+    pub(crate) fn weights(net: &Supernet) -> Vec<f32> {
         struct All(Vec<f32>);
         impl ModuleVisitor for All {
             fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {

@@ -223,40 +223,12 @@ pub(crate) fn split_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Augment;
-    use crate::data::toy::toy_dataset;
     use crate::space::SearchSpace;
-    use crate::train::config::OptimizerConfig;
+    use crate::train::parallel::tests::{batcher as batch_of, sgd, weights};
     use crate::train::step::serial_step;
-    use burn::module::{ModuleVisitor, Param};
-
-    fn sgd() -> Optimizer {
-        Optimizer::new(OptimizerConfig::Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 1e-4,
-        })
-    }
 
     fn batcher() -> Batcher {
-        let data = toy_dataset(16, 12, 4, 0);
-        let mut b = Batcher::new(vec![0.3], vec![0.3]);
-        let idx: Vec<usize> = (0..16).collect();
-        b.fill::<rand_chacha::ChaCha8Rng>(&data, &idx, Augment::none(), None);
-        b
-    }
-
-    fn weights(net: &Supernet) -> Vec<f32> {
-        struct All(Vec<f32>);
-        impl ModuleVisitor for All {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                self.0.extend(p.val().into_data().iter::<f32>());
-            }
-        }
-        let mut all = All(Vec::new());
-        net.visit(&mut all);
-        all.0
+        batch_of(0..16)
     }
 
     fn archs(space: &SearchSpace) -> Vec<ArchConfig> {
