@@ -770,15 +770,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn search_is_fast_seeded_and_respects_budgets() {
+    fn search_is_seeded_and_respects_budgets() {
         let sp = SearchSpace::small_for(1, 10, 28);
         let lut = fake_lut(&sp);
         let pred = fake_predictor(&sp);
         let spec = TierSpec::default_spec().unwrap();
         let opts = SearchOptions::default();
-        let t = Instant::now();
+        // (its speed is reported by `tierforge search`, "search: N sub-nets evaluated in S s",
+        // not asserted: a timed unit test fails on a loaded machine)
         let (r, archive) = search(&sp, &spec, &pred, &lut, &opts).unwrap();
-        assert!(t.elapsed().as_secs_f64() < 10.0);
         assert_eq!(archive.len(), r.evaluated);
         let (r2, _) = search(&sp, &spec, &pred, &lut, &opts).unwrap();
         assert_eq!(r.tiers, r2.tiers);
