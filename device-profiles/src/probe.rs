@@ -21,8 +21,8 @@ pub struct ProbeOptions {
     /// well under a millisecond). Phases may overrun slightly on a loaded device.
     pub budget_ms: u32,
     /// Threads of the multi-thread benchmarks (GEMM and bandwidth, reported for information);
-    /// `None`: one thread, which is what the engine runs one image on. The score uses only the
-    /// single-thread figures, whatever this is.
+    /// `None`: one thread (the score is one core's speed). The score uses only the single-thread
+    /// figures, whatever this is.
     pub threads: Option<usize>,
     /// What each phase reports ([`bench::Statistic::Fastest`] by default; QA's CPU-quota
     /// emulation asks for [`bench::Statistic::Throughput`]).

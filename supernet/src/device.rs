@@ -82,6 +82,16 @@ fn gpu_device(_index: Option<usize>) -> Result<Device> {
     ))
 }
 
+/// Whether `device` is burn's flex CPU backend: where the hand-written kernels (`dw_op`, `pw_op`,
+/// `bn_op`) run and where a step's sub-nets are worth splitting over cores.
+#[cfg(any(feature = "fast-dw", feature = "fused-ops", feature = "train"))]
+pub(crate) fn on_flex(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}
+
 /// The CPU device: what every computation uses unless a command is given `--device gpu`.
 pub fn default_device() -> Device {
     Device::flex()

@@ -431,8 +431,8 @@ fn extract_variants(
     Ok(ex)
 }
 
-/// Times every variant file as the runtime will run it (`runtime::Session`) at each of
-/// `opts.latency_threads` this host can run, scaled to the search's reference device: the
+/// Times every variant file as the runtime will run it (`runtime::Session`, the engine split over
+/// each of `opts.latency_threads` this host can run; [`crate::latency::measure_session_threads`]), scaled to the search's reference device: the
 /// manifest's `latency_by_threads`, and `latency_ms` from the one-thread figure.
 fn time_variants(src: &BundleSources<'_>, ex: &mut Extracted, opts: &BundleOptions) -> Result<()> {
     let threads = latency_threads(&opts.latency_threads);

@@ -20,8 +20,9 @@ use burn::prelude::*;
 use super::loss::{cross_entropy_smooth, distill, teacher_probs};
 use super::optim::Optimizer;
 use super::parallel::Accumulate;
-use super::step::{Distillation, Step, StepOutcome, StepTimes};
+use super::step::{Distillation, Step, StepOutcome, StepTimes, teacher_loss, to_tensor};
 use crate::data::Batcher;
+use crate::device::on_flex;
 use crate::elastic::BnMode;
 use crate::error::{Error, Result};
 use crate::net::Supernet;
@@ -30,14 +31,7 @@ use crate::space::{ArchConfig, arch_cost};
 /// Whether [`split_step`] is worth it: at least two sub-nets, at least two pool threads, and
 /// the model on the CPU (flex).
 pub(crate) fn worth_splitting(step: &Step<'_>) -> bool {
-    step.archs.len() >= 2 && rayon::current_num_threads() >= 2 && on_cpu(step.device)
-}
-
-fn on_cpu(device: &Device) -> bool {
-    matches!(
-        device.as_dispatch().clone().inner(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
+    step.archs.len() >= 2 && rayon::current_num_threads() >= 2 && on_flex(step.device)
 }
 
 /// Indices of `step.archs` for the two workers. With in-place distillation the teacher (index
@@ -107,19 +101,7 @@ fn run_part(
         let l = match (step.distillation, soft) {
             (Distillation::InPlace, Some(soft)) => distill(logits, soft.clone()),
             (Distillation::InPlace, None) => cross_entropy_smooth(logits, targets.clone(), ls),
-            (Distillation::Teacher(teacher), _) => {
-                let mut l = cross_entropy_smooth(logits.clone(), targets.clone(), ls);
-                if let Some(t) = teacher {
-                    let teacher_arch = ArchConfig {
-                        resolution: a.resolution,
-                        ..ArchConfig::max(&t.space)
-                    };
-                    let tl = t.forward(x.clone().inner(), &teacher_arch, BnMode::Train);
-                    let soft = Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
-                    l = l + distill(logits, soft);
-                }
-                l
-            }
+            (Distillation::Teacher(teacher), _) => teacher_loss(logits, x, a, targets, teacher, ls),
         };
         total = Some(match total {
             Some(t) => t + l,
@@ -170,9 +152,7 @@ pub(crate) fn split_step(
         .iter()
         .map(|a| {
             let r = a.resolution;
-            let x = batcher.resized(n, c, h, w, r).to_vec();
-            Tensor::<1>::from_data(TensorData::new(x, [n * c * r * r]), step.device)
-                .reshape([n, c, r, r])
+            to_tensor(batcher.resized(n, c, h, w, r), n, c, r, step.device)
         })
         .collect();
     times.input_s = t0.elapsed().as_secs_f64();

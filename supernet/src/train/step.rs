@@ -160,16 +160,7 @@ pub(crate) fn step_loss(
             for a in step.archs {
                 let x = input(a.resolution, times);
                 let logits = model.forward(x.clone(), a, BnMode::Train);
-                let mut l = cross_entropy_smooth(logits.clone(), y.clone(), ls);
-                if let Some(t) = teacher {
-                    let teacher_arch = ArchConfig {
-                        resolution: a.resolution,
-                        ..ArchConfig::max(&t.space)
-                    };
-                    let tl = t.forward(x.inner(), &teacher_arch, BnMode::Train);
-                    let soft = Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
-                    l = l + distill(logits, soft);
-                }
+                let l = teacher_loss(logits, &x, a, &y, teacher, ls);
                 total = Some(match total {
                     Some(t) => t + l,
                     None => l,
@@ -181,8 +172,32 @@ pub(crate) fn step_loss(
     Ok(total)
 }
 
+/// A sub-net's loss under [`Distillation::Teacher`]: label-smoothed cross-entropy against
+/// `targets`, plus the distillation loss against the frozen teacher's largest sub-net at the
+/// same resolution (when there is a teacher) on the same input `x`.
+pub(crate) fn teacher_loss(
+    logits: Tensor<2>,
+    x: &Tensor<4>,
+    arch: &ArchConfig,
+    targets: &Tensor<1, Int>,
+    teacher: Option<&Supernet>,
+    label_smoothing: f64,
+) -> Tensor<1> {
+    let l = cross_entropy_smooth(logits.clone(), targets.clone(), label_smoothing);
+    let Some(t) = teacher else {
+        return l;
+    };
+    let teacher_arch = ArchConfig {
+        resolution: arch.resolution,
+        ..ArchConfig::max(&t.space)
+    };
+    let tl = t.forward(x.clone().inner(), &teacher_arch, BnMode::Train);
+    let soft = Tensor::<2>::from_inner(burn::tensor::activation::softmax(tl, 1));
+    l + distill(logits, soft)
+}
+
 /// `[n·c·r·r]` floats as an `[n, c, r, r]` tensor on `device`.
-fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor<4> {
+pub(crate) fn to_tensor(x: &[f32], n: usize, c: usize, r: usize, device: &Device) -> Tensor<4> {
     Tensor::<1>::from_data(TensorData::new(x.to_vec(), [n * c * r * r]), device)
         .reshape([n, c, r, r])
 }

@@ -3,10 +3,11 @@
 //! slices (the autodiff one is in `autodiff.rs`).
 
 use super::kernels::{self, Dims, Stats};
+use crate::device::on_flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Backend, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType, TensorData};
 use netspec::space::Act;
@@ -27,14 +28,13 @@ pub trait BnActBackend: Backend {
 /// The tensors are f32 on flex (possibly autodiff), `x` is 4-D and `gamma`, `beta` 1-D with at
 /// least `x`'s channels.
 pub(super) fn supported(x: &Tensor<4>, gamma: &Tensor<1>, beta: &Tensor<1>) -> bool {
-    let on_flex = |d: Device| matches!(d.as_dispatch().clone().inner(), DispatchDevice::Flex(_));
     let c = x.dims()[1];
     x.dtype() == DType::F32
         && gamma.dtype() == DType::F32
         && beta.dtype() == DType::F32
-        && on_flex(x.device())
-        && on_flex(gamma.device())
-        && on_flex(beta.device())
+        && on_flex(&x.device())
+        && on_flex(&gamma.device())
+        && on_flex(&beta.device())
         && gamma.dims()[0] >= c
         && beta.dims()[0] >= c
 }

@@ -4,10 +4,11 @@
 
 use super::geom::Geom;
 use super::{kernels, options};
+use crate::device::on_flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Backend, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
@@ -23,11 +24,10 @@ pub trait DepthwiseBackend: Backend {
 
 /// The tensors are f32 on flex (possibly autodiff) and the shapes are a depthwise conv.
 pub(super) fn supported(x: &Tensor<4>, w: &Tensor<4>, stride: usize) -> bool {
-    let on_flex = |d: Device| matches!(d.as_dispatch().clone().inner(), DispatchDevice::Flex(_));
     x.dtype() == DType::F32
         && w.dtype() == DType::F32
-        && on_flex(x.device())
-        && on_flex(w.device())
+        && on_flex(&x.device())
+        && on_flex(&w.device())
         && Geom::new(&x.dims(), &w.dims(), stride).is_some()
 }
 

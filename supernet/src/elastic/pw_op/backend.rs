@@ -2,10 +2,11 @@
 //! trait, the check that a call can take the GEMM path, and the flex implementation (the
 //! autodiff one is in `autodiff.rs`).
 
+use crate::device::on_flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Backend, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape, TensorData};
 
@@ -23,13 +24,12 @@ pub trait PointwiseBackend: Backend {
 /// f32 on flex (possibly autodiff), a `[max_out, max_in, 1, 1]` weight with `max_in ≥ cin` and
 /// `max_out ≥ active_out ≥ 1`.
 pub(super) fn supported(x: &Tensor<4>, weight: &Tensor<4>, active_out: usize) -> bool {
-    let on_flex = |d: Device| matches!(d.as_dispatch().clone().inner(), DispatchDevice::Flex(_));
     let [_, cin, _, _] = x.dims();
     let [mo, mi, kh, kw] = weight.dims();
     x.dtype() == DType::F32
         && weight.dtype() == DType::F32
-        && on_flex(x.device())
-        && on_flex(weight.device())
+        && on_flex(&x.device())
+        && on_flex(&weight.device())
         && kh == 1
         && kw == 1
         && cin <= mi
