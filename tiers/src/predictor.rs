@@ -345,7 +345,8 @@ pub struct MeasureData<'a> {
     pub device: &'a Device,
 }
 
-/// Measures the validation accuracy of those of `archs` that `cache` lacks (BN recalibrated on
+/// Measures the validation accuracy of those of `archs` that `cache` lacks measured the same way
+/// (a line measured on other image counts is kept but not used; BN recalibrated on
 /// `opts.calib_images`, top-1 on `opts.val_images`; `opts.samples` and `opts.seed` are not
 /// used), appending each result to `cache` as it comes, and returns all of `archs` in order.
 ///
@@ -373,9 +374,15 @@ pub fn measure_archs(
             .collect();
         write_atomic(cache, body.as_bytes())?;
     }
+    // a cached sample counts only when it was measured the way asked now
+    let val_n = opts.val_images.min(data.val.len());
+    let calib_n = opts.calib_images.min(data.calib.len());
+    let same = |s: &Sample, a: &ArchConfig| {
+        &s.arch == a && s.val_images == val_n && s.calib_images == calib_n
+    };
     let mut todo: Vec<&ArchConfig> = Vec::new();
     for a in archs {
-        if !have.iter().any(|s| &s.arch == a) && !todo.contains(&a) {
+        if !have.iter().any(|s| same(s, a)) && !todo.contains(&a) {
             todo.push(a);
         }
     }
@@ -389,7 +396,6 @@ pub fn measure_archs(
             .open(cache)
             .map_err(|e| Error::io(cache, "open for appending", e))?;
         let bar = opts.progress.phase("measuring sub-nets", todo.len() as u64);
-        let val_n = opts.val_images.min(data.val.len());
         for arch in todo {
             recalibrate_bn(
                 model,
@@ -404,7 +410,7 @@ pub fn measure_archs(
                 arch: arch.clone(),
                 accuracy,
                 val_images: val_n,
-                calib_images: opts.calib_images.min(data.calib.len()),
+                calib_images: calib_n,
             };
             let line = serde_json::to_string(&s).map_err(|source| Error::Json {
                 path: cache.into(),
@@ -420,7 +426,7 @@ pub fn measure_archs(
     // in the order asked, only the requested ones
     Ok(archs
         .iter()
-        .filter_map(|a| have.iter().find(|s| &s.arch == a).cloned())
+        .filter_map(|a| have.iter().rev().find(|s| same(s, a)).cloned())
         .collect())
 }
 
@@ -989,6 +995,48 @@ mod tests {
         // the cross-validated report sees the same
         assert!(sized.report.kendall_tau > 0.5, "{:?}", sized.report);
         assert_eq!(sized.report.held_out, 38);
+    }
+
+    #[test]
+    fn cached_samples_are_reused_only_when_measured_on_the_same_image_counts() {
+        let dev = supernet::default_device();
+        let sp = SearchSpace::tiny(1, 4, 12);
+        let model = Supernet::new(&sp, 4, &dev).unwrap();
+        let split = crate::eval::tests::toy_split();
+        let data = MeasureData {
+            calib: &split.train,
+            val: &split.test,
+            device: &dev,
+        };
+        let mut b = Batcher::new(vec![0.2], vec![0.3]);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("samples.jsonl");
+        let archs = [ArchConfig::max(&sp), ArchConfig::min(&sp)];
+        let opts = |val_images| SamplingOptions {
+            samples: 2,
+            calib_images: 32,
+            val_images,
+            ..SamplingOptions::default()
+        };
+        let lines = || std::fs::read_to_string(&cache).unwrap().lines().count();
+        let first = measure_archs(&model, &data, &mut b, &archs, &opts(8), &cache).unwrap();
+        assert_eq!((first.len(), lines()), (2, 2));
+        assert!(
+            first
+                .iter()
+                .all(|s| s.val_images == 8 && s.calib_images == 32)
+        );
+        // the same counts: read back, nothing measured again
+        let again = measure_archs(&model, &data, &mut b, &archs, &opts(8), &cache).unwrap();
+        assert_eq!((again, lines()), (first.clone(), 2));
+        // more images (capped at the 24 the set has): measured again, the old lines kept
+        let more = measure_archs(&model, &data, &mut b, &archs, &opts(500), &cache).unwrap();
+        assert_eq!(lines(), 4);
+        assert!(more.iter().all(|s| s.val_images == 24), "{more:?}");
+        assert_eq!(
+            measure_archs(&model, &data, &mut b, &archs, &opts(8), &cache).unwrap(),
+            first
+        );
     }
 
     #[test]

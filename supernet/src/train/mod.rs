@@ -15,7 +15,9 @@ pub mod step;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};
-pub use config::{MIN_CALIB_IMAGES, Method, OptimizerConfig, SandwichSchedule, TrainConfig};
+pub use config::{
+    MIN_CALIB_IMAGES, Method, OptimizerConfig, ResolutionSchedule, SandwichSchedule, TrainConfig,
+};
 pub use eval::{evaluate, recalibrate_bn};
 pub use step::{Distillation, Step, StepOutcome, StepTimes, train_step};
 pub use trainer::{EpochMetrics, TrainOptions, TrainSummary, train};

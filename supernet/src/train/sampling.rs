@@ -3,7 +3,9 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{Method, SandwichSchedule, TrainConfig};
+use rand::seq::IndexedRandom;
+
+use super::config::{Method, ResolutionSchedule, SandwichSchedule, TrainConfig};
 use crate::space::{ArchConfig, SearchSpace};
 
 /// A phase of progressive shrinking (OFA): what is elastic in it.
@@ -142,6 +144,13 @@ impl<'a> Sampler<'a> {
                     }
                     SandwichSchedule::Alternate => archs.push(ArchConfig::random(self.space, rng)),
                 }
+                if cfg.resolution_schedule == ResolutionSchedule::PerStep
+                    && let Some(&r) = self.space.resolutions.choose(rng)
+                {
+                    for a in &mut archs {
+                        a.resolution = r;
+                    }
+                }
                 archs
             }
             Method::Standalone => vec![self.largest.clone()],
@@ -189,6 +198,51 @@ mod tests {
                 PsPhase::Expand
             ]
         );
+    }
+
+    #[test]
+    fn per_step_resolution_puts_every_subnet_of_a_step_at_one_random_resolution() {
+        let space = SearchSpace::small_for(1, 10, 28);
+        let base = TrainConfig {
+            space: Some(space.clone()),
+            sandwich_random: 2,
+            ..TrainConfig::default()
+        };
+        let per_step = TrainConfig {
+            resolution_schedule: ResolutionSchedule::PerStep,
+            ..base.clone()
+        };
+        let (max, min) = (ArchConfig::max(&space), ArchConfig::min(&space));
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let sampler = Sampler::new(&per_step, &space, (&max, &min), 100);
+        for step in 0..60 {
+            let archs = sampler.archs(step, &mut rng);
+            assert_eq!(archs.len(), 4);
+            let r = archs[0].resolution;
+            assert!(archs.iter().all(|a| a.resolution == r), "step {step}");
+            // the ends keep their other choices
+            assert_eq!(
+                ArchConfig {
+                    resolution: max.resolution,
+                    ..archs[0].clone()
+                },
+                max
+            );
+            assert_eq!(
+                ArchConfig {
+                    resolution: min.resolution,
+                    ..archs[1].clone()
+                },
+                min
+            );
+            seen.insert(r);
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), space.resolutions);
+        // the default keeps each end at its own resolution
+        let sampler = Sampler::new(&base, &space, (&max, &min), 100);
+        let archs = sampler.archs(0, &mut rng);
+        assert_eq!((&archs[0], &archs[1]), (&max, &min));
     }
 
     #[test]
