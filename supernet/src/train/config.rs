@@ -63,6 +63,9 @@ pub enum ResolutionSchedule {
     /// (the smallest loses ≈ 8 pt at the largest resolution after the 2-epoch demo), so
     /// everything between them trails the smallest.
     PerStep,
+    /// The largest sub-net at the largest resolution (the teacher stays what the flagship
+    /// runs), every other sub-net of the step at one random resolution.
+    ChildrenPerStep,
 }
 
 /// The optimizer and its hyper-parameters.

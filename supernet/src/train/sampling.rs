@@ -144,10 +144,15 @@ impl<'a> Sampler<'a> {
                     }
                     SandwichSchedule::Alternate => archs.push(ArchConfig::random(self.space, rng)),
                 }
-                if cfg.resolution_schedule == ResolutionSchedule::PerStep
+                let from = match cfg.resolution_schedule {
+                    ResolutionSchedule::Ends => archs.len(),
+                    ResolutionSchedule::PerStep => 0,
+                    ResolutionSchedule::ChildrenPerStep => 1,
+                };
+                if from < archs.len()
                     && let Some(&r) = self.space.resolutions.choose(rng)
                 {
-                    for a in &mut archs {
+                    for a in &mut archs[from..] {
                         a.resolution = r;
                     }
                 }
