@@ -85,8 +85,10 @@ pub struct PipelineOptions {
     /// After the search, each tier's this many fittest candidates are measured again on
     /// `finalist_val_images` validation images (BN recalibrated on `calib_images`) and the
     /// tiers chosen again, up to [`FINALIST_ROUNDS`] times while a tier's top candidates
-    /// include ones not measured so (0: off). More images than a sample's: a tier's winner is
-    /// the best of several, and on 1 000 images the noise (≈ 1 pt) is as large as the gaps.
+    /// include ones not measured so (0: off). As many validation images as a sample's (all of
+    /// the held-out slice by default) and BN recalibrated on 4× as many images: a tier's
+    /// winner is the best of several, and on 1 000 images the noise (≈ 1 pt) is as large as
+    /// the gaps.
     #[serde(default)]
     pub finalists: usize,
     /// Validation images each finalist is measured on.
@@ -126,7 +128,7 @@ impl Default for PipelineOptions {
             timing: TimingOptions::default(),
             search: SearchOptions::default(),
             finalists: 6,
-            finalist_val_images: 3000,
+            finalist_val_images: 5000,
             progress: Reporter::silent(),
             tier_checkpoints: Vec::new(),
             force: false,
