@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use rand::SeedableRng;
 
-use crate::block::MbBlock;
+use crate::block::{MbBlock, permute_bn, remap};
 use crate::elastic::{BnMode, ElasticBatchNorm, ElasticConv, init};
 use crate::error::{Error, Result};
 use crate::space::{ArchConfig, SearchSpace};
@@ -93,7 +93,9 @@ impl Supernet {
         })
     }
 
-    /// Runs sub-network `arch` (assumed valid: see [`Supernet::try_forward`]).
+    /// Runs sub-network `arch` (assumed valid: see [`Supernet::try_forward`]): each stage at
+    /// its active width (the project convs and their BN write the first `width` channels, the
+    /// next expand conv or the head reads them).
     ///
     /// # Shapes
     /// `x: [n, in_channels, arch.resolution, arch.resolution]` → logits `[n, num_classes]`
@@ -105,8 +107,10 @@ impl Supernet {
             Some(crate::space::STEM_ACT),
         );
         for (s, blocks) in self.stages.iter().enumerate() {
+            let width = arch.stage_width(sp, s);
             for (b, block) in blocks.iter().take(arch.depths[s]).enumerate() {
-                x = block.forward(x, arch.kernel_sizes[s][b], arch.expand_ratios[s][b], mode);
+                let (k, e) = (arch.kernel_sizes[s][b], arch.expand_ratios[s][b]);
+                x = block.forward_width(x, k, e, width, mode);
             }
         }
         let x = self.head_bn.forward_act(
@@ -171,6 +175,117 @@ impl Supernet {
         }
     }
 
+    /// Sorts each stage's output channels by importance, so the first `w` channels that a
+    /// narrower width keeps are the most important ones; the full network's function is
+    /// unchanged. A stage's channels are written by its blocks' project convs (and BN) and
+    /// read by its later blocks' expand convs, the next stage's first expand conv or the head;
+    /// importance is the L1 norm of the weights that read a channel (every reader, active or
+    /// not). A stage whose first block adds its input at full width (stride 1, equal widths)
+    /// shares its channels with the stage (or stem) before it: they get one permutation, of
+    /// the summed importance. Does nothing in a space without elastic width.
+    pub fn sort_stage_channels(self) -> Self {
+        if !self.space.has_elastic_width() {
+            return self;
+        }
+        let n = self.stages.len();
+        // channel space 0: the stem's output; 1 + s: stage s's
+        let group = channel_groups(&self.space);
+        let mut net = self;
+        for g in 0..=n {
+            let members: Vec<usize> = (0..=n).filter(|&i| group[i] == g).collect();
+            if !members.iter().any(|&i| i > 0) {
+                continue; // the stem alone is not elastic
+            }
+            let imp = net.channel_importance(&members);
+            let mut order: Vec<usize> = (0..imp.len()).collect();
+            order.sort_by(|&a, &b| imp[b].total_cmp(&imp[a]).then(a.cmp(&b)));
+            net = net.permute_channel_spaces(&members, &order);
+        }
+        net
+    }
+
+    /// Summed importance of the channels of `spaces` (see [`Supernet::sort_stage_channels`]).
+    fn channel_importance(&self, spaces: &[usize]) -> Vec<f32> {
+        let mut imp: Vec<f32> = Vec::new();
+        let mut add = |v: Vec<f32>| {
+            imp.resize(imp.len().max(v.len()), 0.0);
+            for (a, b) in imp.iter_mut().zip(v) {
+                *a += b;
+            }
+        };
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                let reads = if b == 0 { s } else { s + 1 };
+                if spaces.contains(&reads) {
+                    add(block.input_importance());
+                }
+            }
+        }
+        if spaces.contains(&self.stages.len()) {
+            let w = self.head.weight.val().detach();
+            let v = w.abs().sum_dim(0).sum_dim(2).sum_dim(3);
+            let c = v.dims()[1];
+            add(v.reshape([c]).into_data().try_to_vec::<f32>().unwrap_or_default());
+        }
+        imp
+    }
+
+    /// Applies the channel permutation `order` (`order[new] = old`) to every layer that
+    /// writes or reads the channel spaces `spaces` (0: the stem's output, 1 + s: stage s's).
+    fn permute_channel_spaces(self, spaces: &[usize], order: &[usize]) -> Self {
+        let device = self.fc_bias.val().device();
+        let ids: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(ids, [order.len()]), &device);
+        let Supernet {
+            mut stem,
+            mut stem_bn,
+            stages,
+            mut head,
+            head_bn,
+            fc_weight,
+            fc_bias,
+            space,
+        } = self;
+        if spaces.contains(&0) {
+            stem.weight = remap(stem.weight, |t| t.select(0, idx.clone()));
+            stem_bn = permute_bn(stem_bn, &idx);
+        }
+        let n = stages.len();
+        let stages = stages
+            .into_iter()
+            .enumerate()
+            .map(|(s, blocks)| {
+                blocks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(b, mut block)| {
+                        let reads = if b == 0 { s } else { s + 1 };
+                        if spaces.contains(&reads) {
+                            block = block.permute_input(&idx);
+                        }
+                        if spaces.contains(&(s + 1)) {
+                            block = block.permute_output(&idx);
+                        }
+                        block
+                    })
+                    .collect()
+            })
+            .collect();
+        if spaces.contains(&n) {
+            head.weight = remap(head.weight, |t| t.select(1, idx.clone()));
+        }
+        Supernet {
+            stem,
+            stem_bn,
+            stages,
+            head,
+            head_bn,
+            fc_weight,
+            fc_bias,
+            space,
+        }
+    }
+
     /// Every BN layer of the network, in order.
     pub fn batch_norms(&self) -> Vec<&ElasticBatchNorm> {
         let mut v = vec![&self.stem_bn];
@@ -190,6 +305,18 @@ impl Supernet {
             bn.running_var.update(Tensor::ones([c], &dev));
         }
     }
+}
+
+/// The permutation group of each channel space (0: the stem's output, 1 + s: stage s's): a
+/// stage whose first block has a residual at full width shares the group of its input.
+fn channel_groups(space: &SearchSpace) -> Vec<usize> {
+    let mut group: Vec<usize> = (0..=space.stages.len()).collect();
+    for (s, st) in space.stages.iter().enumerate() {
+        if st.stride == 1 && space.stage_in(s) == st.width {
+            group[s + 1] = group[s];
+        }
+    }
+    group
 }
 
 #[cfg(test)]

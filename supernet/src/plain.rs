@@ -128,12 +128,14 @@ impl PlainNet {
         };
         let mut blocks = Vec::new();
         for (s, stage) in net.stages.iter().enumerate() {
+            let width = arch.stage_width(sp, s);
             for (b, blk) in stage.iter().take(arch.depths[s]).enumerate() {
                 let k = arch.kernel_sizes[s][b];
-                let hidden = blk.in_channels * arch.expand_ratios[s][b];
+                let cin = arch.block_in(sp, s, b);
+                let hidden = cin * arch.expand_ratios[s][b];
                 blocks.push(PlainBlock {
                     expand: PlainConv {
-                        weight: d(sliced(blk.expand.weight.val(), hidden, blk.in_channels)),
+                        weight: d(sliced(blk.expand.weight.val(), hidden, cin)),
                         bias: None,
                         bn: Some(bn_of(&blk.expand_bn, hidden)),
                         stride: 1,
@@ -149,19 +151,23 @@ impl PlainNet {
                         act: Some(blk.act),
                     },
                     project: PlainConv {
-                        weight: d(sliced(blk.project.weight.val(), blk.out_channels, hidden)),
+                        weight: d(sliced(blk.project.weight.val(), width, hidden)),
                         bias: None,
-                        bn: Some(bn_of(&blk.project_bn, blk.out_channels)),
+                        bn: Some(bn_of(&blk.project_bn, width)),
                         stride: 1,
                         groups: 1,
                         act: None,
                     },
-                    residual: blk.residual(),
+                    residual: arch.block_has_residual(sp, s, b),
                 });
             }
         }
         let head = PlainConv {
-            weight: d(net.head.weight.val()),
+            weight: d(sliced(
+                net.head.weight.val(),
+                sp.head_channels,
+                arch.last_width(sp),
+            )),
             bias: None,
             bn: Some(bn_of(&net.head_bn, sp.head_channels)),
             stride: 1,

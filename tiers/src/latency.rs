@@ -109,14 +109,14 @@ pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
         i += 1;
     }
     for s in 0..space.stages.len() {
-        for _ in 0..arch.depths.get(s).copied().unwrap_or(0) {
+        for b in 0..arch.depths.get(s).copied().unwrap_or(0) {
             let (Some(e), Some(d), Some(p)) = (ls.get(i), ls.get(i + 1), ls.get(i + 2)) else {
                 break;
             };
             out.push(key_of(e));
             out.push(key_of(d));
             out.push(key_of(p));
-            if d.stride == 1 && e.in_channels == p.out_channels {
+            if arch.block_has_residual(space, s, b) {
                 out.push(OpKey {
                     kind: OpKind::Add,
                     in_channels: p.out_channels,
@@ -137,21 +137,47 @@ pub fn ops(space: &SearchSpace, arch: &ArchConfig) -> Vec<OpKey> {
     out
 }
 
-/// The max-depth uniform archs of `space`, one per (resolution, kernel, expand ratio): together
-/// they visit every op any arch of `space` can run.
+/// The max-depth uniform archs of `space`, one per (resolution, kernel, expand ratio, width
+/// pattern): together they visit every op any arch of `space` can run. A width-free space has
+/// one width pattern (full); a width-elastic one has one per ordered pair (a, b) of width
+/// multipliers, the stages alternating a, b, a, … — so every pair of adjacent stage widths,
+/// which fixes a stage's first block (its input is the previous stage's width), occurs at
+/// every stage boundary, and every width at every stage.
 pub fn uniform_max_depth_archs(space: &SearchSpace) -> Vec<ArchConfig> {
-    let n = space.stages.len();
     let d = space.max_depth();
+    let patterns = width_patterns(space);
     let mut out = Vec::new();
     for &r in &space.resolutions {
         for &k in &space.kernel_sizes {
             for &e in &space.expand_ratios {
-                out.push(ArchConfig {
-                    resolution: r,
-                    depths: vec![d; n],
-                    kernel_sizes: vec![vec![k; d]; n],
-                    expand_ratios: vec![vec![e; d]; n],
-                });
+                for widths in &patterns {
+                    out.push(
+                        ArchConfig::uniform(space, r, d, k, e).with_widths(space, widths.clone()),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The stage widths of [`uniform_max_depth_archs`]: full only in a width-free space, else for
+/// each ordered pair of multipliers (a, b) the stages at a, b, a, … (without repeats).
+fn width_patterns(space: &SearchSpace) -> Vec<Vec<usize>> {
+    let n = space.stages.len();
+    let full: Vec<usize> = space.stages.iter().map(|s| s.width).collect();
+    if !space.has_elastic_width() {
+        return vec![full];
+    }
+    let m = &space.width_multipliers;
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &a in m.iter().rev() {
+        for &b in m.iter().rev() {
+            let w: Vec<usize> = (0..n)
+                .map(|s| space.active_width(s, if s % 2 == 0 { a } else { b }))
+                .collect();
+            if !out.contains(&w) {
+                out.push(w);
             }
         }
     }
@@ -421,6 +447,10 @@ impl LatencyLut {
             space.depths[space.depths.len() / 2],
             space.kernel_sizes[space.kernel_sizes.len() / 2],
             space.expand_ratios[space.expand_ratios.len() / 2],
+        )
+        .with_multiplier(
+            space,
+            space.width_multipliers[space.width_multipliers.len() / 2],
         );
         let archs = [ArchConfig::max(space), ArchConfig::min(space), mid];
         let Ok(net) = Supernet::new(space, 1, &device) else {

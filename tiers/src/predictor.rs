@@ -3,7 +3,8 @@
 //! and ridge regression on it, with RMSE and Kendall's τ on held-out sub-nets (out of fold).
 //!
 //! Encoding: Once-for-All's one-hot part — per stage and block slot, one-hot kernel and one-hot
-//! expand ratio (zeros for inactive slots); per stage, one-hot depth; one-hot resolution — then,
+//! expand ratio (zeros for inactive slots); per stage, one-hot depth; one-hot resolution; in a
+//! width-elastic space, per stage, one-hot width (one slot per width multiplier) — then,
 //! for [`PredictorModel::SizeRidge`] (the default), the size of the sub-net (log MACs and log
 //! folded parameters, scaled to 0..1 over the space's smallest..largest sub-net), two
 //! indicators ("is the largest", "is the smallest") and the closeness to either end (the share
@@ -59,6 +60,16 @@ pub fn one_hot_len(space: &SearchSpace) -> usize {
     n * space.max_depth() * (space.kernel_sizes.len() + space.expand_ratios.len())
         + n * space.depths.len()
         + space.resolutions.len()
+        + width_one_hot_len(space)
+}
+
+/// Length of the per-stage one-hot width part (0 in a width-free space).
+fn width_one_hot_len(space: &SearchSpace) -> usize {
+    if space.has_elastic_width() {
+        space.stages.len() * space.width_multipliers.len()
+    } else {
+        0
+    }
 }
 
 /// Length of [`encode`]'s vector for `space` and `model`.
@@ -134,7 +145,19 @@ fn closeness(space: &SearchSpace, arch: &ArchConfig) -> (f64, f64) {
             count(e, emax, emin);
         }
     }
-    let max_genes = 1 + space.stages.len() * (1 + 2 * dmax);
+    if space.has_elastic_width() {
+        for s in 0..space.stages.len() {
+            let widths = space.stage_widths(s);
+            let (wmin, wmax) = (widths[0], widths[widths.len() - 1]);
+            count(arch.stage_width(space, s), wmax, wmin);
+        }
+    }
+    let width_genes = if space.has_elastic_width() {
+        space.stages.len()
+    } else {
+        0
+    };
+    let max_genes = 1 + space.stages.len() * (1 + 2 * dmax) + width_genes;
     (
         at_max as f64 / max_genes as f64,
         at_min as f64 / own.max(1) as f64,
@@ -163,6 +186,15 @@ pub fn encode_one_hot(space: &SearchSpace, arch: &ArchConfig) -> Vec<f64> {
         one_hot(&mut v, &space.depths, arch.depths.get(s).copied());
     }
     one_hot(&mut v, &space.resolutions, Some(arch.resolution));
+    if space.has_elastic_width() {
+        for s in 0..space.stages.len() {
+            one_hot(
+                &mut v,
+                &space.stage_widths(s),
+                Some(arch.stage_width(space, s)),
+            );
+        }
+    }
     v
 }
 

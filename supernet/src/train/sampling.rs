@@ -15,7 +15,7 @@ pub enum PsPhase {
     Kernel,
     /// Elastic kernel size and depth.
     Depth,
-    /// Everything elastic, expand ratio too.
+    /// Everything elastic, expand ratio and (in a width-elastic space) stage width too.
     Expand,
 }
 
@@ -64,9 +64,17 @@ pub fn sample_in_phase(
     in_phase_frac: f64,
     rng: &mut ChaCha8Rng,
 ) -> ArchConfig {
-    let top = |v: &[usize], n: usize| v[v.len().saturating_sub(n)..].to_vec();
+    fn top<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+        v[v.len().saturating_sub(n)..].to_vec()
+    }
     let half = in_phase_frac < 0.5;
     let res = &space.resolutions;
+    // width opens with the expand ratio (both are channel counts, sorted before the phase)
+    let m = match phase {
+        PsPhase::Expand if half => top(&space.width_multipliers, 2),
+        PsPhase::Expand => space.width_multipliers.clone(),
+        _ => top(&space.width_multipliers, 1),
+    };
     let (d, k, e) = match phase {
         PsPhase::Full => return ArchConfig::max(space),
         PsPhase::Kernel => (
@@ -93,7 +101,7 @@ pub fn sample_in_phase(
             },
         ),
     };
-    ArchConfig::sample_from(space, rng, res, &d, &k, &e)
+    ArchConfig::sample_from(space, rng, res, &d, &k, &e, &m)
 }
 
 /// Chooses each step's sub-nets for a run.
