@@ -707,6 +707,31 @@ mod tests {
     }
 
     #[test]
+    fn width_patterns_cover_every_op_of_a_width_space() {
+        let mut sp = SearchSpace::tiny(1, 4, 12);
+        assert_eq!(width_patterns(&sp), vec![vec![6, 8]]);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        // tiny widths 6, 8 → [3, 5, 6] and [4, 6, 8]: every ordered pair of multipliers
+        let p = width_patterns(&sp);
+        assert_eq!(p.len(), 9);
+        assert_eq!(p[0], vec![6, 8]);
+        assert!(p.contains(&vec![3, 8]) && p.contains(&vec![6, 4]));
+        let all = all_ops(&sp);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        for _ in 0..200 {
+            let a = ArchConfig::random(&sp, &mut rng);
+            for k in ops(&sp, &a) {
+                assert!(all.contains(&k), "{} lacks {k}", a.short_id());
+            }
+        }
+        // stage 1 (8 wide, stride 1) reads stage 0 (6): no residual at full width, and none
+        // when both are at 6 either
+        let a = ArchConfig::max(&sp).with_widths(&sp, [6, 6]);
+        let adds = ops(&sp, &a).iter().filter(|k| k.kind == OpKind::Add).count();
+        assert_eq!(adds, 2, "only each stage's second block adds");
+    }
+
+    #[test]
     fn lut_entries_keep_the_act_names_files_use() {
         let text = r#"{"kind":"pointwise","in_channels":4,"out_channels":8,"in_size":6,"kernel":1,"stride":1,"act":"none","ms":0.5}"#;
         for (name, act) in [

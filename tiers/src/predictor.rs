@@ -873,6 +873,40 @@ mod tests {
     }
 
     #[test]
+    fn width_spaces_add_a_one_hot_width_per_stage_at_the_end() {
+        let free = SearchSpace::small_for(1, 10, 28);
+        let mut sp = free.clone();
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        // small: 3 stages, max depth 3, 2 kernels, 3 expands, 3 depths, 3 resolutions
+        assert_eq!(one_hot_len(&free), 3 * 3 * (2 + 3) + 3 * 3 + 3);
+        assert_eq!(one_hot_len(&sp), one_hot_len(&free) + 3 * 3);
+        // stage widths 16/24/32 at 0.5, 0.75, 1: stage 0 at 12 (slot 1), stage 1 at 12
+        // (slot 0), stage 2 full (slot 2)
+        let a = ArchConfig::uniform(&sp, 24, 2, 5, 3).with_widths(&sp, [12, 12, 32]);
+        let v = encode_one_hot(&sp, &a);
+        assert_eq!(v.len(), one_hot_len(&sp));
+        let base = one_hot_len(&free);
+        assert_eq!(
+            &v[base..],
+            &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        // the part before is the width-free encoding of the same genes
+        let same = ArchConfig::uniform(&free, 24, 2, 5, 3);
+        assert_eq!(&v[..base], &encode_one_hot(&free, &same)[..]);
+        // a width-free space encodes as before: no width slots, nothing narrowed
+        assert_eq!(encode_one_hot(&free, &same).len(), base);
+        // closeness counts the three width genes: the min is at the min everywhere, the max
+        // shares none of them
+        let g = encode(&sp, PredictorModel::SizeRidge, &ArchConfig::min(&sp));
+        assert_eq!(&g[one_hot_len(&sp)..], &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        // max with stage 0 narrowed: 1 + 3·(1 + 6) + 3 = 25 genes, 24 at the max's value
+        let narrow0 = ArchConfig::max(&sp).with_widths(&sp, [8, 24, 32]);
+        let g = encode(&sp, PredictorModel::SizeRidge, &narrow0);
+        let near_max = g[one_hot_len(&sp) + 4];
+        assert!((near_max - 24.0 / 25.0).abs() < 1e-12, "{near_max}");
+    }
+
+    #[test]
     fn stratified_samples_cover_the_size_range() {
         let sp = SearchSpace::small_for(1, 10, 28);
         let log_macs = |a: &ArchConfig| (arch_cost(&sp, a).macs as f64).ln();

@@ -798,6 +798,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn genomes_stay_in_a_width_space_and_reach_every_width() {
+        let mut sp = SearchSpace::small_for(1, 10, 28);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut seen = vec![std::collections::BTreeSet::new(); sp.stages.len()];
+        let mut g = Genome::random(&sp, &mut rng);
+        for i in 0..300 {
+            let other = Genome::random(&sp, &mut rng);
+            g = if i % 2 == 0 {
+                g.mutate(&sp, 0.3, &mut rng)
+            } else {
+                g.crossover(&other, &mut rng)
+            };
+            for x in [&g, &other] {
+                let a = x.arch(&sp);
+                a.validate(&sp).unwrap();
+                // canonical: a genome at full width is the arch without widths
+                assert!(a.widths.is_empty() || a.widths != vec![16, 24, 32]);
+                assert_eq!(Genome::of(&sp, &a).arch(&sp), a);
+                for (s, set) in seen.iter_mut().enumerate() {
+                    set.insert(a.stage_width(&sp, s));
+                }
+            }
+        }
+        for (s, set) in seen.iter().enumerate() {
+            assert_eq!(set.iter().copied().collect::<Vec<_>>(), sp.stage_widths(s));
+        }
+        // a width-free space's genomes never narrow
+        let free = SearchSpace::small_for(1, 10, 28);
+        let g = Genome::random(&free, &mut rng).mutate(&free, 1.0, &mut rng);
+        assert!(g.arch(&free).widths.is_empty());
+    }
+
+    #[test]
+    fn search_on_a_width_space_finds_narrowed_tiers_within_budget() {
+        let mut sp = SearchSpace::small_for(1, 10, 28);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        let lut = fake_lut(&sp);
+        let pred = fake_predictor(&sp);
+        let spec = TierSpec::default_spec().unwrap();
+        let (r, archive) = search(&sp, &spec, &pred, &lut, &SearchOptions::default()).unwrap();
+        assert!(archive.iter().any(|c| !c.arch.widths.is_empty()));
+        for c in &r.tiers {
+            c.candidate.arch.validate(&sp).unwrap();
+            assert!(c.candidate.fits(&c.tier, lut.host().score));
+        }
+        // the smallest tier's budget starts at the smallest sub-net, which is narrowed
+        assert!(!ArchConfig::min(&sp).widths.is_empty());
+    }
+
+    #[test]
     fn search_is_seeded_and_respects_budgets() {
         let sp = SearchSpace::small_for(1, 10, 28);
         let lut = fake_lut(&sp);
