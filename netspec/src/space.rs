@@ -573,15 +573,25 @@ impl ArchConfig {
             space.kernel_sizes[0],
             space.expand_ratios[0],
         );
-        arch.with_widths(space, (0..space.stages.len()).map(|s| space.stage_widths(s)[0]))
+        arch.with_widths(
+            space,
+            (0..space.stages.len()).map(|s| space.stage_widths(s)[0]),
+        )
     }
 
     /// This arch with stage widths `widths` (one per stage), stored in canonical form: empty
     /// when every stage is at full width, so equal networks are equal archs.
-    pub fn with_widths(mut self, space: &SearchSpace, widths: impl IntoIterator<Item = usize>) -> Self {
+    pub fn with_widths(
+        mut self,
+        space: &SearchSpace,
+        widths: impl IntoIterator<Item = usize>,
+    ) -> Self {
         let widths: Vec<usize> = widths.into_iter().collect();
         let full = widths.len() == space.stages.len()
-            && widths.iter().zip(&space.stages).all(|(w, st)| *w == st.width);
+            && widths
+                .iter()
+                .zip(&space.stages)
+                .all(|(w, st)| *w == st.width);
         self.widths = if full { Vec::new() } else { widths };
         self
     }
@@ -597,10 +607,7 @@ impl ArchConfig {
     /// Active output channels of stage `s`: `widths[s]`, or the stage's full width when
     /// `widths` is empty.
     pub fn stage_width(&self, space: &SearchSpace, s: usize) -> usize {
-        self.widths
-            .get(s)
-            .copied()
-            .unwrap_or(space.stages[s].width)
+        self.widths.get(s).copied().unwrap_or(space.stages[s].width)
     }
 
     /// Active input channels of stage `s`: the stem's for stage 0 (the stem is not elastic),
@@ -638,7 +645,9 @@ impl ArchConfig {
         let st = &space.stages[s];
         let full_in = if b == 0 { space.stage_in(s) } else { st.width };
         let stride = if b == 0 { st.stride } else { 1 };
-        stride == 1 && full_in == st.width && self.block_in(space, s, b) == self.stage_width(space, s)
+        stride == 1
+            && full_in == st.width
+            && self.block_in(space, s, b) == self.stage_width(space, s)
     }
 
     /// Every stage at depth `d`, every block with kernel `k` and expand `e`.
@@ -1256,7 +1265,10 @@ mod tests {
         let mut a = ArchConfig::max(&sp);
         a.widths = vec![4, 8];
         let e = a.validate(&sp).unwrap_err().to_string();
-        assert!(e.contains("widths[0] = 4 is not one of stage 0's widths [3, 5, 6]"), "{e}");
+        assert!(
+            e.contains("widths[0] = 4 is not one of stage 0's widths [3, 5, 6]"),
+            "{e}"
+        );
         a.widths = vec![5];
         let e = a.validate(&sp).unwrap_err().to_string();
         assert!(e.contains("one entry per stage (2 stages)"), "{e}");
@@ -1327,7 +1339,10 @@ mod tests {
         assert!(arch.block_has_residual(&sp, 1, 1));
         assert!(!arch.block_has_residual(&sp, 0, 0));
         let same = arch.clone().with_widths(&sp, [6, 6]);
-        assert!(!same.block_has_residual(&sp, 1, 0), "6 → 6 but no skip at full width");
+        assert!(
+            !same.block_has_residual(&sp, 1, 0),
+            "6 → 6 but no skip at full width"
+        );
     }
 
     #[cfg(feature = "sample")]
@@ -1339,7 +1354,10 @@ mod tests {
         for _ in 0..200 {
             let a = ArchConfig::random(&sp, &mut rng);
             a.validate(&sp).unwrap();
-            assert!(a.widths.is_empty() || a.widths != vec![6, 8], "not canonical");
+            assert!(
+                a.widths.is_empty() || a.widths != vec![6, 8],
+                "not canonical"
+            );
             seen.insert(a.stage_width(&sp, 0));
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 5, 6]);

@@ -225,7 +225,11 @@ impl Supernet {
             let w = self.head.weight.val().detach();
             let v = w.abs().sum_dim(0).sum_dim(2).sum_dim(3);
             let c = v.dims()[1];
-            add(v.reshape([c]).into_data().try_to_vec::<f32>().unwrap_or_default());
+            add(v
+                .reshape([c])
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default());
         }
         imp
     }
@@ -480,7 +484,10 @@ mod tests {
         );
         for (spaces, before) in [(&[0, 1][..], g0), (&[2, 3][..], g2)] {
             let after = importance(&sorted, spaces);
-            assert!(after.windows(2).all(|w| w[0] >= w[1]), "{spaces:?}: {after:?}");
+            assert!(
+                after.windows(2).all(|w| w[0] >= w[1]),
+                "{spaces:?}: {after:?}"
+            );
             let mut want = before.clone();
             want.sort_by(|a, b| b.total_cmp(a));
             let close = want.iter().zip(&after).all(|(a, b)| (a - b).abs() < 1e-5);

@@ -418,7 +418,11 @@ mod tests {
         let s0 = max.clone().with_widths(&sp, [3, 8]);
         assert!(max.block_has_residual(&sp, 0, 0) && !s0.block_has_residual(&sp, 0, 0));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let mut archs = vec![s0, max.clone().with_widths(&sp, [6, 4]), ArchConfig::min(&sp)];
+        let mut archs = vec![
+            s0,
+            max.clone().with_widths(&sp, [6, 4]),
+            ArchConfig::min(&sp),
+        ];
         archs.extend((0..3).map(|_| ArchConfig::random(&sp, &mut rng)));
         assert!(archs.iter().all(|a| !a.widths.is_empty()), "{archs:?}");
         check_extraction(&sp, archs.clone());

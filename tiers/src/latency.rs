@@ -735,7 +735,10 @@ mod tests {
         // stage 1 (8 wide, stride 1) reads stage 0 (6): no residual at full width, and none
         // when both are at 6 either
         let a = ArchConfig::max(&sp).with_widths(&sp, [6, 6]);
-        let adds = ops(&sp, &a).iter().filter(|k| k.kind == OpKind::Add).count();
+        let adds = ops(&sp, &a)
+            .iter()
+            .filter(|k| k.kind == OpKind::Add)
+            .count();
         assert_eq!(adds, 2, "only each stage's second block adds");
     }
 

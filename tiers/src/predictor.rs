@@ -886,10 +886,7 @@ mod tests {
         let v = encode_one_hot(&sp, &a);
         assert_eq!(v.len(), one_hot_len(&sp));
         let base = one_hot_len(&free);
-        assert_eq!(
-            &v[base..],
-            &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-        );
+        assert_eq!(&v[base..], &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         // the part before is the width-free encoding of the same genes
         let same = ArchConfig::uniform(&free, 24, 2, 5, 3);
         assert_eq!(&v[..base], &encode_one_hot(&free, &same)[..]);
@@ -898,7 +895,10 @@ mod tests {
         // closeness counts the three width genes: the min is at the min everywhere, the max
         // shares none of them
         let g = encode(&sp, PredictorModel::SizeRidge, &ArchConfig::min(&sp));
-        assert_eq!(&g[one_hot_len(&sp)..], &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(
+            &g[one_hot_len(&sp)..],
+            &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+        );
         // max with stage 0 narrowed: 1 + 3·(1 + 6) + 3 = 25 genes, 24 at the max's value
         let narrow0 = ArchConfig::max(&sp).with_widths(&sp, [8, 24, 32]);
         let g = encode(&sp, PredictorModel::SizeRidge, &narrow0);

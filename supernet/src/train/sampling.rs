@@ -204,14 +204,21 @@ mod tests {
         let mut space = SearchSpace::tiny(1, 4, 12);
         space.width_multipliers = vec![0.5, 0.75, 1.0];
         let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let (mut early, mut late) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        let (mut early, mut late) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
         for _ in 0..200 {
             for phase in [PsPhase::Full, PsPhase::Kernel, PsPhase::Depth] {
                 let a = sample_in_phase(&space, phase, 0.7, &mut rng);
                 assert!(a.widths.is_empty(), "{phase:?} narrowed {a:?}");
             }
-            early.insert(sample_in_phase(&space, PsPhase::Expand, 0.2, &mut rng).stage_width(&space, 0));
-            late.insert(sample_in_phase(&space, PsPhase::Expand, 0.7, &mut rng).stage_width(&space, 0));
+            early.insert(
+                sample_in_phase(&space, PsPhase::Expand, 0.2, &mut rng).stage_width(&space, 0),
+            );
+            late.insert(
+                sample_in_phase(&space, PsPhase::Expand, 0.7, &mut rng).stage_width(&space, 0),
+            );
         }
         // stage 0 (6 wide): 3, 5, 6; the first half opens the two widest
         assert_eq!(early.into_iter().collect::<Vec<_>>(), vec![5, 6]);
