@@ -306,7 +306,7 @@ impl FoldedNet {
                     expand,
                     dw,
                     project,
-                    residual: block_has_residual(space, s, b),
+                    residual: block_has_residual(space, arch, s, b),
                 });
             }
         }
@@ -324,11 +324,10 @@ impl FoldedNet {
     }
 }
 
-/// Whether block `b` of stage `s` adds its input (stride 1 and equal widths).
-pub fn block_has_residual(space: &SearchSpace, s: usize, b: usize) -> bool {
-    let st = &space.stages[s];
-    let cin = if b == 0 { space.stage_in(s) } else { st.width };
-    (if b == 0 { st.stride } else { 1 }) == 1 && cin == st.width
+/// Whether block `b` of stage `s` of `arch` adds its input (see
+/// [`ArchConfig::block_has_residual`]: stride 1 and equal widths, at full width and active).
+pub fn block_has_residual(space: &SearchSpace, arch: &ArchConfig, s: usize, b: usize) -> bool {
+    arch.block_has_residual(space, s, b)
 }
 
 fn net_err(layer: &str, reason: impl Into<String>) -> Error {

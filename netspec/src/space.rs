@@ -173,6 +173,34 @@ pub struct SearchSpace {
     pub depths: Vec<usize>,
     /// Elastic input resolutions, e.g. [20, 24, 28].
     pub resolutions: Vec<usize>,
+    /// Elastic width multipliers of every stage, e.g. [0.5, 0.75, 1.0] (strictly increasing,
+    /// each in (0, 1], the last 1.0): stage `s` at multiplier `m` has
+    /// [`SearchSpace::active_width`] output channels. A file without the field means `[1.0]`
+    /// (no elastic width), and `[1.0]` is not written, so width-free files keep their bytes.
+    #[serde(
+        default = "full_width_only",
+        skip_serializing_if = "is_full_width_only"
+    )]
+    pub width_multipliers: Vec<f64>,
+}
+
+/// `[1.0]`: the width multipliers of a space without elastic width.
+pub fn full_width_only() -> Vec<f64> {
+    vec![1.0]
+}
+
+/// Whether `m` is exactly `[1.0]` (not written to files).
+fn is_full_width_only(m: &[f64]) -> bool {
+    m == [1.0]
+}
+
+/// Active output channels of a stage of `width` channels at multiplier `m`: `width·m` rounded
+/// to the nearest integer (halves away from zero), at least 1. No rounding to a multiple of 8
+/// (MobileNet's `make_divisible`): the demo's 16-channel stage at 0.75 would round back to 16,
+/// and the engine pads channels to 8 itself, so the exact count keeps the choices distinct and
+/// the parameter counts honest.
+pub fn scaled_width(width: usize, m: f64) -> usize {
+    ((width as f64 * m).round() as usize).max(1)
 }
 
 impl SearchSpace {
@@ -223,6 +251,7 @@ impl SearchSpace {
             expand_ratios: vec![3, 4, 6],
             depths: vec![2, 3, 4],
             resolutions,
+            width_multipliers: full_width_only(),
         }
     }
 
@@ -283,6 +312,7 @@ impl SearchSpace {
             expand_ratios: vec![2, 3],
             depths: vec![1, 2],
             resolutions: vec![image_size.saturating_sub(4).max(4), image_size],
+            width_multipliers: full_width_only(),
         }
     }
 
@@ -404,6 +434,53 @@ impl SearchSpace {
         if *self.resolutions.last().unwrap_or(&0) > 4 * self.image_size.max(1) {
             return bad("resolutions larger than 4× image_size make no sense".into());
         }
+        self.validate_width_multipliers()
+    }
+
+    /// The width part of [`SearchSpace::validate`].
+    fn validate_width_multipliers(&self) -> Result<()> {
+        let bad = |r: String| Err(Error::config("search space", r));
+        let m = &self.width_multipliers;
+        if m.is_empty() {
+            return bad(
+                "width_multipliers must not be empty; leave the field out (or write [1.0]) for no \
+                 elastic width"
+                    .into(),
+            );
+        }
+        if m.iter().any(|x| !(x.is_finite() && *x > 0.0 && *x <= 1.0)) {
+            return bad(format!(
+                "width_multipliers must each be in (0, 1], got {m:?}; e.g. [0.5, 0.75, 1.0]"
+            ));
+        }
+        if m.windows(2).any(|w| w[0] >= w[1]) {
+            return bad(format!(
+                "width_multipliers must be strictly increasing, got {m:?}"
+            ));
+        }
+        if m.last() != Some(&1.0) {
+            return bad(format!(
+                "width_multipliers must end with 1.0 (the full width), got {m:?}"
+            ));
+        }
+        for (i, st) in self.stages.iter().enumerate() {
+            if let Some(x) = m.iter().find(|&&x| (st.width as f64 * x).round() < 1.0) {
+                return bad(format!(
+                    "width_multipliers: stages[{i}] (width {}) at {x} rounds to 0 channels; \
+                     use multipliers ≥ {:.3} or a wider stage",
+                    st.width,
+                    0.5 / st.width as f64
+                ));
+            }
+            let ws = self.stage_widths(i);
+            if ws.windows(2).any(|w| w[0] >= w[1]) {
+                return bad(format!(
+                    "width_multipliers {m:?} give stages[{i}] (width {}) the widths {ws:?}, \
+                     which repeat; use fewer multipliers or a wider stage",
+                    st.width
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -419,7 +496,8 @@ impl SearchSpace {
     pub fn max_depth(&self) -> usize {
         self.depths.last().copied().unwrap_or(1)
     }
-    /// Input channels of stage `s`.
+    /// Input channels of stage `s` at full width (the supernet's max size; a sub-net's are
+    /// [`ArchConfig::stage_in`]).
     pub fn stage_in(&self, s: usize) -> usize {
         if s == 0 {
             self.stem_channels
@@ -427,7 +505,24 @@ impl SearchSpace {
             self.stages[s - 1].width
         }
     }
-    /// Width feeding the head.
+    /// Whether stage widths are elastic (more than one width multiplier).
+    pub fn has_elastic_width(&self) -> bool {
+        self.width_multipliers.len() > 1
+    }
+    /// Output channels of stage `s` at width multiplier `m` ([`scaled_width`]).
+    pub fn active_width(&self, s: usize, m: f64) -> usize {
+        scaled_width(self.stages[s].width, m)
+    }
+    /// The widths stage `s` may have, one per width multiplier, increasing; the last is the
+    /// full width.
+    pub fn stage_widths(&self, s: usize) -> Vec<usize> {
+        self.width_multipliers
+            .iter()
+            .map(|&m| self.active_width(s, m))
+            .collect()
+    }
+    /// Width feeding the head at full width (the supernet's max size; a sub-net's is
+    /// [`ArchConfig::last_width`]).
     pub fn last_width(&self) -> usize {
         self.stages
             .last()
@@ -449,6 +544,12 @@ pub struct ArchConfig {
     pub kernel_sizes: Vec<Vec<usize>>,
     /// Expand ratio per active block, `expand_ratios[s].len() == depths[s]`.
     pub expand_ratios: Vec<Vec<usize>>,
+    /// Active output channels per stage, each one of [`SearchSpace::stage_widths`]; empty
+    /// means every stage at full width (and is what a full-width arch holds and writes, so
+    /// files of width-free spaces keep their bytes). Read it through
+    /// [`ArchConfig::stage_width`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub widths: Vec<usize>,
 }
 
 impl ArchConfig {
@@ -463,15 +564,90 @@ impl ArchConfig {
         )
     }
 
-    /// The smallest sub-net.
+    /// The smallest sub-net (the smallest width multiplier too).
     pub fn min(space: &SearchSpace) -> Self {
-        Self::uniform(
+        let arch = Self::uniform(
             space,
             space.resolutions[0],
             space.depths[0],
             space.kernel_sizes[0],
             space.expand_ratios[0],
+        );
+        arch.with_widths(
+            space,
+            (0..space.stages.len()).map(|s| space.stage_widths(s)[0]),
         )
+    }
+
+    /// This arch with stage widths `widths` (one per stage), stored in canonical form: empty
+    /// when every stage is at full width, so equal networks are equal archs.
+    pub fn with_widths(
+        mut self,
+        space: &SearchSpace,
+        widths: impl IntoIterator<Item = usize>,
+    ) -> Self {
+        let widths: Vec<usize> = widths.into_iter().collect();
+        let full = widths.len() == space.stages.len()
+            && widths
+                .iter()
+                .zip(&space.stages)
+                .all(|(w, st)| *w == st.width);
+        self.widths = if full { Vec::new() } else { widths };
+        self
+    }
+
+    /// Every stage at width multiplier `m` (rounded as [`SearchSpace::active_width`]).
+    pub fn with_multiplier(self, space: &SearchSpace, m: f64) -> Self {
+        let widths: Vec<usize> = (0..space.stages.len())
+            .map(|s| space.active_width(s, m))
+            .collect();
+        self.with_widths(space, widths)
+    }
+
+    /// Active output channels of stage `s`: `widths[s]`, or the stage's full width when
+    /// `widths` is empty.
+    pub fn stage_width(&self, space: &SearchSpace, s: usize) -> usize {
+        self.widths.get(s).copied().unwrap_or(space.stages[s].width)
+    }
+
+    /// Active input channels of stage `s`: the stem's for stage 0 (the stem is not elastic),
+    /// else the previous stage's active width.
+    pub fn stage_in(&self, space: &SearchSpace, s: usize) -> usize {
+        if s == 0 {
+            space.stem_channels
+        } else {
+            self.stage_width(space, s - 1)
+        }
+    }
+
+    /// Active width feeding the head (the last stage's).
+    pub fn last_width(&self, space: &SearchSpace) -> usize {
+        match space.stages.len() {
+            0 => space.stem_channels,
+            n => self.stage_width(space, n - 1),
+        }
+    }
+
+    /// Active input channels of block `b` of stage `s`.
+    pub fn block_in(&self, space: &SearchSpace, s: usize, b: usize) -> usize {
+        if b == 0 {
+            self.stage_in(space, s)
+        } else {
+            self.stage_width(space, s)
+        }
+    }
+
+    /// Whether block `b` of stage `s` adds its input to its output: the full-width block has
+    /// a residual (stride 1, equal widths) and its active input and output widths are equal.
+    /// Narrowing never adds a skip the full network does not have; it removes one where the
+    /// stage's first block reads a wider (or narrower) previous stage.
+    pub fn block_has_residual(&self, space: &SearchSpace, s: usize, b: usize) -> bool {
+        let st = &space.stages[s];
+        let full_in = if b == 0 { space.stage_in(s) } else { st.width };
+        let stride = if b == 0 { st.stride } else { 1 };
+        stride == 1
+            && full_in == st.width
+            && self.block_in(space, s, b) == self.stage_width(space, s)
     }
 
     /// Every stage at depth `d`, every block with kernel `k` and expand `e`.
@@ -482,10 +658,14 @@ impl ArchConfig {
             depths: vec![d; n],
             kernel_sizes: vec![vec![k; d]; n],
             expand_ratios: vec![vec![e; d]; n],
+            widths: Vec::new(),
         }
     }
 
     /// A uniformly random sub-net, from the choices given (each a subset of the space's).
+    /// Stage widths are drawn, one multiplier per stage after every other gene, only when
+    /// `multipliers` holds more than one (so a width-free space draws what it drew before
+    /// widths existed); a single multiplier sets every stage to it.
     #[cfg(feature = "sample")]
     pub fn sample_from<R: Rng + ?Sized>(
         space: &SearchSpace,
@@ -494,6 +674,7 @@ impl ArchConfig {
         depths: &[usize],
         kernels: &[usize],
         expands: &[usize],
+        multipliers: &[f64],
     ) -> Self {
         let n = space.stages.len();
         let mut arch = ArchConfig {
@@ -501,6 +682,7 @@ impl ArchConfig {
             depths: Vec::with_capacity(n),
             kernel_sizes: Vec::with_capacity(n),
             expand_ratios: Vec::with_capacity(n),
+            widths: Vec::new(),
         };
         for _ in 0..n {
             let d = *depths.choose(rng).unwrap_or(&1);
@@ -510,7 +692,16 @@ impl ArchConfig {
             arch.expand_ratios
                 .push((0..d).map(|_| *expands.choose(rng).unwrap_or(&1)).collect());
         }
-        arch
+        match multipliers {
+            [] => arch,
+            [m] => arch.with_multiplier(space, *m),
+            ms => {
+                let widths: Vec<usize> = (0..n)
+                    .map(|s| space.active_width(s, *ms.choose(rng).unwrap_or(&1.0)))
+                    .collect();
+                arch.with_widths(space, widths)
+            }
+        }
     }
 
     /// A uniformly random sub-net of the whole space.
@@ -523,6 +714,7 @@ impl ArchConfig {
             &space.depths,
             &space.kernel_sizes,
             &space.expand_ratios,
+            &space.width_multipliers,
         )
     }
 
@@ -576,6 +768,23 @@ impl ArchConfig {
                 }
             }
         }
+        if !self.widths.is_empty() && self.widths.len() != n {
+            return bad(format!(
+                "widths needs one entry per stage ({n} stages) or none (every stage at full \
+                 width), got {}",
+                self.widths.len()
+            ));
+        }
+        for (s, w) in self.widths.iter().enumerate() {
+            let allowed = space.stage_widths(s);
+            if !allowed.contains(w) {
+                return bad(format!(
+                    "widths[{s}] = {w} is not one of stage {s}'s widths {allowed:?} (its width \
+                     {} × width_multipliers {:?})",
+                    space.stages[s].width, space.width_multipliers
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -596,10 +805,17 @@ impl ArchConfig {
             },
             e => e,
         })?;
-        Ok(arch)
+        // a file may list full widths; hold them in canonical form (empty)
+        let widths = arch.widths.clone();
+        Ok(if widths.is_empty() {
+            arch
+        } else {
+            arch.with_widths(space, widths)
+        })
     }
 
-    /// A short human-readable id, e.g. `r28-d4444-k7777…-e6666…`.
+    /// A short human-readable id, e.g. `r28-d4444-k7777…-e6666…`; an arch with a narrowed
+    /// stage ends with its stage widths, e.g. `…-w8.24.16`.
     pub fn short_id(&self) -> String {
         let mut s = format!("r{}-d", self.resolution);
         for d in &self.depths {
@@ -616,6 +832,11 @@ impl ArchConfig {
             for e in es {
                 s.push_str(&e.to_string());
             }
+        }
+        if !self.widths.is_empty() {
+            let ws: Vec<String> = self.widths.iter().map(usize::to_string).collect();
+            s.push_str("-w");
+            s.push_str(&ws.join("."));
         }
         s
     }
@@ -726,12 +947,9 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
     });
     size = s1;
     for (s, stage) in space.stages.iter().enumerate() {
+        let width = arch.stage_width(space, s);
         for b in 0..arch.depths[s] {
-            let cin = if b == 0 {
-                space.stage_in(s)
-            } else {
-                stage.width
-            };
+            let cin = arch.block_in(space, s, b);
             let stride = if b == 0 { stage.stride } else { 1 };
             let hidden = cin * arch.expand_ratios[s][b];
             let k = arch.kernel_sizes[s][b];
@@ -761,7 +979,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
             out.push(LayerSpec {
                 kind: LayerKind::Pointwise,
                 in_channels: hidden,
-                out_channels: stage.width,
+                out_channels: width,
                 in_size: o,
                 out_size: o,
                 kernel: 1,
@@ -774,7 +992,7 @@ pub fn layers(space: &SearchSpace, arch: &ArchConfig) -> Vec<LayerSpec> {
     }
     out.push(LayerSpec {
         kind: LayerKind::Pointwise,
-        in_channels: space.last_width(),
+        in_channels: arch.last_width(space),
         out_channels: space.head_channels,
         in_size: size,
         out_size: size,
@@ -919,6 +1137,246 @@ mod tests {
         let a = ArchConfig::random(&sp, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         let b = ArchConfig::random(&sp, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
         assert_eq!(a, b);
+    }
+
+    /// A width-free space as files have it (before width multipliers existed).
+    const OLD_SPACE: &str = r#"{
+  "format_version": 1,
+  "name": "tiny",
+  "in_channels": 1,
+  "num_classes": 3,
+  "image_size": 12,
+  "stem_channels": 4,
+  "stem_stride": 2,
+  "stages": [
+    {
+      "width": 6,
+      "stride": 2,
+      "act": "relu"
+    },
+    {
+      "width": 8,
+      "stride": 1,
+      "act": "hswish"
+    }
+  ],
+  "head_channels": 16,
+  "kernel_sizes": [
+    3,
+    5
+  ],
+  "expand_ratios": [
+    2,
+    3
+  ],
+  "depths": [
+    1,
+    2
+  ],
+  "resolutions": [
+    8,
+    12
+  ]
+}"#;
+
+    #[test]
+    fn old_space_and_arch_files_parse_without_widths_and_keep_their_bytes() {
+        let sp: SearchSpace = serde_json::from_str(OLD_SPACE).unwrap();
+        assert_eq!(sp.width_multipliers, vec![1.0]);
+        assert!(!sp.has_elastic_width());
+        sp.validate().unwrap();
+        assert_eq!(sp, SearchSpace::tiny(1, 3, 12));
+        assert_eq!(serde_json::to_string_pretty(&sp).unwrap(), OLD_SPACE);
+        let old_arch = r#"{"resolution":12,"depths":[2,1],"kernel_sizes":[[5,3],[3]],"expand_ratios":[[3,2],[2]]}"#;
+        let a: ArchConfig = serde_json::from_str(old_arch).unwrap();
+        assert!(a.widths.is_empty());
+        a.validate(&sp).unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), old_arch);
+        assert_eq!(a.stage_width(&sp, 1), 8);
+        // the largest arch of a width space is written without widths too, and its id is
+        // the width-free one
+        let mut wsp = sp.clone();
+        wsp.width_multipliers = vec![0.5, 1.0];
+        let max = ArchConfig::max(&wsp);
+        assert_eq!(max, ArchConfig::max(&sp));
+        assert!(!serde_json::to_string(&max).unwrap().contains("widths"));
+        assert_eq!(max.short_id(), "r12-d22-k5555-e3333");
+        // a width space writes its multipliers and reads them back
+        let text = serde_json::to_string(&wsp).unwrap();
+        assert!(text.contains(r#""width_multipliers":[0.5,1.0]"#), "{text}");
+        assert_eq!(serde_json::from_str::<SearchSpace>(&text).unwrap(), wsp);
+    }
+
+    fn width_space() -> SearchSpace {
+        let mut sp = SearchSpace::tiny(1, 3, 12);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        sp
+    }
+
+    #[test]
+    fn width_multipliers_are_validated() {
+        let sp = width_space();
+        sp.validate().unwrap();
+        // tiny: widths 6 and 8; 0.75 · 6 = 4.5 rounds up
+        assert_eq!(sp.stage_widths(0), vec![3, 5, 6]);
+        assert_eq!(sp.stage_widths(1), vec![4, 6, 8]);
+        let err = |m: Vec<f64>| {
+            let mut s = SearchSpace::tiny(1, 3, 12);
+            s.width_multipliers = m;
+            s.validate().unwrap_err().to_string()
+        };
+        let e = err(vec![]);
+        assert!(e.contains("width_multipliers must not be empty"), "{e}");
+        let e = err(vec![0.75, 0.5, 1.0]);
+        assert!(e.contains("strictly increasing"), "{e}");
+        let e = err(vec![0.5, 0.75]);
+        assert!(e.contains("must end with 1.0"), "{e}");
+        let e = err(vec![0.0, 1.0]);
+        assert!(e.contains("each be in (0, 1]"), "{e}");
+        let e = err(vec![0.5, 1.5]);
+        assert!(e.contains("each be in (0, 1]"), "{e}");
+        let e = err(vec![f64::NAN, 1.0]);
+        assert!(e.contains("each be in (0, 1]"), "{e}");
+        // 6 · 0.05 = 0.3 channels
+        let e = err(vec![0.05, 1.0]);
+        assert!(
+            e.contains("stages[0] (width 6) at 0.05 rounds to 0 channels"),
+            "{e}"
+        );
+        // 6 · 0.9 = 5.4 → 5 and 6 · 0.95 = 5.7 → 6 = the full width
+        let e = err(vec![0.9, 0.95, 1.0]);
+        assert!(
+            e.contains("stages[0] (width 6) the widths [5, 6, 6], which repeat"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn arch_widths_are_validated_and_canonical() {
+        let sp = width_space();
+        let min = ArchConfig::min(&sp);
+        assert_eq!(min.widths, vec![3, 4]);
+        min.validate(&sp).unwrap();
+        assert_eq!(min.short_id(), "r8-d11-k33-e22-w3.4");
+        // full widths listed are the same arch as none listed
+        let full = ArchConfig::max(&sp).with_widths(&sp, [6, 8]);
+        assert!(full.widths.is_empty());
+        assert_eq!(full, ArchConfig::max(&sp));
+        let mut a = ArchConfig::max(&sp);
+        a.widths = vec![4, 8];
+        let e = a.validate(&sp).unwrap_err().to_string();
+        assert!(
+            e.contains("widths[0] = 4 is not one of stage 0's widths [3, 5, 6]"),
+            "{e}"
+        );
+        a.widths = vec![5];
+        let e = a.validate(&sp).unwrap_err().to_string();
+        assert!(e.contains("one entry per stage (2 stages)"), "{e}");
+        // a width-free space allows only the full widths
+        let mut b = ArchConfig::max(&sp);
+        b.widths = vec![3, 8];
+        b.validate(&sp).unwrap();
+        assert!(b.validate(&SearchSpace::tiny(1, 3, 12)).is_err());
+    }
+
+    #[test]
+    fn narrowed_costs_match_a_count_by_hand() {
+        // tiny (stem 4 s2, stage 0: 6 s2 relu, stage 1: 8 s1 hswish, head 16, 3 classes),
+        // depth 1 and 2, kernels 3/5, expand 2, resolution 12; stage 0 at 3, stage 1 at 6.
+        let sp = width_space();
+        let arch = ArchConfig {
+            resolution: 12,
+            depths: vec![1, 2],
+            kernel_sizes: vec![vec![3], vec![5, 3]],
+            expand_ratios: vec![vec![2], vec![2, 2]],
+            widths: vec![3, 6],
+        };
+        arch.validate(&sp).unwrap();
+        let ls = layers(&sp, &arch);
+        let shape: Vec<(usize, usize, usize)> = ls
+            .iter()
+            .map(|l| (l.in_channels, l.out_channels, l.out_size))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 4, 6),   // stem 12 → 6
+                (4, 8, 6),   // s0b0 expand: stem 4 × 2
+                (8, 8, 3),   // dw stride 2
+                (8, 3, 3),   // project to the active 3
+                (3, 6, 3),   // s1b0 expand reads stage 0's 3 channels
+                (6, 6, 3),   // dw
+                (6, 6, 3),   // project to 6
+                (6, 12, 3),  // s1b1 expand 6 × 2
+                (12, 12, 3), // dw
+                (12, 6, 3),  // project
+                (6, 16, 3),  // head reads stage 1's 6 channels
+                (16, 16, 1), // pool
+                (16, 3, 1),  // fc
+            ]
+        );
+        // params: weights + BN γ/β (2 per out channel) + fc with bias
+        let params = (4 * 9 + 8) // stem
+            + (4 * 8 + 16) + (8 * 9 + 16) + (8 * 3 + 6) // s0b0
+            + (3 * 6 + 12) + (6 * 25 + 12) + (6 * 6 + 12) // s1b0, k5
+            + (6 * 12 + 24) + (12 * 9 + 24) + (12 * 6 + 12) // s1b1
+            + (6 * 16 + 32) // head
+            + (16 * 3 + 3); // fc
+        let macs = 36 * 4 * 9 // stem at 6×6
+            + 36 * 32 + 9 * 8 * 9 + 9 * 24 // s0b0: expand at 6×6, dw and project at 3×3
+            + 9 * (18 + 6 * 25 + 36)
+            + 9 * (72 + 12 * 9 + 72)
+            + 9 * 96 // head
+            + 9 * 16 // pool
+            + 48; // fc
+        let c = arch_cost(&sp, &arch);
+        assert_eq!(c.params, params);
+        assert_eq!(c.macs, macs as u64);
+        // folding drops one BN vector per conv: stem 4, blocks 8+8+3, 6+6+6, 12+12+6, head 16
+        assert_eq!(c.folded_params, params - (4 + 19 + 18 + 30 + 16));
+        // residuals: s1b0 is stride 1 and 6 == 8 at full width, but reads 3 channels here
+        assert!(!arch.block_has_residual(&sp, 1, 0));
+        assert!(arch.block_has_residual(&sp, 1, 1));
+        assert!(!arch.block_has_residual(&sp, 0, 0));
+        let same = arch.clone().with_widths(&sp, [6, 6]);
+        assert!(
+            !same.block_has_residual(&sp, 1, 0),
+            "6 → 6 but no skip at full width"
+        );
+    }
+
+    #[cfg(feature = "sample")]
+    #[test]
+    fn random_archs_draw_widths_only_in_a_width_space() {
+        let sp = width_space();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let a = ArchConfig::random(&sp, &mut rng);
+            a.validate(&sp).unwrap();
+            assert!(
+                a.widths.is_empty() || a.widths != vec![6, 8],
+                "not canonical"
+            );
+            seen.insert(a.stage_width(&sp, 0));
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![3, 5, 6]);
+        // a width-free space draws the same archs as it did before widths existed: the
+        // genes come first and no width is drawn
+        let free = SearchSpace::tiny(1, 3, 12);
+        let mut r1 = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut r2 = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for _ in 0..20 {
+            let a = ArchConfig::random(&free, &mut r1);
+            let w = ArchConfig::random(&sp, &mut r2);
+            assert!(a.widths.is_empty());
+            assert_eq!(
+                (&a.resolution, &a.depths, &a.kernel_sizes, &a.expand_ratios),
+                (&w.resolution, &w.depths, &w.kernel_sizes, &w.expand_ratios)
+            );
+            // keep the streams aligned: the width space drew two more choices
+            r1 = r2.clone();
+        }
     }
 
     #[test]

@@ -70,17 +70,41 @@ impl MbBlock {
         }
     }
 
-    /// Whether the block adds its input to its output.
+    /// Whether the block at full width adds its input to its output.
     pub fn residual(&self) -> bool {
         self.stride == 1 && self.in_channels == self.out_channels
     }
 
-    /// Runs the block with kernel `k` and expand ratio `e`.
+    /// Whether the block adds its input when it reads `active_in` channels and writes
+    /// `active_out`: it has a residual at full width and the two are equal
+    /// (`netspec::ArchConfig::block_has_residual`).
+    pub fn active_residual(&self, active_in: usize, active_out: usize) -> bool {
+        self.residual() && active_in == active_out
+    }
+
+    /// Runs the block at full output width with kernel `k` and expand ratio `e`.
     ///
     /// # Shapes
     /// `x: [n, in, h, w]` → `[n, out, ⌈h/stride⌉, ⌈w/stride⌉]`
     pub fn forward(&self, x: Tensor<4>, k: usize, e: usize, mode: BnMode) -> Tensor<4> {
-        let hidden = self.in_channels * e;
+        self.forward_width(x, k, e, self.out_channels, mode)
+    }
+
+    /// Runs the block with kernel `k`, expand ratio `e` and `active_out` output channels; the
+    /// input's channel count is the active input width, the hidden width `active_in · e`.
+    ///
+    /// # Shapes
+    /// `x: [n, active_in, h, w]` → `[n, active_out, ⌈h/stride⌉, ⌈w/stride⌉]`
+    pub fn forward_width(
+        &self,
+        x: Tensor<4>,
+        k: usize,
+        e: usize,
+        active_out: usize,
+        mode: BnMode,
+    ) -> Tensor<4> {
+        let active_in = x.dims()[1];
+        let hidden = active_in * e;
         let act = Some(self.act);
         let h = self
             .expand_bn
@@ -88,8 +112,12 @@ impl MbBlock {
         let h = self.dw_bn.forward_act(self.dw.forward(h, k), mode, act);
         let y = self
             .project_bn
-            .forward(self.project.forward(h, self.out_channels), mode);
-        if self.residual() { y + x } else { y }
+            .forward(self.project.forward(h, active_out), mode);
+        if self.active_residual(active_in, active_out) {
+            y + x
+        } else {
+            y
+        }
     }
 
     /// Importance of each hidden channel: L1 norm of the project weights that read it (OFA's
@@ -160,6 +188,44 @@ impl MbBlock {
     }
 }
 
+impl MbBlock {
+    /// L1 norm of the expand weights that read each input channel: the importance of the
+    /// channel the block reads (`[max_in]`).
+    pub fn input_importance(&self) -> Vec<f32> {
+        let w = self.expand.weight.val().detach(); // [hidden, in, 1, 1]
+        let imp = w.abs().sum_dim(0).sum_dim(2).sum_dim(3); // [1, in, 1, 1]
+        let n = imp.dims()[1];
+        imp.reshape([n])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
+    }
+
+    /// Permutes the channels the block reads (`order[new] = old`): the expand conv's input.
+    pub fn permute_input(self, idx: &Tensor<1, Int>) -> Self {
+        let expand = ElasticConv {
+            weight: remap(self.expand.weight, |t| t.select(1, idx.clone())),
+            ..self.expand
+        };
+        MbBlock { expand, ..self }
+    }
+
+    /// Permutes the channels the block writes (`order[new] = old`): the project conv's output
+    /// and its BN.
+    pub fn permute_output(self, idx: &Tensor<1, Int>) -> Self {
+        let project = ElasticConv {
+            weight: remap(self.project.weight, |t| t.select(0, idx.clone())),
+            ..self.project
+        };
+        let project_bn = permute_bn(self.project_bn, idx);
+        MbBlock {
+            project,
+            project_bn,
+            ..self
+        }
+    }
+}
+
 /// Maps a parameter's value, keeping its id and its require-grad flag.
 pub(crate) fn remap<const D: usize>(
     p: burn::module::Param<Tensor<D>>,
@@ -175,7 +241,7 @@ pub(crate) fn remap<const D: usize>(
     })
 }
 
-fn permute_bn(bn: ElasticBatchNorm, idx: &Tensor<1, Int>) -> ElasticBatchNorm {
+pub(crate) fn permute_bn(bn: ElasticBatchNorm, idx: &Tensor<1, Int>) -> ElasticBatchNorm {
     use burn::module::RunningState;
     let rm = bn.running_mean.value_sync().select(0, idx.clone());
     let rv = bn.running_var.value_sync().select(0, idx.clone());

@@ -128,12 +128,14 @@ impl PlainNet {
         };
         let mut blocks = Vec::new();
         for (s, stage) in net.stages.iter().enumerate() {
+            let width = arch.stage_width(sp, s);
             for (b, blk) in stage.iter().take(arch.depths[s]).enumerate() {
                 let k = arch.kernel_sizes[s][b];
-                let hidden = blk.in_channels * arch.expand_ratios[s][b];
+                let cin = arch.block_in(sp, s, b);
+                let hidden = cin * arch.expand_ratios[s][b];
                 blocks.push(PlainBlock {
                     expand: PlainConv {
-                        weight: d(sliced(blk.expand.weight.val(), hidden, blk.in_channels)),
+                        weight: d(sliced(blk.expand.weight.val(), hidden, cin)),
                         bias: None,
                         bn: Some(bn_of(&blk.expand_bn, hidden)),
                         stride: 1,
@@ -149,19 +151,23 @@ impl PlainNet {
                         act: Some(blk.act),
                     },
                     project: PlainConv {
-                        weight: d(sliced(blk.project.weight.val(), blk.out_channels, hidden)),
+                        weight: d(sliced(blk.project.weight.val(), width, hidden)),
                         bias: None,
-                        bn: Some(bn_of(&blk.project_bn, blk.out_channels)),
+                        bn: Some(bn_of(&blk.project_bn, width)),
                         stride: 1,
                         groups: 1,
                         act: None,
                     },
-                    residual: blk.residual(),
+                    residual: arch.block_has_residual(sp, s, b),
                 });
             }
         }
         let head = PlainConv {
-            weight: d(net.head.weight.val()),
+            weight: d(sliced(
+                net.head.weight.val(),
+                sp.head_channels,
+                arch.last_width(sp),
+            )),
             bias: None,
             bn: Some(bn_of(&net.head_bn, sp.head_channels)),
             stride: 1,
@@ -392,12 +398,53 @@ mod tests {
 
     #[test]
     fn extracted_equals_supernet_before_and_after_folding_and_after_reload() {
-        let dev = Device::flex();
         let sp = SearchSpace::tiny(1, 10, 16);
-        let net = Supernet::new(&sp, 11, &dev).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let mut archs = vec![ArchConfig::max(&sp), ArchConfig::min(&sp)];
         archs.extend((0..3).map(|_| ArchConfig::random(&sp, &mut rng)));
+        check_extraction(&sp, archs);
+    }
+
+    #[test]
+    fn narrowed_archs_extract_to_physically_narrower_networks() {
+        // stem 6 and stage 0 (6, stride 1) share a residual at full width; stage 1 is 8 wide
+        let mut sp = SearchSpace::tiny(1, 10, 16);
+        sp.stem_channels = 6;
+        sp.stages[0].stride = 1;
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        sp.validate().unwrap();
+        let max = ArchConfig::max(&sp);
+        // stage 0 narrowed: its first block loses the residual the full width has
+        let s0 = max.clone().with_widths(&sp, [3, 8]);
+        assert!(max.block_has_residual(&sp, 0, 0) && !s0.block_has_residual(&sp, 0, 0));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut archs = vec![
+            s0,
+            max.clone().with_widths(&sp, [6, 4]),
+            ArchConfig::min(&sp),
+        ];
+        archs.extend((0..3).map(|_| ArchConfig::random(&sp, &mut rng)));
+        assert!(archs.iter().all(|a| !a.widths.is_empty()), "{archs:?}");
+        check_extraction(&sp, archs.clone());
+        // the min's folded file is physically smaller than the max's
+        let dev = Device::flex();
+        let net = Supernet::new(&sp, 11, &dev).unwrap();
+        let bytes = |a: &ArchConfig| {
+            let p = PlainNet::extract(&net, a).unwrap().fold();
+            (p.num_params(), p.to_safetensors(false).unwrap().len())
+        };
+        let narrow = max.clone().with_multiplier(&sp, 0.5);
+        let ((pn, bn), (pf, bf)) = (bytes(&narrow), bytes(&max));
+        assert_eq!(pn, crate::space::arch_cost(&sp, &narrow).folded_params);
+        assert!(pn < pf && bn < bf, "{pn} {bn} vs {pf} {bf}");
+    }
+
+    /// Extraction equals the supernet's eval output before and after folding and after a
+    /// reload, for each arch of `space`.
+    fn check_extraction(sp: &SearchSpace, archs: Vec<ArchConfig>) {
+        let dev = Device::flex();
+        let sp = sp.clone();
+        let net = Supernet::new(&sp, 11, &dev).unwrap();
         for arch in archs {
             let r = arch.resolution;
             net.reset_bn_stats();

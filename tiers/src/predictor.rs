@@ -3,7 +3,8 @@
 //! and ridge regression on it, with RMSE and Kendall's τ on held-out sub-nets (out of fold).
 //!
 //! Encoding: Once-for-All's one-hot part — per stage and block slot, one-hot kernel and one-hot
-//! expand ratio (zeros for inactive slots); per stage, one-hot depth; one-hot resolution — then,
+//! expand ratio (zeros for inactive slots); per stage, one-hot depth; one-hot resolution; in a
+//! width-elastic space, per stage, one-hot width (one slot per width multiplier) — then,
 //! for [`PredictorModel::SizeRidge`] (the default), the size of the sub-net (log MACs and log
 //! folded parameters, scaled to 0..1 over the space's smallest..largest sub-net), two
 //! indicators ("is the largest", "is the smallest") and the closeness to either end (the share
@@ -59,6 +60,16 @@ pub fn one_hot_len(space: &SearchSpace) -> usize {
     n * space.max_depth() * (space.kernel_sizes.len() + space.expand_ratios.len())
         + n * space.depths.len()
         + space.resolutions.len()
+        + width_one_hot_len(space)
+}
+
+/// Length of the per-stage one-hot width part (0 in a width-free space).
+fn width_one_hot_len(space: &SearchSpace) -> usize {
+    if space.has_elastic_width() {
+        space.stages.len() * space.width_multipliers.len()
+    } else {
+        0
+    }
 }
 
 /// Length of [`encode`]'s vector for `space` and `model`.
@@ -134,7 +145,19 @@ fn closeness(space: &SearchSpace, arch: &ArchConfig) -> (f64, f64) {
             count(e, emax, emin);
         }
     }
-    let max_genes = 1 + space.stages.len() * (1 + 2 * dmax);
+    if space.has_elastic_width() {
+        for s in 0..space.stages.len() {
+            let widths = space.stage_widths(s);
+            let (wmin, wmax) = (widths[0], widths[widths.len() - 1]);
+            count(arch.stage_width(space, s), wmax, wmin);
+        }
+    }
+    let width_genes = if space.has_elastic_width() {
+        space.stages.len()
+    } else {
+        0
+    };
+    let max_genes = 1 + space.stages.len() * (1 + 2 * dmax) + width_genes;
     (
         at_max as f64 / max_genes as f64,
         at_min as f64 / own.max(1) as f64,
@@ -163,6 +186,15 @@ pub fn encode_one_hot(space: &SearchSpace, arch: &ArchConfig) -> Vec<f64> {
         one_hot(&mut v, &space.depths, arch.depths.get(s).copied());
     }
     one_hot(&mut v, &space.resolutions, Some(arch.resolution));
+    if space.has_elastic_width() {
+        for s in 0..space.stages.len() {
+            one_hot(
+                &mut v,
+                &space.stage_widths(s),
+                Some(arch.stage_width(space, s)),
+            );
+        }
+    }
     v
 }
 
@@ -844,6 +876,40 @@ mod tests {
         let g = encode(&sp, PredictorModel::SizeRidge, &mid);
         assert!(g[f.len()] > 0.2 && g[f.len()] < 0.8, "{:?}", &g[f.len()..]);
         assert_eq!(penalties(&sp, PredictorModel::SizeRidge).len(), g.len());
+    }
+
+    #[test]
+    fn width_spaces_add_a_one_hot_width_per_stage_at_the_end() {
+        let free = SearchSpace::small_for(1, 10, 28);
+        let mut sp = free.clone();
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        // small: 3 stages, max depth 3, 2 kernels, 3 expands, 3 depths, 3 resolutions
+        assert_eq!(one_hot_len(&free), 3 * 3 * (2 + 3) + 3 * 3 + 3);
+        assert_eq!(one_hot_len(&sp), one_hot_len(&free) + 3 * 3);
+        // stage widths 16/24/32 at 0.5, 0.75, 1: stage 0 at 12 (slot 1), stage 1 at 12
+        // (slot 0), stage 2 full (slot 2)
+        let a = ArchConfig::uniform(&sp, 24, 2, 5, 3).with_widths(&sp, [12, 12, 32]);
+        let v = encode_one_hot(&sp, &a);
+        assert_eq!(v.len(), one_hot_len(&sp));
+        let base = one_hot_len(&free);
+        assert_eq!(&v[base..], &[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        // the part before is the width-free encoding of the same genes
+        let same = ArchConfig::uniform(&free, 24, 2, 5, 3);
+        assert_eq!(&v[..base], &encode_one_hot(&free, &same)[..]);
+        // a width-free space encodes as before: no width slots, nothing narrowed
+        assert_eq!(encode_one_hot(&free, &same).len(), base);
+        // closeness counts the three width genes: the min is at the min everywhere, the max
+        // shares none of them
+        let g = encode(&sp, PredictorModel::SizeRidge, &ArchConfig::min(&sp));
+        assert_eq!(
+            &g[one_hot_len(&sp)..],
+            &[0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+        );
+        // max with stage 0 narrowed: 1 + 3·(1 + 6) + 3 = 25 genes, 24 at the max's value
+        let narrow0 = ArchConfig::max(&sp).with_widths(&sp, [8, 24, 32]);
+        let g = encode(&sp, PredictorModel::SizeRidge, &narrow0);
+        let near_max = g[one_hot_len(&sp) + 4];
+        assert!((near_max - 24.0 / 25.0).abs() < 1e-12, "{near_max}");
     }
 
     #[test]

@@ -164,13 +164,15 @@ impl<'a> Evaluator<'a> {
 }
 
 /// A genome: every slot's kernel and expand, active or not, so a depth mutation can wake a
-/// slot with the genes it had.
+/// slot with the genes it had; and each stage's width (the full widths in a width-free space,
+/// whose genomes then draw, mutate and cross exactly as before widths existed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Genome {
     resolution: usize,
     depths: Vec<usize>,
     kernels: Vec<Vec<usize>>,
     expands: Vec<Vec<usize>>,
+    widths: Vec<usize>,
 }
 
 impl Genome {
@@ -178,7 +180,7 @@ impl Genome {
         let n = space.stages.len();
         let d = space.max_depth();
         let pick = |v: &[usize], rng: &mut ChaCha8Rng| v.choose(rng).copied().unwrap_or(1);
-        Genome {
+        let mut g = Genome {
             resolution: pick(&space.resolutions, rng),
             depths: (0..n).map(|_| pick(&space.depths, rng)).collect(),
             kernels: (0..n)
@@ -187,7 +189,14 @@ impl Genome {
             expands: (0..n)
                 .map(|_| (0..d).map(|_| pick(&space.expand_ratios, rng)).collect())
                 .collect(),
+            widths: space.stages.iter().map(|s| s.width).collect(),
+        };
+        if space.has_elastic_width() {
+            for (s, w) in g.widths.iter_mut().enumerate() {
+                *w = pick(&space.stage_widths(s), rng);
+            }
         }
+        g
     }
 
     fn of(space: &SearchSpace, a: &ArchConfig) -> Self {
@@ -210,10 +219,14 @@ impl Genome {
                 .iter()
                 .map(|v| pad(v, space.expand_ratios[0]))
                 .collect(),
+            widths: (0..space.stages.len())
+                .map(|s| a.stage_width(space, s))
+                .collect(),
         }
     }
 
-    fn arch(&self) -> ArchConfig {
+    fn arch(&self, space: &SearchSpace) -> ArchConfig {
+        let widths = self.widths.clone();
         ArchConfig {
             resolution: self.resolution,
             depths: self.depths.clone(),
@@ -229,7 +242,9 @@ impl Genome {
                 .zip(&self.depths)
                 .map(|(e, &d)| e[..d.min(e.len())].to_vec())
                 .collect(),
+            widths: Vec::new(),
         }
+        .with_widths(space, widths)
     }
 
     fn mutate(&self, space: &SearchSpace, p: f64, rng: &mut ChaCha8Rng) -> Self {
@@ -248,6 +263,11 @@ impl Genome {
         }
         for e in g.expands.iter_mut().flatten() {
             redraw(e, &space.expand_ratios, rng);
+        }
+        if space.has_elastic_width() {
+            for (s, w) in g.widths.iter_mut().enumerate() {
+                redraw(w, &space.stage_widths(s), rng);
+            }
         }
         g
     }
@@ -269,6 +289,14 @@ impl Genome {
             .chain(g.expands.iter_mut().zip(&other.expands))
         {
             for (a, b) in ra.iter_mut().zip(rb) {
+                if rng.random_bool(0.5) {
+                    *a = *b;
+                }
+            }
+        }
+        // a width-free space's widths are the same in every genome: no draws for them
+        if g.widths != other.widths {
+            for (a, b) in g.widths.iter_mut().zip(&other.widths) {
                 if rng.random_bool(0.5) {
                     *a = *b;
                 }
@@ -316,7 +344,7 @@ pub fn evolve(
     while pop.len() < pop_n && tries < 50 * pop_n {
         tries += 1;
         let g = Genome::random(space, rng);
-        let c = ev.eval(&g.arch())?;
+        let c = ev.eval(&g.arch(space))?;
         if c.fits(tier, host_score) {
             pop.push((g, c));
         }
@@ -349,7 +377,7 @@ pub fn evolve(
                 let b = &parents[rng.random_range(0..parents.len())];
                 a.crossover(b, rng)
             };
-            let c = ev.eval(&g.arch())?;
+            let c = ev.eval(&g.arch(space))?;
             if c.fits(tier, host_score) {
                 children.push((g, c));
             }
@@ -767,6 +795,57 @@ pub(crate) mod tests {
         let ids: Vec<&str> = front.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "d", "e"]);
         assert!(pareto_front(&Vec::<Candidate>::new(), |c| c.host_latency_ms).is_empty());
+    }
+
+    #[test]
+    fn genomes_stay_in_a_width_space_and_reach_every_width() {
+        let mut sp = SearchSpace::small_for(1, 10, 28);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut seen = vec![std::collections::BTreeSet::new(); sp.stages.len()];
+        let mut g = Genome::random(&sp, &mut rng);
+        for i in 0..300 {
+            let other = Genome::random(&sp, &mut rng);
+            g = if i % 2 == 0 {
+                g.mutate(&sp, 0.3, &mut rng)
+            } else {
+                g.crossover(&other, &mut rng)
+            };
+            for x in [&g, &other] {
+                let a = x.arch(&sp);
+                a.validate(&sp).unwrap();
+                // canonical: a genome at full width is the arch without widths
+                assert!(a.widths.is_empty() || a.widths != vec![16, 24, 32]);
+                assert_eq!(Genome::of(&sp, &a).arch(&sp), a);
+                for (s, set) in seen.iter_mut().enumerate() {
+                    set.insert(a.stage_width(&sp, s));
+                }
+            }
+        }
+        for (s, set) in seen.iter().enumerate() {
+            assert_eq!(set.iter().copied().collect::<Vec<_>>(), sp.stage_widths(s));
+        }
+        // a width-free space's genomes never narrow
+        let free = SearchSpace::small_for(1, 10, 28);
+        let g = Genome::random(&free, &mut rng).mutate(&free, 1.0, &mut rng);
+        assert!(g.arch(&free).widths.is_empty());
+    }
+
+    #[test]
+    fn search_on_a_width_space_finds_narrowed_tiers_within_budget() {
+        let mut sp = SearchSpace::small_for(1, 10, 28);
+        sp.width_multipliers = vec![0.5, 0.75, 1.0];
+        let lut = fake_lut(&sp);
+        let pred = fake_predictor(&sp);
+        let spec = TierSpec::default_spec().unwrap();
+        let (r, archive) = search(&sp, &spec, &pred, &lut, &SearchOptions::default()).unwrap();
+        assert!(archive.iter().any(|c| !c.arch.widths.is_empty()));
+        for c in &r.tiers {
+            c.candidate.arch.validate(&sp).unwrap();
+            assert!(c.candidate.fits(&c.tier, lut.host().score));
+        }
+        // the smallest tier's budget starts at the smallest sub-net, which is narrowed
+        assert!(!ArchConfig::min(&sp).widths.is_empty());
     }
 
     #[test]

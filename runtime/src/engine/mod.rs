@@ -93,7 +93,7 @@
 //! #     for (s, &d) in arch.depths.iter().enumerate() {
 //! #         for b in 0..d {
 //! #             let (expand, dw, project) = (convs.next().unwrap(), convs.next().unwrap(), convs.next().unwrap());
-//! #             blocks.push(FoldedBlock { expand, dw, project, residual: block_has_residual(&space, s, b) });
+//! #             blocks.push(FoldedBlock { expand, dw, project, residual: block_has_residual(&space, &arch, s, b) });
 //! #         }
 //! #     }
 //! #     let head = convs.next().unwrap();

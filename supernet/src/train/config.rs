@@ -397,6 +397,31 @@ mod tests {
     }
 
     #[test]
+    fn the_width_demo_config_is_the_demo_with_width_multipliers() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let demo = TrainConfig::load(&root.join("configs/demo.json")).unwrap();
+        let width = TrainConfig::load(&root.join("configs/width-demo.json")).unwrap();
+        let (d, w) = (demo.space.clone().unwrap(), width.space.clone().unwrap());
+        assert_eq!(d.width_multipliers, vec![1.0]);
+        assert_eq!(w.width_multipliers, vec![0.5, 0.75, 1.0]);
+        assert_eq!(
+            SearchSpace {
+                name: d.name.clone(),
+                width_multipliers: d.width_multipliers.clone(),
+                ..w.clone()
+            },
+            d
+        );
+        assert_eq!(
+            TrainConfig {
+                space: demo.space.clone(),
+                ..width
+            },
+            demo
+        );
+    }
+
+    #[test]
     fn a_bad_file_is_named() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("cfg.json");

@@ -17,7 +17,7 @@ pub enum PsPhase {
     Kernel,
     /// Elastic kernel size and depth.
     Depth,
-    /// Everything elastic, expand ratio too.
+    /// Everything elastic, expand ratio and (in a width-elastic space) stage width too.
     Expand,
 }
 
@@ -66,9 +66,17 @@ pub fn sample_in_phase(
     in_phase_frac: f64,
     rng: &mut ChaCha8Rng,
 ) -> ArchConfig {
-    let top = |v: &[usize], n: usize| v[v.len().saturating_sub(n)..].to_vec();
+    fn top<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+        v[v.len().saturating_sub(n)..].to_vec()
+    }
     let half = in_phase_frac < 0.5;
     let res = &space.resolutions;
+    // width opens with the expand ratio (both are channel counts, sorted before the phase)
+    let m = match phase {
+        PsPhase::Expand if half => top(&space.width_multipliers, 2),
+        PsPhase::Expand => space.width_multipliers.clone(),
+        _ => top(&space.width_multipliers, 1),
+    };
     let (d, k, e) = match phase {
         PsPhase::Full => return ArchConfig::max(space),
         PsPhase::Kernel => (
@@ -95,7 +103,7 @@ pub fn sample_in_phase(
             },
         ),
     };
-    ArchConfig::sample_from(space, rng, res, &d, &k, &e)
+    ArchConfig::sample_from(space, rng, res, &d, &k, &e, &m)
 }
 
 /// Chooses each step's sub-nets for a run.
@@ -248,6 +256,32 @@ mod tests {
         let sampler = Sampler::new(&base, &space, (&max, &min), 100);
         let archs = sampler.archs(0, &mut rng);
         assert_eq!((&archs[0], &archs[1]), (&max, &min));
+    }
+
+    #[test]
+    fn widths_open_with_the_expand_phase() {
+        let mut space = SearchSpace::tiny(1, 4, 12);
+        space.width_multipliers = vec![0.5, 0.75, 1.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let (mut early, mut late) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for _ in 0..200 {
+            for phase in [PsPhase::Full, PsPhase::Kernel, PsPhase::Depth] {
+                let a = sample_in_phase(&space, phase, 0.7, &mut rng);
+                assert!(a.widths.is_empty(), "{phase:?} narrowed {a:?}");
+            }
+            early.insert(
+                sample_in_phase(&space, PsPhase::Expand, 0.2, &mut rng).stage_width(&space, 0),
+            );
+            late.insert(
+                sample_in_phase(&space, PsPhase::Expand, 0.7, &mut rng).stage_width(&space, 0),
+            );
+        }
+        // stage 0 (6 wide): 3, 5, 6; the first half opens the two widest
+        assert_eq!(early.into_iter().collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(late.into_iter().collect::<Vec<_>>(), vec![3, 5, 6]);
     }
 
     #[test]

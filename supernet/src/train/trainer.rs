@@ -616,15 +616,17 @@ impl<'a> Session<'a> {
 }
 
 /// Progressive shrinking's phase changes before the step at `step`: the full network becomes
-/// the frozen teacher when the kernel phase starts; the channels are sorted (and the optimizer
-/// state reset) when the expand phase starts.
+/// the frozen teacher when the kernel phase starts; the channels are sorted (the hidden ones and,
+/// in a width-elastic space, each stage's output) and the optimizer state reset when the expand
+/// phase, which opens widths too, starts.
 fn enter_ps_phase(mut run: Run, step: usize) -> Run {
     let phase = ps_phase(&run.state.config, step, run.state.total_steps);
     if phase != PsPhase::Full && run.teacher.is_none() {
         run.teacher = Some(run.model.valid());
     }
     if phase == PsPhase::Expand && !run.state.channels_sorted {
-        run.model = run.model.sort_channels();
+        // a width-free space's stages are left as they are
+        run.model = run.model.sort_stage_channels().sort_channels();
         run.optim.reset();
         run.state.channels_sorted = true;
     }

@@ -255,6 +255,7 @@ fn supernet_gradients_match_reference() {
             &sp.depths,
             &sp.kernel_sizes,
             &sp.expand_ratios,
+            &sp.width_multipliers,
         ));
     }
     for arch in &archs {
